@@ -1,0 +1,115 @@
+"""The generator contract, in vLLM's shape: a batch of prompts in, one Completion per prompt out.
+
+`generate(prompts, params)` returns completions in prompt order, each with `params.n` candidates.
+Every prompt gets its own seed derived from (params.seed, prompt index, candidate index), so a run is
+reproducible, n samples of one prompt differ, and the same prompt repeated at different positions
+gives different samples. Backends load lazily (first call or `load()`) and free memory in `close()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Callable, ClassVar, Literal, Sequence
+
+from fewforge.errors import ConfigError
+
+FinishReason = Literal["stop", "length"]
+# Called with the number of prompts finished since the last call (drives progress bars).
+ProgressCallback = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = disabled
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    stop: tuple[str, ...] = ()
+    seed: int = 0
+    n: int = 1
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+        checks = {
+            "temperature": self.temperature >= 0,
+            "top_k": self.top_k >= 0,
+            "top_p": 0 < self.top_p <= 1,
+            "max_new_tokens": self.max_new_tokens >= 1,
+            "n": self.n >= 1,
+            "repetition_penalty": self.repetition_penalty > 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ConfigError(f"invalid sampling parameter {name}={getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def request_seed(self, prompt_index: int, candidate_index: int = 0) -> int:
+        """A stable 31-bit seed for one candidate of one prompt."""
+        digest = hashlib.sha256(f"{self.seed}:{prompt_index}:{candidate_index}".encode()).digest()
+        return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    finish_reason: FinishReason
+    n_tokens: int  # generated tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    prompt: str
+    candidates: tuple[Candidate, ...]
+    cached: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.candidates[0].text
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(c.n_tokens for c in self.candidates)
+
+
+class Generator(ABC):
+    """Base class of every backend. Constructors only store settings; `load()` does the heavy work."""
+
+    backend: ClassVar[str]  # registry name, e.g. "llamacpp"
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """What identifies the weights in cache keys (file hash, revision, or served model name)."""
+
+    def load(self) -> None:  # noqa: B027 - optional hook
+        """Do the heavy work (load weights, connect) now instead of on the first call."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Free the model / connections. The generator may be used again after (it reloads)."""
+
+    @abstractmethod
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        start_index: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> list[Completion]:
+        """One Completion per prompt, in order. Prompt i uses seeds params.request_seed(start_index + i, j).
+
+        `start_index` lets a caller (the cache) generate a sub-list while keeping each prompt's seed
+        tied to its position in the full list.
+        """
+
+    def __enter__(self) -> "Generator":
+        self.load()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
