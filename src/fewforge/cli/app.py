@@ -1,0 +1,49 @@
+"""The `fewforge` command. Each command lives in its own module and calls one library function."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+from rich.console import Console
+
+from fewforge.cli import cache, evaluate, generate, run, sample, tasks, train
+
+app = typer.Typer(
+    name="fewforge",
+    help="Few-shot text classification with LLM-synthesized training data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("tasks")(tasks.tasks)
+app.command("sample")(sample.sample)
+app.command("generate")(generate.generate)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("run")(run.run)
+app.add_typer(cache.app, name="cache")
+
+
+def main() -> None:
+    """Entry point: user errors print one line plus a hint and exit 2 (FEWFORGE_DEBUG=1 shows tracebacks)."""
+    from fewforge.errors import FewforgeError
+
+    try:
+        app()
+    except FewforgeError as exc:
+        if os.environ.get("FEWFORGE_DEBUG"):
+            raise
+        console = Console(stderr=True)
+        console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            console.print(f"[bold]hint:[/] {exc.hint}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted: finished work is on disk; rerun the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

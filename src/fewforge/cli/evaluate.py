@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from fewforge.cli.options import DEFAULTS, DataOpt, LearnerOpt, TaskOpt
+
+
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="a model directory saved by `fewforge train` or `run`")],
+    task: TaskOpt = DEFAULTS.task,
+    test: Annotated[Optional[Path], typer.Option("--test", help="labeled test file; default: the task's test split")] = None,
+    data: DataOpt = None,
+    learner: LearnerOpt = DEFAULTS.learner,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write the metrics as JSON here")] = None,
+) -> None:
+    """Score a trained model on a test set (accuracy, macro-F1)."""
+    from fewforge.pipeline import evaluate_model
+
+    metrics = evaluate_model(task, model, test, data, learner)
+    text = json.dumps(metrics, indent=2)
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    Console().print(text)
