@@ -110,8 +110,7 @@ def sample_stage(exp: Experiment, seed: int) -> tuple[FewShotSplit, str]:
     directory = exp.run.split_dir(seed)
     fp = fingerprint({"data": exp.data_fingerprint, "shots": exp.cfg.shots, "seed": seed, "v": 1})
     if exp.run.is_done(directory, fp):
-        split = load_split(directory.parent, seed, exp.task)
-        return dataclasses.replace(split, test=exp.test), fp
+        return load_split(directory.parent, seed, exp.task, test=exp.test), fp
     exp.run.retire(directory, exp.run.done_fingerprint(directory))
     split = sample_fewshot(exp.pool, exp.test, exp.task, exp.cfg.shots, seed)
     save_split(split, directory.parent)

@@ -55,14 +55,34 @@ class Task:
                 f"task {self.name!r}: generation templates for unknown labels {sorted(unknown)}",
                 hint=f"labels are {list(self.labels)}",
             )
-        allowed = {*self.input_fields, "label", "word", "description", "mask"}
-        for template in (self.cloze_template, *self.generation_templates.values()):
-            used = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-            if used - allowed:
-                raise TaskError(
-                    f"task {self.name!r}: template {template!r} uses unknown placeholders {sorted(used - allowed)}",
-                    hint=f"allowed: {sorted(allowed)}",
-                )
+        # Each template is checked against what its caller fills in (`cloze` vs `generation_prompt`), so a
+        # bad placeholder fails when the task loads, not as a KeyError in the middle of a run.
+        cloze_allowed = {*self.input_fields, "mask", "description"}
+        used = self._placeholders("cloze", self.cloze_template, cloze_allowed)
+        missing = {*self.input_fields, "mask"} - used
+        if missing:
+            raise TaskError(
+                f"task {self.name!r}: cloze template {self.cloze_template!r} lacks {sorted(missing)}",
+                hint="a cloze template must place every input field and {mask}",
+            )
+        generation_allowed = {"label", "word", "description", *(("text_a",) if self.kind == "pair" else ())}
+        for label, template in self.generation_templates.items():
+            self._placeholders(f"generation ({label})", template, generation_allowed)
+
+    def _placeholders(self, which: str, template: str, allowed: set[str]) -> set[str]:
+        try:
+            used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        except ValueError as err:  # unbalanced braces
+            raise TaskError(
+                f"task {self.name!r}: {which} template {template!r} is not a valid format string ({err})",
+                hint="write literal braces as {{ and }}",
+            ) from None
+        if used - allowed:
+            raise TaskError(
+                f"task {self.name!r}: {which} template {template!r} uses unknown placeholders {sorted(used - allowed)}",
+                hint=f"allowed here: {sorted(allowed)}",
+            )
+        return used
 
     @property
     def input_fields(self) -> tuple[str, ...]:
