@@ -244,7 +244,7 @@ def run_experiment(cfg: RunConfig, output: Path, *, console: Console | None = No
         for seed, (split, split_fp) in splits.items()
         for condition in cfg.conditions
     ]
-    summary = aggregate(records)
+    summary = aggregate(records, metrics=exp.task.metrics)
     meta = {
         "task": exp.task.name,
         "config": cfg.model_dump(mode="json"),

@@ -6,34 +6,23 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from fewforge.cli.options import (
-    DEFAULTS,
-    DataOpt,
-    GeneratorOpt,
-    LearnerOpt,
-    MethodOpt,
-    NoCacheOpt,
-    PerLabelOpt,
-    RunOutputOpt,
-    SeedsOpt,
-    ShotsOpt,
-    TaskOpt,
-    default_seeds,
-    parse_seeds,
-)
+from fewforge.cli.options import DEFAULTS, DataOpt, NoCacheOpt, RunOutputOpt, default_seeds, parse_seeds
+from fewforge.config import RunConfig
+
+_f = RunConfig.model_fields
 
 
 def run(
-    task: TaskOpt = DEFAULTS.task,
+    task: Annotated[Optional[str], typer.Option("--task", "-t", help=f"{_f['task'].description} [default: {DEFAULTS.task}]")] = None,
     data: DataOpt = None,
-    shots: ShotsOpt = DEFAULTS.shots,
-    seeds: SeedsOpt = default_seeds(),
-    per_label: PerLabelOpt = DEFAULTS.per_label,
-    generator: GeneratorOpt = DEFAULTS.generator,
-    method: MethodOpt = DEFAULTS.method,
-    learner: LearnerOpt = DEFAULTS.learner,
+    shots: Annotated[Optional[int], typer.Option("--shots", "-k", help=f"{_f['shots'].description} [default: {DEFAULTS.shots}]")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", help=f"comma-separated {_f['seeds'].description} [default: {default_seeds()}]")] = None,
+    per_label: Annotated[Optional[int], typer.Option("--per-label", "-n", help=f"{_f['per_label'].description} [default: {DEFAULTS.per_label}]")] = None,
+    generator: Annotated[Optional[str], typer.Option("--generator", "-g", help=f"{_f['generator'].description} [default: {DEFAULTS.generator}]")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help=f"{_f['method'].description} [default: {DEFAULTS.method}]")] = None,
+    learner: Annotated[Optional[str], typer.Option("--learner", help=f"{_f['learner'].description} [default: {DEFAULTS.learner}]")] = None,
     output: RunOutputOpt = Path("runs/default"),
-    max_test: Annotated[Optional[int], typer.Option("--max-test", help="evaluate on at most N test rows")] = None,
+    max_test: Annotated[Optional[int], typer.Option("--max-test", help=_f["max_test"].description)] = None,
     config: Annotated[
         Optional[Path], typer.Option("--config", help="a run config YAML (e.g. a previous config.yaml); options given here override it")
     ] = None,
@@ -44,28 +33,18 @@ def run(
     With no options: BBC News from the packaged corpus, 16 shots, 100 synthetic examples per label from
     the packaged SmolLM2 generator, MiniLM trained per seed. A rerun with the same --output resumes.
     """
-    from click.core import ParameterSource
-
     from fewforge.config import RunConfig
     from fewforge.evaluation import results_table
     from fewforge.pipeline import run_experiment
 
-    ctx = typer.get_current_context()
+    # Options typed on the command line override the config file; the rest keep its (or the default) values.
     given = {
-        "task": task, "data": data, "shots": shots, "seeds": parse_seeds(seeds), "per_label": per_label,
-        "generator": generator, "method": method, "learner": learner, "max_test": max_test,
-        "cache": not no_cache,
+        "task": task, "data": data, "shots": shots, "seeds": parse_seeds(seeds) if seeds else None,
+        "per_label": per_label, "generator": generator, "method": method, "learner": learner,
+        "max_test": max_test, "cache": False if no_cache else None,
     }
-    option_of = {"cache": "no_cache"}
-    if config is not None:
-        # Only options typed on the command line override the file.
-        base = RunConfig.from_yaml(config).model_dump()
-        for key, value in given.items():
-            if ctx.get_parameter_source(option_of.get(key, key)) == ParameterSource.COMMANDLINE:
-                base[key] = value
-        cfg = RunConfig.build(**base)
-    else:
-        cfg = RunConfig.build(**given)
+    base = RunConfig.from_yaml(config).model_dump() if config is not None else {}
+    cfg = RunConfig.build(**{**base, **{k: v for k, v in given.items() if v is not None}})
     console = Console(stderr=True)
     results = run_experiment(cfg, output, console=console)
     out = Console()
