@@ -1,0 +1,233 @@
+"""The one response cache: a SQLite file under any backend, one row per candidate.
+
+Key = sha256(backend, model_id, prompt, sampling params without seed and n, the candidate's request
+seed). The request seed already encodes (params.seed, prompt position, candidate index), so n samples
+of a prompt and repeats of a prompt at other positions stay distinct (dspy's identical-samples bug),
+while n=4 after n=2 reuses the first two. Misses are generated in chunks and committed after each
+chunk (WAL mode), so a killed run keeps everything but the chunk in flight and a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from fewforge.errors import BackendError
+from fewforge.generators.base import (
+    Candidate,
+    Completion,
+    Generator,
+    ProgressCallback,
+    SamplingParams,
+)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    finish_reason TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+_LOOKUP_BATCH = 500  # keys per SELECT ... IN (...), well under SQLite's variable limit
+
+
+def cache_key(backend: str, model_id: str, prompt: str, params: SamplingParams, seed: int) -> str:
+    sampling = {k: v for k, v in params.to_dict().items() if k not in ("seed", "n")}
+    payload = json.dumps([backend, model_id, prompt, sampling, seed], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def cache_info(path: str | Path) -> dict[str, Any]:
+    """Location, row count and size on disk (database plus WAL files) of a cache file."""
+    path = Path(path)
+    files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
+    rows = 0
+    if path.exists():
+        with sqlite3.connect(path) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='generations'"
+            ).fetchone()
+            rows = conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0] if exists else 0
+        conn.close()
+    return {
+        "path": str(path.resolve()),
+        "rows": rows,
+        "size_bytes": sum(f.stat().st_size for f in files if f.exists()),
+    }
+
+
+class CachedGenerator(Generator):
+    """Wraps `inner` with a persistent cache at `path`.
+
+    `hits` / `misses` count candidates (not prompts). `cache_only=True` raises on a miss instead of
+    generating; `enabled=False` passes every call straight to the inner backend.
+    """
+
+    def __init__(
+        self,
+        inner: Generator,
+        path: str | Path,
+        *,
+        chunk_size: int = 64,
+        cache_only: bool = False,
+        enabled: bool = True,
+    ) -> None:
+        self.inner = inner
+        self.path = Path(path)
+        self.chunk_size = chunk_size
+        self.cache_only = cache_only
+        self.enabled = enabled
+        self.hits = 0
+        self.misses = 0
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> str:  # type: ignore[override]  # delegated, not a class constant here
+        return self.inner.backend
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    def stats(self) -> dict[str, Any]:
+        total = self.hits + self.misses
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "hit_rate": self.hits / total if total else 0.0,
+            "path": str(self.path),
+        }
+
+    def info(self) -> dict[str, Any]:
+        return cache_info(self.path)
+
+    # -- storage ---------------------------------------------------------------------------------
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+            conn.execute(_SCHEMA)
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _lookup(self, keys: list[str]) -> dict[str, Candidate]:
+        found: dict[str, Candidate] = {}
+        db = self._db()
+        for b in range(0, len(keys), _LOOKUP_BATCH):
+            part = keys[b : b + _LOOKUP_BATCH]
+            rows = db.execute(
+                "SELECT key, text, finish_reason, n_tokens FROM generations "
+                f"WHERE key IN ({','.join('?' * len(part))})",
+                part,
+            )
+            for key, text, finish, n_tokens in rows:
+                found[key] = Candidate(text=text, finish_reason=finish, n_tokens=n_tokens)
+        return found
+
+    def _store(self, rows: list[tuple[str, Candidate]], model_id: str) -> None:
+        db, now, backend = self._db(), time.time(), self.inner.backend
+        # OR IGNORE: an existing row wins, so a cached candidate never changes under a reader.
+        db.executemany(
+            "INSERT OR IGNORE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(k, c.text, c.finish_reason, c.n_tokens, backend, model_id, now) for k, c in rows],
+        )
+        db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+        self.inner.close()
+
+    def load(self) -> None:
+        self.inner.load()
+
+    # -- generation ------------------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        start_index: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> list[Completion]:
+        if not self.enabled:
+            return self.inner.generate(prompts, params, start_index=start_index, progress=progress)
+        with self._lock:
+            return self._generate(list(prompts), params, start_index, progress)
+
+    def _generate(
+        self,
+        prompts: list[str],
+        params: SamplingParams,
+        start_index: int,
+        progress: ProgressCallback | None,
+    ) -> list[Completion]:
+        backend, model_id = self.inner.backend, self.inner.model_id
+        keys = [
+            [
+                cache_key(backend, model_id, p, params, params.request_seed(start_index + i, j))
+                for j in range(params.n)
+            ]
+            for i, p in enumerate(prompts)
+        ]
+        found = self._lookup([k for row in keys for k in row])
+        missing = [i for i, row in enumerate(keys) if any(k not in found for k in row)]
+        n_missing = sum(k not in found for row in keys for k in row)
+        self.hits += len(prompts) * params.n - n_missing
+        if missing and self.cache_only:
+            raise BackendError(
+                f"{len(missing)} of {len(prompts)} prompts are not in the cache {self.path}",
+                hint="run without cache_only (--cache-only) to generate them",
+            )
+        self.misses += n_missing
+        if progress is not None and len(prompts) > len(missing):
+            progress(len(prompts) - len(missing))
+
+        fresh: dict[int, tuple[Candidate, ...]] = {}
+        for first, last in _chunks(missing, self.chunk_size):
+            # A chunk is a contiguous run, so start_index keeps every seed tied to its position.
+            out = self.inner.generate(
+                prompts[first:last], params, start_index=start_index + first, progress=progress
+            )
+            rows = []
+            for offset, completion in enumerate(out):
+                i = first + offset
+                fresh[i] = completion.candidates
+                rows += list(zip(keys[i], completion.candidates))
+            self._store(rows, model_id)
+
+        completions = []
+        for i, prompt in enumerate(prompts):
+            if i not in fresh:
+                cands = tuple(found[k] for k in keys[i])
+                completions.append(Completion(prompt=prompt, candidates=cands, cached=True))
+            else:  # rows already cached win over regenerated ones (they were stored first)
+                cands = tuple(found.get(k, c) for k, c in zip(keys[i], fresh[i]))
+                completions.append(Completion(prompt=prompt, candidates=cands))
+        return completions
+
+
+def _chunks(indices: list[int], size: int) -> list[tuple[int, int]]:
+    """Split sorted indices into contiguous [first, last) runs of at most `size` items."""
+    runs: list[tuple[int, int]] = []
+    for i in indices:
+        if runs and runs[-1][1] == i and i - runs[-1][0] < size:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs

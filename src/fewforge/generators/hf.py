@@ -1,0 +1,375 @@
+"""Local Hugging Face transformers models (causal or seq2seq), batched `generate` with left padding.
+
+Seeding: every candidate row samples with its own `torch.Generator` seeded with
+`params.request_seed(prompt, candidate)`, through a logits processor that draws the token and hands
+greedy decoding a one-hot choice. A candidate's text therefore depends on its seed alone, not on which
+batch it landed in (up to float rounding of padded batches), and reruns are reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+from fewforge.errors import BackendError
+from fewforge.generators._gguf import file_id, read_string_field, require_file
+from fewforge.generators.base import (
+    Candidate,
+    Completion,
+    Generator,
+    ProgressCallback,
+    SamplingParams,
+)
+
+_SEQ2SEQ_GGUF_ARCHS = {"t5", "t5encoder"}
+_CONVERTED_MARKER = "fewforge_source.json"
+
+
+def _offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _import_transformers() -> Any:
+    try:
+        import transformers
+    except ImportError:
+        raise BackendError(
+            "the hf backend needs transformers and torch", hint="run: pip install transformers torch"
+        ) from None
+    return transformers
+
+
+def _load_error(source: str, error: Exception) -> BackendError:
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    hint = (
+        "HF_HUB_OFFLINE is set: pass a local model directory or .gguf file, or download the model first"
+        if _offline()
+        else "pass a local model directory, a .gguf file, or a Hugging Face model id"
+    )
+    return BackendError(f"cannot load the Hugging Face model {source}: {first}", hint=hint)
+
+
+class HFGenerator(Generator):
+    """A transformers model from a local directory, a local `.gguf` file, or a hub id.
+
+    A hub id is only resolved when given explicitly; with HF_HUB_OFFLINE set it must already be in the
+    local cache (`local_files_only`). `chat=None` applies the tokenizer's chat template when it has one.
+    """
+
+    backend = "hf"
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str = "auto",
+        dtype: str | None = None,
+        batch_size: int = 8,
+        chat: bool | None = None,
+        revision: str | None = None,
+    ) -> None:
+        self.model_name = str(model)
+        self.device = device
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.revision = revision
+        self._chat = chat
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._model_id: str | None = None
+        self._lock = threading.Lock()
+
+    # -- where the weights are -------------------------------------------------------------------
+    def _source(self) -> tuple[str, dict[str, Any], Path | None]:
+        """(name or dir for from_pretrained, its kwargs, the GGUF file if any)."""
+        path = Path(self.model_name).expanduser()
+        if path.suffix == ".gguf":
+            path = require_file(path)
+            return str(path.parent), {"gguf_file": path.name}, path
+        if path.is_dir():
+            return str(path.resolve()), {}, None
+        if path.exists() or self.model_name.startswith((".", "/", "~")) or os.sep + os.sep in self.model_name:
+            raise BackendError(
+                f"model directory not found: {path}",
+                hint="pass a directory holding config.json, a .gguf file, or a Hugging Face model id",
+            )
+        kwargs: dict[str, Any] = {"local_files_only": _offline()}
+        if self.revision:
+            kwargs["revision"] = self.revision
+        return self.model_name, kwargs, None
+
+    @property
+    def model_id(self) -> str:
+        if self._model_id is None:
+            self._model_id = self._compute_model_id()
+        return self._model_id
+
+    def _compute_model_id(self) -> str:
+        source, kwargs, gguf = self._source()
+        if gguf is not None:
+            return file_id(gguf)
+        if Path(source).is_dir():
+            return _dir_id(Path(source))
+        # Hub id: the resolved commit, read from the local cache when possible (no network).
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "config.json", revision=self.revision)
+        if isinstance(cached, str):
+            return f"{source}@{Path(cached).parent.name}"
+        self.load()
+        commit = getattr(self._model.config, "_commit_hash", None)
+        return f"{source}@{commit or self.revision or 'main'}"
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self) -> None:
+        with self._lock:
+            if self._model is not None:
+                return
+            self._model, self._tokenizer = _load(self._source(), self.device, self.dtype, self.model_name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._model = self._tokenizer = None
+
+    @property
+    def model(self) -> Any:
+        """The loaded torch model (loads on first use)."""
+        self.load()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self.load()
+        return self._tokenizer
+
+    def export(self, out_dir: str | Path) -> Path:
+        """Save the loaded model and tokenizer as a plain transformers directory and return it.
+
+        A GGUF-loaded model is dequantized already but flagged unserializable by its GGUF quantizer;
+        dropping that flag is safe (reloaded logits are identical). `out_dir` is replaced whole only
+        when it holds an earlier fewforge export; any other non-empty directory is an error.
+        """
+        out = Path(out_dir).expanduser()
+        if out.exists() and any(out.iterdir()) and not (out / _CONVERTED_MARKER).is_file():
+            raise BackendError(
+                f"{out} is not empty and is not a fewforge conversion",
+                hint="pick an empty or new directory for the converted model",
+            )
+        model, tokenizer = self.model, self.tokenizer
+        quantizer = getattr(model, "hf_quantizer", None)
+        quant_config = getattr(model.config, "quantization_config", None)
+        model.hf_quantizer = None
+        if quant_config is not None:
+            del model.config.quantization_config
+        side = tokenizer.padding_side
+        tokenizer.padding_side = "right"  # the saved default suits training; generation sets left
+        tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+        finally:  # leave this generator as it was
+            model.hf_quantizer, tokenizer.padding_side = quantizer, side
+            if quant_config is not None:
+                model.config.quantization_config = quant_config
+        marker = {"source": self.model_name, "source_id": self.model_id}
+        (tmp / _CONVERTED_MARKER).write_text(json.dumps(marker))
+        if out.exists():
+            shutil.rmtree(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)  # a half-written export never looks complete
+        return out
+
+    @property
+    def chat(self) -> bool:
+        if self._chat is None:
+            self._chat = bool(getattr(self.tokenizer, "chat_template", None))
+        return self._chat
+
+    # -- generation ------------------------------------------------------------------------------
+    def _encode(self, prompt: str) -> list[int]:
+        tok = self.tokenizer
+        if self.chat:
+            text = tok.apply_chat_template(
+                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+            )
+            return tok(text, add_special_tokens=False)["input_ids"]
+        return tok(prompt)["input_ids"]
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        start_index: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> list[Completion]:
+        self.load()
+        encoded = [self._encode(p) for p in prompts]
+        # Rows are (prompt, candidate) pairs, prompt-major, so a batch holds whole prompts when it can.
+        rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+        results: dict[tuple[int, int], Candidate] = {}
+        left = [params.n] * len(prompts)
+        for b in range(0, len(rows), self.batch_size):
+            batch = rows[b : b + self.batch_size]
+            seeds = [params.request_seed(start_index + i, j) for i, j in batch]
+            candidates = self._generate_batch([encoded[i] for i, _ in batch], seeds, params)
+            for (i, j), cand in zip(batch, candidates):
+                results[i, j] = cand
+                left[i] -= 1
+                if left[i] == 0 and progress is not None:
+                    progress(1)
+        return [
+            Completion(prompt=p, candidates=tuple(results[i, j] for j in range(params.n)))
+            for i, p in enumerate(prompts)
+        ]
+
+    def _generate_batch(
+        self, inputs: list[list[int]], seeds: list[int], params: SamplingParams
+    ) -> list[Candidate]:
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        model, tok = self._model, self._tokenizer
+        batch = tok.pad({"input_ids": inputs}, padding=True, return_tensors="pt")  # mask from lengths
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        eos = model.generation_config.eos_token_id
+        eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
+        config = GenerationConfig(
+            max_new_tokens=params.max_new_tokens,
+            do_sample=False,  # sampling happens in _SeededSampler, per row
+            num_beams=1,
+            repetition_penalty=params.repetition_penalty,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=sorted(eos_ids),
+            stop_strings=list(params.stop) or None,
+        )
+        processors = LogitsProcessorList()
+        if params.temperature > 0:
+            processors.append(_SeededSampler(seeds, params.temperature, params.top_k, params.top_p))
+        with torch.inference_mode():
+            out = model.generate(
+                **batch,
+                generation_config=config,
+                logits_processor=processors,
+                tokenizer=tok if params.stop else None,
+            )
+        # Causal models echo the (left-padded) prompt; seq2seq outputs start with the decoder start.
+        new = out[:, 1:] if model.config.is_encoder_decoder else out[:, batch["input_ids"].shape[1] :]
+        end_ids = eos_ids | {tok.pad_token_id}  # finished rows are filled with pad
+        return [self._candidate(row.tolist(), end_ids, params) for row in new]
+
+    def _candidate(self, ids: list[int], end_ids: set[int], params: SamplingParams) -> Candidate:
+        end = next((k for k, t in enumerate(ids) if t in end_ids), None)
+        kept = ids if end is None else ids[:end]
+        text = self._tokenizer.decode(kept, skip_special_tokens=True)
+        cut = min((pos for s in params.stop if (pos := text.find(s)) >= 0), default=None)
+        if cut is not None:
+            return Candidate(text=text[:cut], finish_reason="stop", n_tokens=len(kept))
+        if end is not None:  # the end-of-sequence token was generated: count it, as llama.cpp does
+            return Candidate(text=text, finish_reason="stop", n_tokens=end + 1)
+        return Candidate(text=text, finish_reason="length", n_tokens=len(kept))
+
+
+class _SeededSampler:
+    """Temperature / top-k / top-p sampling with one torch.Generator per batch row.
+
+    Returns scores that are -inf everywhere except the drawn token, so greedy decoding picks it.
+    """
+
+    def __init__(self, seeds: list[int], temperature: float, top_k: int, top_p: float) -> None:
+        self.seeds, self.temperature, self.top_k, self.top_p = seeds, temperature, top_k, top_p
+        self.generators: list[Any] = []
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        if not self.generators:
+            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
+        logits = scores.float() / self.temperature
+        if 0 < self.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+            probs = sorted_logits.softmax(-1)
+            # Drop a token once the mass before it already reaches top_p (the first always stays).
+            sorted_logits = sorted_logits.masked_fill(probs.cumsum(-1) - probs >= self.top_p, float("-inf"))
+            logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+        probs = logits.softmax(-1)
+        chosen = torch.stack(
+            [torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)]
+        )
+        return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
+
+
+def _dir_id(path: Path) -> str:
+    """Hash of config.json plus the identity of every weight file in a local model directory."""
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    if config.is_file():
+        digest.update(config.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        digest.update(file_id(weights).encode())
+    return f"{path.name}@{digest.hexdigest()[:16]}"
+
+
+def _load(
+    source: tuple[str, dict[str, Any], Path | None], device: str, dtype: str | None, name: str
+) -> tuple[Any, Any]:
+    transformers = _import_transformers()
+    import torch
+
+    where, kwargs, gguf = source
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype is None:  # fp32 on CPU (fast bf16 kernels are not a given there)
+        cuda_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
+        dtype = "bfloat16" if cuda_bf16 else ("float16" if device.startswith("cuda") else "float32")
+    try:
+        if gguf is not None:
+            seq2seq = read_string_field(gguf, "general.architecture") in _SEQ2SEQ_GGUF_ARCHS
+        else:
+            seq2seq = bool(transformers.AutoConfig.from_pretrained(where, **kwargs).is_encoder_decoder)
+        auto = transformers.AutoModelForSeq2SeqLM if seq2seq else transformers.AutoModelForCausalLM
+        tokenizer = transformers.AutoTokenizer.from_pretrained(where, **kwargs)
+        model = auto.from_pretrained(where, dtype=getattr(torch, dtype), **kwargs)
+    except (OSError, ValueError) as e:
+        raise _load_error(name, e) from None
+    model.to(device).eval()
+    tokenizer.padding_side = "left"  # batched causal generation continues right after the prompt
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def convert_gguf_to_hf(gguf_path: str | Path, out_dir: str | Path) -> Path:
+    """Dequantize a GGUF into a plain transformers directory (config, safetensors, tokenizer).
+
+    Loading a GGUF through transformers takes ~11 s (SmolLM2) and the result refuses
+    `save_pretrained`; the converted directory reloads in ~0.2 s and can be trained (prompt tuning).
+    Skips the work when `out_dir` already holds a conversion of this exact file.
+    """
+    src = require_file(Path(gguf_path), "GGUF file")
+    out = Path(out_dir).expanduser()
+    if _converted_from(out) == file_id(src):
+        return out
+    gen = HFGenerator(src, device="cpu", dtype="float32")
+    try:
+        return gen.export(out)
+    finally:
+        gen.close()
+
+
+def _converted_from(out: Path) -> str | None:
+    """The source model_id recorded in a fewforge-converted directory, if it is complete."""
+    marker = out / _CONVERTED_MARKER
+    if not (marker.is_file() and (out / "config.json").is_file()):
+        return None
+    return json.loads(marker.read_text()).get("source_id")

@@ -1,0 +1,195 @@
+"""Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI, OpenAI) through `openai`.
+
+One request per candidate (n=1, its own seed): many servers ignore `n` together with `seed`. Requests
+run concurrently under a semaphore; retries and backoff are the client's own (`max_retries`). The API
+key is read from the environment at call time and never stored, logged or put in a cache key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Coroutine, Sequence, TypeVar
+
+from fewforge.errors import BackendError
+from fewforge.generators.base import (
+    Candidate,
+    Completion,
+    Generator,
+    ProgressCallback,
+    SamplingParams,
+)
+
+T = TypeVar("T")
+DEFAULT_URL = "https://api.openai.com/v1"
+_LOCAL_DUMMY_KEY = "sk-no-key-required"  # local servers accept any key; the client insists on one
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine from sync code, also when the caller is already inside an event loop."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with ThreadPoolExecutor(max_workers=1) as pool:  # a fresh loop in a worker thread
+        return pool.submit(asyncio.run, coro).result()
+
+
+class OpenAICompatGenerator(Generator):
+    """`chat=True` sends chat.completions (instruct models); `chat=False` sends raw completions."""
+
+    backend = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        chat: bool = True,
+        concurrency: int = 16,
+        max_retries: int = 3,
+        timeout: float = 120.0,
+        api_key_env: str = "OPENAI_API_KEY",
+    ) -> None:
+        self.model = model
+        self.base_url = base_url
+        self.chat = chat
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.api_key_env = api_key_env
+
+    @property
+    def model_id(self) -> str:
+        return f"openai:{self.model}"  # no base_url: the same model served elsewhere shares the cache
+
+    @property
+    def url(self) -> str:
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL
+
+    def _client(self) -> Any:
+        try:
+            from openai import AsyncOpenAI
+        except ImportError:
+            raise BackendError(
+                "the openai backend needs the openai package", hint="run: pip install openai"
+            ) from None
+        return AsyncOpenAI(
+            api_key=os.environ.get(self.api_key_env) or _LOCAL_DUMMY_KEY,
+            base_url=self.url,
+            max_retries=self.max_retries,
+            timeout=self.timeout,
+        )
+
+    def _request_args(self, prompt: str, params: SamplingParams, seed: int) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "seed": seed,
+            "n": 1,
+        }
+        if params.stop:
+            args["stop"] = list(params.stop)
+        extra: dict[str, Any] = {}
+        if params.top_k > 0:  # sent only when set: OpenAI itself rejects unknown fields
+            extra["top_k"] = params.top_k
+        if params.repetition_penalty != 1.0:
+            extra["repetition_penalty"] = params.repetition_penalty  # vLLM, TGI
+            extra["repeat_penalty"] = params.repetition_penalty  # llama.cpp server, Ollama
+        if extra:
+            args["extra_body"] = extra
+        if self.chat:
+            args["messages"] = [{"role": "user", "content": prompt}]
+        else:
+            args["prompt"] = prompt
+        return args
+
+    async def _one(
+        self, client: Any, sem: asyncio.Semaphore, prompt: str, params: SamplingParams, seed: int
+    ) -> Candidate:
+        import openai
+
+        args = self._request_args(prompt, params, seed)
+        try:
+            async with sem:
+                if self.chat:
+                    response = await client.chat.completions.create(**args)
+                else:
+                    response = await client.completions.create(**args)
+        except openai.APIConnectionError:  # also covers timeouts, after the client's retries
+            raise BackendError(
+                f"cannot reach the generator server at {self.url}",
+                hint="start the server or fix --generator openai:MODEL@URL",
+            ) from None
+        except openai.APIStatusError as e:
+            raise BackendError(
+                f"the generator server at {self.url} answered {e.status_code}: {_short(e)}",
+                hint=_status_hint(e.status_code, self.api_key_env),
+            ) from None
+        choice = response.choices[0]
+        text = choice.message.content if self.chat else choice.text
+        usage = getattr(response, "usage", None)
+        return Candidate(
+            text=text or "",
+            finish_reason="length" if choice.finish_reason == "length" else "stop",
+            n_tokens=int(usage.completion_tokens) if usage and usage.completion_tokens else 0,
+        )
+
+    async def _generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        start_index: int,
+        progress: ProgressCallback | None,
+    ) -> list[Completion]:
+        sem = asyncio.Semaphore(self.concurrency)
+        async with self._client() as client:
+
+            async def prompt_task(i: int) -> Completion:
+                seeds = [params.request_seed(start_index + i, j) for j in range(params.n)]
+                cands = await asyncio.gather(
+                    *(self._one(client, sem, prompts[i], params, s) for s in seeds)
+                )
+                if progress is not None:
+                    progress(1)
+                return Completion(prompt=prompts[i], candidates=tuple(cands))
+
+            tasks = [asyncio.ensure_future(prompt_task(i)) for i in range(len(prompts))]
+            try:
+                return list(await asyncio.gather(*tasks))
+            finally:
+                for task in tasks:  # after a failure, stop the requests still in flight
+                    task.cancel()
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        params: SamplingParams,
+        *,
+        start_index: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> list[Completion]:
+        if not prompts:
+            return []
+        return run_sync(self._generate(list(prompts), params, start_index, progress))
+
+
+def _short(error: Any) -> str:
+    body = getattr(error, "body", None)
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        message = body["error"].get("message", message)
+    return (str(message or error).strip().splitlines() or [""])[0][:200]
+
+
+def _status_hint(status: int, key_env: str) -> str:
+    if status in (401, 403):
+        return f"set the API key in the environment variable {key_env}"
+    if status == 404:
+        return "check the model name (GET <url>/models lists what the server serves)"
+    if status == 429:
+        return "the server is rate limiting: lower concurrency or raise max_retries"
+    return "check the server logs and the sampling parameters"

@@ -1,0 +1,104 @@
+"""HFGenerator on the real SmolLM2 (GGUF through transformers, and its converted plain directory)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from fewforge.errors import BackendError
+from fewforge.generators._gguf import file_id
+from fewforge.generators.base import SamplingParams
+from fewforge.generators.hf import HFGenerator, convert_gguf_to_hf
+
+PROMPTS = ["Write a positive movie review.", "Name a fruit."]
+
+
+def test_convert_gguf_to_hf_is_cached(hf_dir: Path, smollm2_path: Path, tmp_path: Path):
+    names = {p.name for p in hf_dir.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "fewforge_source.json"} <= names
+    assert json.loads((hf_dir / "fewforge_source.json").read_text())["source_id"] == file_id(smollm2_path)
+    weights = hf_dir / "model.safetensors"
+    before = weights.stat().st_mtime_ns
+    assert convert_gguf_to_hf(smollm2_path, hf_dir) == hf_dir  # same source: no reconversion
+    assert weights.stat().st_mtime_ns == before
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(BackendError, match="not a fewforge conversion"):
+        convert_gguf_to_hf(smollm2_path, foreign)
+    assert (foreign / "notes.txt").exists()
+
+
+def test_generate_order_seeds_and_batching(hf_gen: HFGenerator, hf_dir: Path):
+    params = SamplingParams(temperature=1.0, max_new_tokens=6, n=2, seed=5)
+    ticks: list[int] = []
+    out = hf_gen.generate(PROMPTS, params, progress=ticks.append)
+    assert [c.prompt for c in out] == PROMPTS and sum(ticks) == 2
+    assert all(len(c.candidates) == 2 for c in out)
+    assert all(c.finish_reason in ("stop", "length") and 1 <= c.n_tokens <= 6 for o in out for c in o.candidates)
+    assert len({c.text for o in out for c in o.candidates}) == 4  # distinct request seeds
+    # Per-row generators: the same seeds give the same texts with another batch size.
+    single = HFGenerator(hf_dir, batch_size=1)
+    assert [c.candidates for c in single.generate(PROMPTS, params)] == [c.candidates for c in out]
+    shifted = hf_gen.generate(PROMPTS[:1], params, start_index=1)[0]
+    assert shifted.candidates != out[0].candidates
+
+
+def test_length_stop_and_chat(hf_gen: HFGenerator):
+    assert hf_gen.chat is True  # the converted tokenizer keeps SmolLM2's chat template
+    short = hf_gen.generate(PROMPTS[:1], SamplingParams(temperature=0.0, max_new_tokens=3))[0].candidates[0]
+    assert short.finish_reason == "length" and short.n_tokens == 3
+    params = SamplingParams(temperature=0.0, max_new_tokens=24)
+    free = hf_gen.generate(["Count from 1 to 20."], params)[0].text
+    assert "5" in free
+    stopped = hf_gen.generate(["Count from 1 to 20."], SamplingParams(temperature=0.0, max_new_tokens=24, stop=("5",)))
+    cand = stopped[0].candidates[0]
+    assert cand.finish_reason == "stop" and cand.text == free[: free.index("5")]
+
+
+def test_gguf_through_transformers_matches_conversion(
+    smollm2_path: Path, hf_gguf_gen: HFGenerator, hf_gen: HFGenerator
+):
+    assert hf_gguf_gen.model_id == file_id(smollm2_path) != hf_gen.model_id
+    assert hf_gguf_gen.chat is True
+    params = SamplingParams(temperature=0.7, max_new_tokens=8, n=2, seed=1)
+    assert hf_gguf_gen.generate(PROMPTS, params) == hf_gen.generate(PROMPTS, params)  # lossless
+
+
+def test_seq2seq_model(hf_dir: Path, tmp_path: Path):
+    """A tiny random T5 exercises the encoder-decoder path (no T5 weights exist offline)."""
+    from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
+
+    tok = AutoTokenizer.from_pretrained(hf_dir)
+    config = T5Config(
+        vocab_size=len(tok), d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=2,
+        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, decoder_start_token_id=0,
+    )  # fmt: skip
+    T5ForConditionalGeneration(config).save_pretrained(tmp_path / "t5")
+    tok.save_pretrained(tmp_path / "t5")
+    gen = HFGenerator(tmp_path / "t5", chat=False, batch_size=2)
+    out = gen.generate(["translate: hello", "a b c"], SamplingParams(temperature=0.9, max_new_tokens=5, n=2))
+    assert gen.model.config.is_encoder_decoder
+    assert [len(c.candidates) for c in out] == [2, 2]
+    assert all(1 <= c.n_tokens <= 5 for o in out for c in o.candidates)
+    assert gen.model_id != HFGenerator(hf_dir).model_id
+
+
+def test_missing_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with pytest.raises(BackendError, match="not found"):
+        HFGenerator(tmp_path / "missing" / "model.gguf").load()
+    with pytest.raises(BackendError, match="model directory not found"):
+        HFGenerator(str(tmp_path / "nothing-here")).load()
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))  # an empty hub cache
+    with pytest.raises(BackendError, match="cannot load the Hugging Face model") as err:
+        HFGenerator("some-org/some-model-not-cached").load()
+    assert "HF_HUB_OFFLINE" in err.value.hint and "\n" not in str(err.value)
+    empty = tmp_path / "empty-dir"
+    empty.mkdir()
+    with pytest.raises(BackendError):
+        HFGenerator(empty).load()
+    shutil.rmtree(empty)

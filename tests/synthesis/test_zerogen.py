@@ -1,0 +1,203 @@
+"""ZeroGen: plumbing with a scripted generator, then real output from the packaged SmolLM2 GGUF."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fewforge.data.schema import Example
+from fewforge.errors import ConfigError, DataError
+from fewforge.synthesis import METHODS, get_method
+from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
+
+FAST = {"near_dup": "ngram"}  # plumbing tests need no embedding model
+
+
+def _label_of(prompt: str) -> str:
+    return "not_entailment" if "not_entailment" in prompt else "positive" if "positive" in prompt else "negative" if "negative" in prompt else "entailment"
+
+
+def test_registry_and_config_errors() -> None:
+    assert "zerogen" in METHODS.names()
+    method = get_method("zerogen", {"per_label": 7, "postprocess": {"min_words": 2}})
+    assert isinstance(method, ZeroGen) and method.config.per_label == 7
+    assert method.config.postprocess.min_words == 2
+    with pytest.raises(ConfigError, match="per_lable") as err:
+        get_method("zerogen", {"per_lable": 3})
+    assert "per_label" in err.value.hint
+    with pytest.raises(ConfigError, match="postprocess.minwords") as err:
+        get_method("zerogen", {"postprocess": {"minwords": 3}})
+    assert "min_words" in err.value.hint
+    with pytest.raises(ConfigError, match="oversample"):
+        get_method("zerogen", {"oversample": 0.5})
+    with pytest.raises(ConfigError, match="unknown synthesis method"):
+        get_method("zerogen2")
+
+
+def test_exact_per_label_counts_lineage_and_card(single_task, fake_generator, sentence) -> None:
+    gen = fake_generator(lambda prompt, i: sentence(i, _label_of(prompt)))
+    seen: list[tuple[int, int]] = []
+    method = ZeroGen(ZeroGenConfig(per_label=5, seed=3, postprocess=FAST))
+    data = method.synthesize(single_task, [], gen, progress=lambda d, t: seen.append((d, t)))
+
+    assert data.label_counts() == {"negative": 5, "positive": 5}
+    assert len(gen.calls) == 1  # nothing filtered, so no top-up round
+    prompts, params, start = gen.calls[0]
+    assert len(prompts) == 2 * 7 and start == 0  # ceil(5 * 1.3) = 7 per label
+    assert (params.temperature, params.top_p, params.top_k, params.seed) == (0.9, 0.9, 0, 3)
+    assert params.max_new_tokens == 80 and params.stop == ()
+    assert seen[-1] == (14, 14)
+
+    first = data.examples[0]
+    assert first.label == "negative" and first.text.startswith("Amber amber amber number 0")
+    assert "Sure" not in first.text and "**" not in first.text  # chatter cleaned
+    lineage = first.lineage
+    assert lineage["method"] == "zerogen" and lineage["method_version"] == 1
+    assert lineage["model"] == "fake:scripted"
+    assert lineage["prompt"] == single_task.generation_prompt("negative")
+    assert lineage["sampling"]["temperature"] == 0.9 and lineage["prompt_index"] == 0
+    assert lineage["request_seed"] == params.request_seed(0)
+    assert lineage["raw"].startswith("Sure! Here is") and lineage["finish_reason"] == "stop"
+    assert lineage["round"] == 1 and lineage["parent_id"] is None
+    assert len({e.id for e in data.examples}) == 10
+
+    card = data.card
+    assert card["per_label"] == {"negative": 5, "positive": 5} and card["shortfall"] == {}
+    assert card["generated"] == 14 and card["selected"] == 10 and card["tokens_generated"] > 0
+    assert card["postprocess"]["seen"] == 14 and card["model"] == {"backend": "fake", "model_id": "scripted"}
+    json.dumps(card)  # the card must be serializable as is
+
+
+def test_top_up_round_when_many_are_filtered(single_task, fake_generator, sentence) -> None:
+    # positive prompts give a real sentence only at every third position; the rest is chatter or a copy
+    def script(prompt: str, i: int) -> str | tuple[str, str]:
+        label = _label_of(prompt)
+        if label == "positive" and i % 3 == 1:
+            return "I hope this helps!"
+        if label == "positive" and i % 3 == 2:
+            return "A truncated answer with no full stop", "length"
+        return sentence(i, label)
+
+    gen = fake_generator(script)
+    data = ZeroGen(ZeroGenConfig(per_label=6, postprocess=FAST)).synthesize(single_task, [], gen)
+    assert data.label_counts() == {"negative": 6, "positive": 6}
+    assert len(gen.calls) >= 2
+    second_prompts, _, second_start = gen.calls[1]
+    assert second_start == 16 and set(second_prompts) == {single_task.generation_prompt("positive")}
+    dropped = data.card["postprocess"]["dropped"]
+    assert dropped["empty"] > 0 and dropped["truncated"] > 0
+    assert [r["round"] for r in data.card["rounds"]] == list(range(1, len(gen.calls) + 1))
+    assert {e.lineage["round"] for e in data.examples if e.label == "positive"} >= {1, 2}
+
+
+def test_bounded_rounds_report_a_shortfall(single_task, fake_generator, sentence) -> None:
+    gen = fake_generator(lambda p, i: "I hope this helps!" if "positive" in p else sentence(i, "negative"))
+    data = ZeroGen(ZeroGenConfig(per_label=3, max_rounds=2, postprocess=FAST)).synthesize(single_task, [], gen)
+    assert len(gen.calls) == 2
+    assert data.label_counts() == {"negative": 3}
+    assert data.card["shortfall"] == {"positive": 3}
+    assert all(e.label in single_task.labels and e.text for e in data.examples)
+
+
+def test_pair_prompts_condition_on_pool_sentences(pair_task, pair_pool, fake_generator, sentence) -> None:
+    def script(prompt: str, i: int) -> str:
+        return f"Sentence 2: {sentence(i, 'pair').splitlines()[-1]}\nThis is because of sentence 1."
+
+    gen = fake_generator(script)
+    method = ZeroGen(ZeroGenConfig(per_label=4, oversample=1.0, seed=1, postprocess=FAST))
+    data = method.synthesize(pair_task, [], gen, pool=pair_pool)
+    assert data.label_counts() == {"entailment": 4, "not_entailment": 4}
+    pool_text = {e.inputs["text_a"]: e.id for e in pair_pool}
+    for e in data.examples:
+        assert e.inputs["text_a"] in pool_text
+        assert e.lineage["parent_id"] == pool_text[e.inputs["text_a"]]
+        assert e.inputs["text_a"] in e.lineage["prompt"]
+        assert e.inputs["text_b"].endswith("today.") and "Sentence" not in e.inputs["text_b"]
+    by_label = {lab: [e.inputs["text_a"] for e in data.examples if e.label == lab] for lab in pair_task.labels}
+    assert by_label["entailment"] == by_label["not_entailment"]  # same premises across labels
+    assert len(set(by_label["entailment"])) == 4  # no repeats before the pool is used up
+    assert gen.calls[0][1].max_new_tokens == 48 and gen.calls[0][1].stop == ("\n\n",)
+
+    # without a pool, the real few-shot examples provide the first sentences
+    real = [Example({"text_a": "Real premise one is here.", "text_b": "b"}, "entailment", id="r1")]
+    data = method.synthesize(pair_task, real, fake_generator(script))
+    assert {e.inputs["text_a"] for e in data.examples} == {"Real premise one is here."}
+    with pytest.raises(DataError):
+        method.synthesize(pair_task, [], fake_generator(script))
+
+
+def test_prompts_are_deterministic(pair_task, pair_pool, fake_generator, sentence) -> None:
+    def run(seed: int) -> list[str]:
+        gen = fake_generator(lambda p, i: sentence(i, "x"))
+        ZeroGen(ZeroGenConfig(per_label=5, seed=seed, postprocess=FAST)).synthesize(pair_task, [], gen, pool=pair_pool)
+        return gen.calls[0][0]
+
+    assert run(0) == run(0)
+    assert run(0) != run(1)  # the seed draws other premises
+
+
+def test_save_round_trip(single_task, fake_generator, sentence, tmp_path: Path) -> None:
+    pytest.importorskip("fewforge.data.io")
+    gen = fake_generator(lambda p, i: sentence(i, _label_of(p)))
+    data = ZeroGen(ZeroGenConfig(per_label=2, postprocess=FAST)).synthesize(single_task, [], gen)
+    path = data.save(tmp_path, "zerogen")
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["label"] for r in rows] == ["negative", "negative", "positive", "positive"]
+    assert rows[0]["lineage"]["raw"].startswith("Sure!")
+    card = json.loads((tmp_path / "zerogen.card.json").read_text())
+    assert card["per_label"] == {"negative": 2, "positive": 2} and card["method"] == "zerogen"
+
+
+# ---------------------------------------------------------------------------------- the real SmolLM2
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_path: Path):
+    from fewforge.generators.llamacpp import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(model_path=smollm2_path, n_parallel=8, n_ctx_per_slot=384)
+    yield gen
+    gen.close()
+
+
+def _check_real(data, task, per_label: int) -> None:
+    assert data.label_counts() == {label: per_label for label in task.labels}
+    field = task.input_fields[-1]
+    texts = [e.inputs[field] for e in data.examples]
+    assert all(t.strip() and len(t.split()) >= 4 for t in texts)
+    assert len({" ".join(t.lower().split()) for t in texts}) == len(texts)  # de-duplicated
+    for e in data.examples:
+        assert e.lineage["raw"] and e.lineage["model"].startswith("llamacpp:")
+        assert e.lineage["finish_reason"] in ("stop", "length")
+    assert data.card["tokens_generated"] > 0
+
+
+def test_real_smollm2_single_task_is_clean_and_reproducible(smollm2) -> None:
+    from fewforge.tasks import load_task
+
+    task = load_task("sst2")
+    config = ZeroGenConfig(per_label=6, seed=11, max_new_tokens=40)
+    first = ZeroGen(config).synthesize(task, [], smollm2)
+    _check_real(first, task, 6)
+    for e in first.examples:  # the chatter the instruct model wraps reviews in is gone
+        assert not e.text.lower().startswith(("sure", "here is", "here's", "review:", '"'))
+        assert "**" not in e.text and "\n" not in e.text
+    again = ZeroGen(config).synthesize(task, [], smollm2)
+    assert [e.to_record() for e in again.examples] == [e.to_record() for e in first.examples]
+
+
+def test_real_smollm2_pair_task(smollm2, data_dir: Path) -> None:
+    from fewforge.tasks import load_task
+
+    task = load_task("rte")
+    rows = [json.loads(line) for line in (data_dir / "rte" / "train.jsonl").read_text().splitlines()[:40]]
+    pool = [Example({"text_a": r["text_a"], "text_b": r["text_b"]}, r["label"], id=f"rte-{i}") for i, r in enumerate(rows)]
+    data = ZeroGen(ZeroGenConfig(per_label=3, seed=5, max_new_tokens=40)).synthesize(task, [], smollm2, pool=pool)
+    _check_real(data, task, 3)
+    premises = {p.inputs["text_a"] for p in pool}
+    for e in data.examples:
+        assert e.inputs["text_a"] in premises and e.lineage["parent_id"].startswith("rte-")
+        assert " ".join(e.inputs["text_b"].lower().split()) != " ".join(e.inputs["text_a"].lower().split())
+        assert "sentence 2" not in e.inputs["text_b"].lower()
