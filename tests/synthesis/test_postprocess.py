@@ -25,16 +25,16 @@ NGRAM = PostprocessConfig(near_dup="ngram", near_dup_threshold=0.6)
     ("raw", "clean"),
     [
         ("Sure! Here's a positive movie review: A warm, funny film.", "A warm, funny film."),
-        ("Here is a negative movie review:\n\nThe plot drags and the jokes fall flat.", "The plot drags and the jokes fall flat."),
+        ("Here is a negative movie review:\n\nThe plot drags on.", "The plot drags on."),
         ('"This film was an absolute must-watch movie."', "This film was an absolute must-watch movie."),
         ('"The movie is a delight".', "The movie is a delight."),
         ("Review: **Stunning** visuals and a moving score.", "Stunning visuals and a moving score."),
         ("# A Quiet Triumph\n\nThe cast is superb.", "A Quiet Triumph The cast is superb."),
-        ("A gentle comedy that works.\n\nI hope this helps! Let me know if you want another.", "A gentle comedy that works."),
+        ("A gentle comedy that works.\n\nI hope this helps! Let me know.", "A gentle comedy that works."),
         ("A gentle comedy that works.\n\nNegative, not positive.", "A gentle comedy that works."),
         ("A gentle comedy that works. 🎬🍿\n🎬🍿🎉", "A gentle comedy that works. 🎬🍿"),
         ('A negative movie review: "A tedious, joyless slog."', "A tedious, joyless slog."),
-        ("I'd be happy to help you write a review. The film is dull and far too long.", "The film is dull and far too long."),
+        ("I'd be happy to help you write a review. The film is dull.", "The film is dull."),
         ('"The movie "Titanic" moved me to tears."', 'The movie "Titanic" moved me to tears.'),
         ('"Titanic" and "Alien" are both classics.', '"Titanic" and "Alien" are both classics.'),
         ("A bold film.\n\n#Movies #MustWatch", "A bold film."),
@@ -104,6 +104,7 @@ def test_each_filter_drops_and_counts_its_reason() -> None:
         *_drafts("positive", "I hope this helps!"),  # all chatter -> empty after cleaning
         *_drafts("positive", "As an AI, I cannot watch movies but it is great."),  # chatter
         *_drafts("positive", "The [Movie Title] is a great film for [Audience]."),  # placeholder chatter
+        Draft("echo", "positive", "A positive movie review!", prompt="Write a positive movie review."),
         *_drafts("positive", "Good fun."),  # too short
         *_drafts("positive", " ".join(["word"] * 30) + "."),  # too long (max_words=20)
         *_drafts("positive", "A real few-shot review that exists!"),  # real duplicate (normalized)
@@ -117,10 +118,11 @@ def test_each_filter_drops_and_counts_its_reason() -> None:
         "The acting is wonderful and the story moving.",
         "A dull, lifeless remake.",
     ]
-    assert report.seen == 11 and report.kept == 2 and report.trimmed == 1
+    assert report.seen == 12 and report.kept == 2 and report.trimmed == 1
     assert {k: v for k, v in report.dropped.items() if v} == {
         "empty": 1,
         "chatter": 2,
+        "prompt_echo": 1,
         "too_short": 1,
         "too_long": 1,
         "real_duplicate": 1,
@@ -129,7 +131,7 @@ def test_each_filter_drops_and_counts_its_reason() -> None:
         "truncated": 1,
     }
     card = report.to_dict()
-    assert card["dropped_total"] == 9 and set(card["reasons"]) == set(card["dropped"])
+    assert card["dropped_total"] == 10 and set(card["reasons"]) == set(card["dropped"])
     assert card["samples"]["too_short"] == ["Good fun."]
 
 
@@ -176,8 +178,8 @@ def test_pairs_drop_copies_of_the_parent_and_explanations() -> None:
     task = load_task("rte")
     parent = {"text_a": "The bridge in Ayacucho collapsed because too many people were on it."}
     rows = [
-        Draft("p0", "entailment", "Sentence 2: The bridge in Ayacucho collapsed because too many people were on it.", parent=parent),
-        Draft("p1", "entailment", "The sentence is about the relationship between the bridge and people.", parent=parent),
+        Draft("p0", "entailment", f"Sentence 2: {parent['text_a']}", parent=parent),
+        Draft("p1", "entailment", "The sentence is about the bridge and the people on it.", parent=parent),
         Draft("p2", "not_entailment", "The relation between the two sentences is not_entailment.", parent=parent),
         Draft("p3", "entailment", "A bridge in Peru collapsed.", parent=parent),
     ]

@@ -16,7 +16,10 @@ FAST = {"near_dup": "ngram"}  # plumbing tests need no embedding model
 
 
 def _label_of(prompt: str) -> str:
-    return "not_entailment" if "not_entailment" in prompt else "positive" if "positive" in prompt else "negative" if "negative" in prompt else "entailment"
+    for label in ("not_entailment", "positive", "negative"):
+        if label in prompt:
+            return label
+    return "entailment"
 
 
 def test_registry_and_config_errors() -> None:
@@ -193,7 +196,9 @@ def test_real_smollm2_pair_task(smollm2, data_dir: Path) -> None:
 
     task = load_task("rte")
     rows = [json.loads(line) for line in (data_dir / "rte" / "train.jsonl").read_text().splitlines()[:40]]
-    pool = [Example({"text_a": r["text_a"], "text_b": r["text_b"]}, r["label"], id=f"rte-{i}") for i, r in enumerate(rows)]
+    pool = [
+        Example({"text_a": r["text_a"], "text_b": r["text_b"]}, r["label"], id=f"rte-{i}") for i, r in enumerate(rows)
+    ]
     data = ZeroGen(ZeroGenConfig(per_label=3, seed=5, max_new_tokens=40)).synthesize(task, [], smollm2, pool=pool)
     _check_real(data, task, 3)
     premises = {p.inputs["text_a"] for p in pool}

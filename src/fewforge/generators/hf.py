@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -27,6 +28,7 @@ from fewforge.generators.base import (
 )
 
 _SEQ2SEQ_GGUF_ARCHS = {"t5", "t5encoder"}
+_HUB_ID = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[\w.-]+)?$")
 _CONVERTED_MARKER = "fewforge_source.json"
 
 
@@ -85,6 +87,9 @@ class HFGenerator(Generator):
         self._model_id: str | None = None
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"HFGenerator({self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
+
     # -- where the weights are -------------------------------------------------------------------
     def _source(self) -> tuple[str, dict[str, Any], Path | None]:
         """(name or dir for from_pretrained, its kwargs, the GGUF file if any)."""
@@ -94,7 +99,7 @@ class HFGenerator(Generator):
             return str(path.parent), {"gguf_file": path.name}, path
         if path.is_dir():
             return str(path.resolve()), {}, None
-        if path.exists() or self.model_name.startswith((".", "/", "~")) or os.sep + os.sep in self.model_name:
+        if path.exists() or not _HUB_ID.match(self.model_name):  # a path, not "org/name"
             raise BackendError(
                 f"model directory not found: {path}",
                 hint="pass a directory holding config.json, a .gguf file, or a Hugging Face model id",

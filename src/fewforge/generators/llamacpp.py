@@ -74,6 +74,9 @@ class LlamaCppGenerator(Generator):
         self._server: Any = None
         self._lock = threading.Lock()
 
+    def __repr__(self) -> str:
+        return f"LlamaCppGenerator({str(self.model_path)!r}, n_parallel={self.n_parallel})"
+
     @property
     def model_id(self) -> str:
         return file_id(self.model_path)

@@ -60,6 +60,9 @@ class OpenAICompatGenerator(Generator):
         self.timeout = timeout
         self.api_key_env = api_key_env
 
+    def __repr__(self) -> str:
+        return f"OpenAICompatGenerator({self.model!r}, base_url={self.url!r}, chat={self.chat})"
+
     @property
     def model_id(self) -> str:
         return f"openai:{self.model}"  # no base_url: the same model served elsewhere shares the cache

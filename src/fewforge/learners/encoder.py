@@ -20,8 +20,9 @@ import math
 import os
 import random
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Sequence
 
 from pydantic import Field, model_validator
 
@@ -58,6 +59,13 @@ class EncoderConfig(LearnerConfig):
         0, ge=0, description="Stop after this many evaluations without dev improvement; 0 trains the whole budget."
     )
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for torch while training/predicting (default: torch's choice); set 1 when other "
+        "processes share the cores, where spinning threads slow every step down several times.",
+        json_schema_extra={"semantic": False},
+    )
     strategy: Literal["real+syn", "real"] = Field(
         "real+syn",
         description="How real and synthetic data are combined: 'real+syn' shuffles them together; "
@@ -75,6 +83,10 @@ class EncoderConfig(LearnerConfig):
         return max(self.min_steps, min(self.max_steps, wanted))
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def resolve_model(model: str | None) -> str:
     """A local directory as a string, or a hub id; a missing local path is a ConfigError naming it."""
     if not model:
@@ -86,7 +98,7 @@ def resolve_model(model: str | None) -> str:
         return str(path)
     # a hub id is "name" or "org/name"; anything else can only be meant as a local path
     looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
-    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    offline = _offline()
     if path.exists() or looks_local or offline:
         raise ConfigError(
             f"encoder model {model!r} is not a local model directory",
@@ -94,6 +106,21 @@ def resolve_model(model: str | None) -> str:
             + (" (HF_HUB_OFFLINE is set, so hub ids are not looked up)" if offline and not looks_local else ""),
         )
     return model
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    import torch
+
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _seed_everything(seed: int) -> None:
@@ -130,7 +157,7 @@ class EncoderClassifier(Learner):
         from transformers.utils import logging as hf_logging
 
         ids = {label: i for i, label in enumerate(self.labels)}
-        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+        offline = _offline()
         verbosity = hf_logging.get_verbosity()
         hf_logging.set_verbosity_error()  # the "newly initialized classifier" report is expected here
         try:
@@ -165,8 +192,17 @@ class EncoderClassifier(Learner):
         return [{k: enc[k][i] for k in keys} for i in range(len(examples))]
 
     def _batch(self, rows: Sequence[dict[str, list[int]]]) -> dict[str, "torch.Tensor"]:
-        padded = self.tokenizer.pad(list(rows), padding="longest", return_tensors="pt")
-        return {k: v.to(self.model.device) for k, v in padded.items()}
+        """Right-pad to the longest row of this batch (padding is masked out, so it changes nothing)."""
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        pad = {"input_ids": self.tokenizer.pad_token_id or 0}
+        return {
+            key: torch.tensor(
+                [r[key] + [pad.get(key, 0)] * (width - len(r[key])) for r in rows], device=self.model.device
+            )
+            for key in rows[0]
+        }
 
     def _label_ids(self, examples: Sequence[Example], what: str) -> list[int]:
         ids = {label: i for i, label in enumerate(self.labels)}
@@ -198,17 +234,29 @@ class EncoderClassifier(Learner):
         synthetic: Sequence[Example] = (),
         progress: Callable[[int, int], None] | None = None,
     ) -> FitReport:
+        if not train:
+            raise DataError("no real training examples", hint="the few-shot train split is empty")
+        start = time.perf_counter()
+        pool = self._training_pool(train, synthetic)
+        y = self._label_ids(train, "train") + self._label_ids(pool[len(train) :], "synthetic")
+        dev_y = self._label_ids(dev, "dev")
+        with _torch_threads(self.config.threads):
+            report = self._train(pool, y, dev, dev_y, progress)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _train(
+        self,
+        pool: Sequence[Example],
+        y: Sequence[int],
+        dev: Sequence[Example],
+        dev_y: Sequence[int],
+        progress: Callable[[int, int], None] | None,
+    ) -> FitReport:
         import torch
         from transformers import get_linear_schedule_with_warmup
 
-        if not train:
-            raise DataError("no real training examples", hint="the few-shot train split is empty")
         cfg = self.config
-        start = time.perf_counter()
-        pool = self._training_pool(train, synthetic)
-        y = self._label_ids(train, "train") + self._label_ids(pool[len(train):], "synthetic")
-        dev_y = self._label_ids(dev, "dev")
-
         _seed_everything(self.seed)  # before loading: the new head's init draws from torch's RNG
         self._load(resolve_model(cfg.model))
         rows, dev_rows = self._encode(pool), self._encode(dev)
@@ -266,7 +314,7 @@ class EncoderClassifier(Learner):
             best_dev_accuracy=best[0] if dev else float("nan"),
             best_step=best_step,
             steps=step,
-            seconds=time.perf_counter() - start,
+            seconds=0.0,  # set by fit()
             history=history,
         )
 
@@ -303,7 +351,8 @@ class EncoderClassifier(Learner):
         self._require_model()
         if not examples:
             return []
-        ids = self._logits(self._encode(examples)).argmax(-1).tolist()
+        with _torch_threads(self.config.threads):
+            ids = self._logits(self._encode(examples)).argmax(-1).tolist()
         return [self.labels[i] for i in ids]
 
     def save(self, directory: Path) -> None:

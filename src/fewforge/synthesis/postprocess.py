@@ -2,7 +2,7 @@
 
 Every drop has a reason and is counted (`PostprocessReport`, written to the data card); nothing is
 removed silently. The cleaning rules come from reading SmolLM2-135M-Instruct's output for SST-2, BBC,
-RTE and MRPC prompts (see docs in zerogen.py): a small instruct model wraps the example in preambles
+RTE and MRPC prompts: a small instruct model wraps the example in preambles
 ("Sure! Here's a ...:"), header labels ("Headline:"), quotes, markdown and hashtags, trailing
 commentary ("This headline captures ..."), and for pairs it often echoes "Sentence 1: ..." before
 answering after "Sentence 2:" or explains the relation instead of writing a sentence.
@@ -30,6 +30,7 @@ REASONS: dict[str, str] = {
     "empty": "nothing left after removing the model's chatter",
     "truncated": "hit max_new_tokens with no complete sentence to keep",
     "chatter": "talks about the task (sentence 1/2, the relation, 'as an AI') instead of being an example",
+    "prompt_echo": "repeats the instruction it was given instead of following it",
     "too_short": "fewer than min_words words",
     "too_long": "more than max_words words",
     "copy_of_parent": "the generated sentence (nearly) copies the first sentence it was conditioned on",
@@ -60,7 +61,9 @@ class PostprocessConfig(BaseModel):
     near_dup: Literal["embedding", "ngram", "off"] = Field(
         "embedding", description="near-duplicate test: MiniLM cosine, word-bigram Jaccard, or none"
     )
-    near_dup_threshold: float = Field(0.95, gt=0, le=1, description="cosine (or Jaccard) at which two texts are near-duplicates")
+    near_dup_threshold: float = Field(
+        0.95, gt=0, le=1, description="cosine (or Jaccard) at which two texts are near-duplicates"
+    )
     near_dup_scope: Literal["all", "label"] = Field(
         "all", description="'all' also drops near-duplicates across labels (ambiguous texts)"
     )
@@ -80,6 +83,7 @@ class Draft:
     text: str  # the raw completion
     finish_reason: str = "stop"
     parent: Mapping[str, str] = field(default_factory=dict)  # fixed inputs: {"text_a": ...} for pairs
+    prompt: str = ""  # the instruction, to catch echoes of it ("A headline, then the article.")
     lineage: Mapping[str, Any] = field(default_factory=dict)  # copied onto the kept Example
 
 
@@ -140,6 +144,7 @@ _HEADER = re.compile(
 _METADATA = re.compile(
     r"^(?:written|produced|published|posted|retrieved|updated|source|date|image|photo|credit|by)\b[^:]{0,20}:", re.I
 )
+_SHORT_LABEL = re.compile(r"[A-Za-z' ]{1,20}:\s+(?=\S)")
 _URL = re.compile(r"(?:https?://|www\.)\S+")
 _CLOSING = re.compile(
     r"^(?:i hope|hope (?:this|you)|let me know|feel free|note:|please note|translated|in summary|overall, this|"
@@ -247,8 +252,8 @@ def clean_completion(text: str, task: Task, config: PostprocessConfig | None = N
     if parent_markers:
         echo = re.compile(r"^\s*(?:%s)\s*:" % "|".join(map(re.escape, parent_markers)), re.I)
         text = "\n".join(line for line in text.split("\n") if not echo.match(line))
-        # "Try this: <sentence>": a label of up to three words before the answer
-        text = re.sub(r"^[A-Za-z' ]{1,20}:\s+(?=\S)", lambda m: "" if len(m.group().split()) <= 3 else m.group(), text.lstrip())
+        label = _SHORT_LABEL.match(text.lstrip())  # "Try this: <sentence>"
+        text = text.lstrip()[label.end() :] if label and len(label.group().split()) <= 3 else text
 
     paragraphs: list[str] = []
     # a pair's second sentence is one line; the lines after it explain it
@@ -330,6 +335,12 @@ def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, 
         return "empty"
     if _CHATTER.search(text) or (task.kind == "pair" and _PAIR_CHATTER.search(text)):
         return "chatter"
+    if draft.prompt:
+        instruction = draft.prompt
+        for value in draft.parent.values():  # the parent sentence is not part of the instruction
+            instruction = instruction.replace(value, " ")
+        if normalize(text) in normalize(instruction) or jaccard(text, instruction) >= 0.5:
+            return "prompt_echo"
     n_words = len(text.split())
     if n_words < config.min_words:
         return "too_short"
@@ -431,6 +442,7 @@ def postprocess(
         if reason:
             report.drop(reason, draft.text)
             continue
-        kept.append(Example(inputs={**draft.parent, field_name: text}, label=draft.label, id=draft.id, lineage=dict(draft.lineage)))
+        inputs = {**draft.parent, field_name: text}
+        kept.append(Example(inputs=inputs, label=draft.label, id=draft.id, lineage=dict(draft.lineage)))
     report.kept = len(kept)
     return kept, report

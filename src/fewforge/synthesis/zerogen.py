@@ -117,6 +117,7 @@ class ZeroGen(SynthesisMethod):
                         text=candidate.text,
                         finish_reason=candidate.finish_reason,
                         parent={"text_a": parent.inputs["text_a"]} if parent else {},
+                        prompt=prompt,
                         lineage={
                             "method": self.name,
                             "method_version": c.version,
