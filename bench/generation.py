@@ -5,6 +5,8 @@
 Both sample at temperature 0.8 with up to 64 new tokens; generated tokens are counted on both sides
 (the end-of-sequence token included, as llama.cpp counts it). Model loading is timed separately.
 The naive side runs fewer prompts (tokens/s is a rate). Last line: `ratio=<(a) tok/s / (b) tok/s>`.
+Both sides use OMP_WAIT_POLICY=PASSIVE unless the variable is set (e.g. OMP_WAIT_POLICY=ACTIVE on an
+idle machine); the policy in effect is recorded in the JSON.
 
     .venv/bin/python bench/generation.py [--prompts 64] [--naive-prompts 8] [--max-new-tokens 64]
 """
