@@ -87,11 +87,11 @@ def prepare(cfg: RunConfig, output: Path, console: Console) -> Experiment:
         changes = _changes(previous.semantic(), cfg.semantic())
         if changes:
             console.print(f"[yellow]config changed since the last run in {output}: {changes}; "
-                          "stages whose inputs changed are redone, old outputs move to _stale/[/]")
+                          "stages whose inputs changed are redone, old outputs move to _stale/[/]", soft_wrap=True)
             run.retire(run.config_path, fingerprint(previous.semantic()))
             run.retire(run.results_path, fingerprint(previous.semantic()))
         else:
-            console.print(f"resuming in {output}: finished stages are reused")
+            console.print(f"resuming in {output}: finished stages are reused", soft_wrap=True)
     run.config_path.write_text(cfg.to_yaml())
     log.info("config: %s", cfg.model_dump(mode="json"))
 
