@@ -15,7 +15,7 @@ from fewforge.learners.encoder import EncoderClassifier, EncoderConfig
 from fewforge.tasks.base import Task
 
 # Short SST-2 sentences: 48 tokens cover almost all of them and keep each step cheap on 2 cores.
-FAST = {"max_length": 48, "batch_size": 16, "eval_every": 5}
+FAST = {"max_length": 48, "batch_size": 16, "eval_every": 5, "threads": 1}
 
 
 SST2_TASK = Task(name="sst2", kind="single", labels={"negative": "terrible", "positive": "great"}, description="movie review")
@@ -43,10 +43,11 @@ def sst2(data_dir):
     test = _read(data_dir / "sst2" / "dev.jsonl", "test")
     return {
         "task": task,
-        "train": _per_label(pool, task.label_names, 0, 16),
-        "dev": _per_label(pool, task.label_names, 16, 8),
-        "extra": _per_label(pool, task.label_names, 24, 8),
-        "test": test[:100],
+        # 64 per class: a step costs the same whatever the set size, and more rows make learning reliable
+        "train": _per_label(pool, task.label_names, 0, 64),
+        "dev": _per_label(pool, task.label_names, 64, 16),
+        "extra": _per_label(pool, task.label_names, 80, 8),
+        "test": test[:200],
     }
 
 
@@ -63,8 +64,7 @@ def trained(sst2, minilm_path):
 def _tiny_fit(task, train, dev, seed=0, synthetic=(), **overrides):
     config = EncoderConfig(**{**FAST, "min_steps": 4, "max_steps": 4, "eval_every": 2, **overrides})
     learner = EncoderClassifier(task, config, seed=seed)
-    learner.fit(train, dev, synthetic=synthetic)
-    return learner
+    return learner, learner.fit(train, dev, synthetic=synthetic)
 
 
 def _logits(learner, examples):
@@ -82,10 +82,11 @@ def test_learns_sst2_well_above_chance(trained, sst2):
     learner, report, _ = trained
     predicted = learner.predict(sst2["test"])
     accuracy = sum(p == e.label for p, e in zip(predicted, sst2["test"])) / len(sst2["test"])
-    # Chance is ~50% (100 rows, 53 positive); this seed and slice give ~0.8 on the real model, and an
-    # untrained head or a broken loop stays near 0.5: 0.65 is > 3 binomial std above chance.
-    assert accuracy >= 0.65, (accuracy, report.history)
-    assert report.best_dev_accuracy >= 0.65
+    # Chance is ~0.5 on these 200 rows; the real model reaches 0.75 here (0.74 with seed 14), while an
+    # untrained head or a broken loop stays near 0.5. 0.63 is > 3.5 binomial std above chance and
+    # leaves 12 points for float differences between CPUs.
+    assert accuracy >= 0.63, (accuracy, report.history)
+    assert report.best_dev_accuracy >= 0.6, report.history
     assert set(predicted) == {"negative", "positive"}
 
 
@@ -98,6 +99,22 @@ def test_fit_report_and_progress(trained):
     assert (report.best_step, report.best_dev_accuracy) == (best["step"], best["dev_accuracy"])
     assert report.history[-1]["loss"] < report.history[0]["loss"]  # training loss falls
     assert report.seconds > 0
+
+
+def test_best_dev_checkpoint_is_restored(trained, sst2):
+    learner, report, _ = trained
+    predicted = learner.predict(sst2["dev"])
+    dev_accuracy = sum(p == e.label for p, e in zip(predicted, sst2["dev"])) / len(sst2["dev"])
+    assert dev_accuracy == report.best_dev_accuracy
+
+
+def test_patience_stops_when_dev_stops_improving(sst2):
+    # lr 1e-30 leaves every weight bit-identical, so dev accuracy and loss never improve after step 1
+    _, report = _tiny_fit(
+        sst2["task"], sst2["train"][::16], sst2["dev"][::4], learning_rate=1e-30, min_steps=20, max_steps=20,
+        eval_every=1, patience=2,
+    )
+    assert (report.steps, report.best_step, len(report.history)) == (3, 1, 3)
 
 
 def test_save_load_round_trip(trained, sst2, tmp_path):
@@ -125,10 +142,10 @@ def test_save_load_round_trip(trained, sst2, tmp_path):
 def test_same_seed_same_model_other_seed_differs(sst2):
     import torch
 
-    train, dev, probe = sst2["train"][::4], sst2["dev"][::4], sst2["test"][:24]
-    a = _logits(_tiny_fit(sst2["task"], train, dev, seed=7), probe)
-    b = _logits(_tiny_fit(sst2["task"], train, dev, seed=7), probe)
-    c = _logits(_tiny_fit(sst2["task"], train, dev, seed=8), probe)
+    train, dev, probe = sst2["train"][::16], sst2["dev"][::4], sst2["test"][:24]
+    a = _logits(_tiny_fit(sst2["task"], train, dev, seed=7)[0], probe)
+    b = _logits(_tiny_fit(sst2["task"], train, dev, seed=7)[0], probe)
+    c = _logits(_tiny_fit(sst2["task"], train, dev, seed=8)[0], probe)
     assert torch.equal(a, b)
     assert not torch.allclose(a, c)
 
@@ -136,11 +153,11 @@ def test_same_seed_same_model_other_seed_differs(sst2):
 def test_synthetic_examples_are_trained_on(sst2):
     import torch
 
-    task, train, dev, probe = sst2["task"], sst2["train"][::4], sst2["dev"][::4], sst2["test"][:24]
+    task, train, dev, probe = sst2["task"], sst2["train"][::16], sst2["dev"][::4], sst2["test"][:24]
     synthetic = [Example(inputs=e.inputs, label=e.label, id=f"syn-{e.id}", lineage={"method": "copy"}) for e in sst2["extra"]]
-    real_only = _logits(_tiny_fit(task, train, dev), probe)
-    mixed = _logits(_tiny_fit(task, train, dev, synthetic=synthetic), probe)
-    ignored = _logits(_tiny_fit(task, train, dev, synthetic=synthetic, strategy="real"), probe)
+    real_only = _logits(_tiny_fit(task, train, dev)[0], probe)
+    mixed = _logits(_tiny_fit(task, train, dev, synthetic=synthetic)[0], probe)
+    ignored = _logits(_tiny_fit(task, train, dev, synthetic=synthetic, strategy="real")[0], probe)
     assert not torch.allclose(real_only, mixed)  # real+syn: the synthetic rows change the model
     assert torch.equal(real_only, ignored)  # strategy "real" trains on exactly the real rows
 
@@ -149,7 +166,7 @@ def test_pair_task_rte(data_dir):
     task = RTE_TASK
     pool = _read(data_dir / "rte" / "train.jsonl", "train")
     train, dev = _per_label(pool, task.label_names, 0, 4), _per_label(pool, task.label_names, 4, 2)
-    learner = _tiny_fit(task, train, dev, max_length=96)
+    learner, _ = _tiny_fit(task, train, dev, max_length=96)
     # both sentences reach the encoder, as segment 0 and segment 1
     row = learner._encode(train[:1])[0]
     assert set(row["token_type_ids"]) == {0, 1}
@@ -175,6 +192,8 @@ def test_data_errors(sst2):
     learner = EncoderClassifier(sst2["task"])
     with pytest.raises(DataError, match="no real training examples"):
         learner.fit([], sst2["dev"])
+    with pytest.raises(DataError, match="no dev examples"):
+        learner.fit(sst2["train"], [])
     bad = [Example(inputs={"text": "fine"}, label="neutral", id="syn-1")]
     with pytest.raises(DataError, match="synthetic.*syn-1.*neutral"):
         learner.fit(sst2["train"], sst2["dev"], synthetic=bad)
@@ -189,6 +208,8 @@ def test_config_validation_and_step_budget():
     assert config.total_steps(32) == 64
     assert config.total_steps(200) == 125  # ceil(10 * 200 / 16)
     assert config.total_steps(10_000) == 160
+    assert EncoderConfig().eval_interval(64) == 8  # default: eight evaluations per run
+    assert EncoderConfig(eval_every=5).eval_interval(64) == 5
     with pytest.raises(ValidationError, match="min_steps"):
         EncoderConfig(min_steps=50, max_steps=10)
     with pytest.raises(ValidationError, match="extra"):

@@ -1,11 +1,8 @@
 """Turn raw generator completions into clean, filtered, de-duplicated examples.
 
 Every drop has a reason and is counted (`PostprocessReport`, written to the data card); nothing is
-removed silently. The cleaning rules come from reading SmolLM2-135M-Instruct's output for SST-2, BBC,
-RTE and MRPC prompts: a small instruct model wraps the example in preambles
-("Sure! Here's a ...:"), header labels ("Headline:"), quotes, markdown and hashtags, trailing
-commentary ("This headline captures ..."), and for pairs it often echoes "Sentence 1: ..." before
-answering after "Sentence 2:" or explains the relation instead of writing a sentence.
+removed silently. Cleaning one completion lives in `clean.py`; this module runs it over all rows, then
+the filters, in the order of `REASONS`.
 
 Truncation (finish_reason "length"): the text is cut back to its last complete sentence, as ZeroGen's
 own post-processing does (`process_output` in jiacheng-ye/ZeroGen cls_generator.py); when no complete
@@ -14,7 +11,6 @@ sentence is left the row is dropped as "truncated". `truncated="drop"|"keep"` ch
 
 from __future__ import annotations
 
-import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +19,28 @@ from typing import Any, Literal, Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from fewforge.data.schema import Example
-from fewforge.tasks.base import DEFAULT_GENERATION, Task
+from fewforge.synthesis.clean import (  # re-exported: the cleaning half of postprocessing
+    clean_completion,
+    first_sentences,
+    is_chatter,
+    label_words,
+    trim_to_last_sentence,
+)
+from fewforge.tasks.base import Task
+
+__all__ = [
+    "REASONS",
+    "Draft",
+    "PostprocessConfig",
+    "PostprocessReport",
+    "clean_completion",
+    "embed",
+    "first_sentences",
+    "jaccard",
+    "normalize",
+    "postprocess",
+    "trim_to_last_sentence",
+]
 
 # Reasons in the order the filters run; the text is what the data card says about each.
 REASONS: dict[str, str] = {
@@ -115,177 +132,6 @@ class PostprocessReport:
         }
 
 
-# ---------------------------------------------------------------------------------------------- cleaning
-
-_SENTENCE_END = re.compile(r"[.!?]+[\"'”’)\]]*(?=\s|$)")
-_ABBREV = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Jr|Sr|vs|etc|No|Inc|Ltd|Co)|\b[A-Z](?:\.[A-Z])*)\.$")
-# only with punctuation after it: "Certainly one of the best films" is an example, "Certainly!" is not
-_PREAMBLE_WORD = re.compile(r"^(?:sure|certainly|of course|okay|ok|alright)[!.,]+\s*", re.I)
-_HERE_IS = re.compile(
-    r"^(?:(?:here(?:'s| is| are)|below is|i(?:'ve| have) (?:written|created))\b[^\n:]{0,120}|"
-    r"this is (?:a|an|my|the) [^\n:]{0,60}\b(?:review|article|summary|headline|sentence|question|example)"
-    r"\b[^\n:]{0,40}):\s*",
-    re.I,
-)
-_HELPER = re.compile(  # "I'd be happy to help you write a negative movie review." before the example
-    r"^(?:i'd be (?:happy|glad) to|i'd love to|i (?:can|will)|i'll|let me)\s+(?:help|write|create|give|provide|try)"
-    r"[^.!?:]{0,120}[.!?:]\s*",
-    re.I,
-)
-# 'A negative movie review: "Awkward."' / "Emotionless: 'The movie failed ...'" -> the quoted part
-_INTRO_QUOTE = re.compile(r"^[^\"“':]{0,80}:\s*([\"“'])(.+?)[\"”']([.!?]?)$")
-_HEADER = re.compile(
-    r"^(?:(?:a|the|my) )?(?:title|headline|heading|review|movie review|article|news article|summary|story|"
-    r"body|text|output|response|answer|example|question|sentence|paragraph|premise|background|bbc(?: news)?)"
-    r"\s*\d?(?: (?:is|reads))?\s*:\s*",
-    re.I,
-)
-# byline and metadata lines ("Written by: ...", "Published: 03/11/2020") carry no example text
-_METADATA = re.compile(
-    r"^(?:written|produced|published|posted|retrieved|updated|source|date|image|photo|credit|by)\b[^:]{0,20}:", re.I
-)
-_SHORT_LABEL = re.compile(r"[A-Za-z' ]{1,20}:\s+(?=\S)")
-_URL = re.compile(r"(?:https?://|www\.)\S+")
-_CLOSING = re.compile(
-    r"^(?:i hope|hope (?:this|you)|let me know|feel free|note:|please note|translated|in summary|overall, this|"
-    r"this (?:review|article|headline|sentence|story|summary|piece|title|response|example|rewrite) |"
-    r"the (?:headline|article|review|title|sentence|story) (?:captures|highlights|includes|tells|aims|"
-    r"is (?:a|an|written)|uses|conveys)|i (?:have|'ve) (?:written|created|tried))",
-    re.I,
-)
-_HASHTAGS = re.compile(r"(?:\s*#\w+)+\s*$")
-_QUOTES = "\"“”"
-_CHATTER = re.compile(
-    r"\b(?:as an ai\b|helpful (?:ai|assistant)|hugging ?face|smollm|the user(?:'s)?\b|i'm sorry|i am sorry|"
-    r"i cannot|i can't help|how (?:may|can) i (?:help|assist)|the relation between|"
-    r"(?:sentence|question) [12]\b|not_\w+)|^this (?:review|article|headline|summary|response|question)\b|"
-    r"\[[A-Z][\w ]{0,40}\]",  # a template placeholder such as "[Project Name]"
-    re.I,
-)
-# Pairs: a second sentence that discusses "the sentence", entailment or equivalence is an explanation.
-_PAIR_CHATTER = re.compile(
-    r"\b(?:(?:the|this|that|first|second|original|given|above|two|both|each) sentences?\b|entail\w*|"
-    r"(?:is|are) (?:not )?(?:equivalent|different|relevant|irrelevant)\W*$)|^(?:yes|no)\b",
-    re.I,
-)
-
-
-def _answer_markers(task: Task) -> tuple[list[str], list[str]]:
-    """Pair prompts end with e.g. "Sentence 2:" and show the parent as "Sentence 1: {text_a}": the model
-    echoes both, so the answer follows the last answer marker and lines starting with a parent marker go."""
-    if task.kind != "pair":
-        return [], []
-    templates = [*task.generation_templates.values(), DEFAULT_GENERATION["pair"]]
-    answer, parent = set(), set()
-    for template in templates:
-        last = template.rstrip().splitlines()[-1].strip()
-        if last.endswith(":") and len(last) < 40:
-            answer.add(last[:-1].strip())
-        parent.update(m.strip() for m in re.findall(r"([A-Za-z][\w ]{0,30}):\s*\{text_a\}", template))
-    return sorted(answer, key=len, reverse=True), sorted(parent, key=len, reverse=True)
-
-
-def _strip_quotes(text: str) -> str:
-    """Remove quotes around the whole text ('"Great film."' or '"Great film".'), keeping inner quotes."""
-    text = text.strip()
-    body = text.rstrip(".!?,;")  # closing punctuation may sit outside the quotes
-    if len(body) >= 2 and body[0] in _QUOTES and body[-1] in _QUOTES:
-        inner = body[1:-1]
-        first = next((i for i, ch in enumerate(inner) if ch in _QUOTES), None)
-        # inner quotes must open after a space ('The movie "Titanic" ...'); in '"A" and "B"' the first
-        # inner quote closes "A", so the outer pair is not one quotation
-        if first is None or (first > 0 and inner[first - 1].isspace()):
-            return (inner + text[len(body) :]).strip()
-    if sum(text.count(q) for q in _QUOTES) == 1:  # a lone opening or closing quote
-        if text[:1] in _QUOTES:
-            return text[1:].strip()
-        if body[-1:] in _QUOTES:
-            return (body[:-1] + text[len(body) :]).strip()
-    return text
-
-
-def _clean_line(line: str) -> str:
-    if _METADATA.match(line.strip()):
-        return ""
-    line = _URL.sub("", line.replace("**", "").replace("__", ""))
-    line = re.sub(r"^\s*#+\s+", "", line)  # markdown heading
-    line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s+", "", line)  # list marker
-    line = _HASHTAGS.sub("", line)
-    line = _PREAMBLE_WORD.sub("", line.strip())
-    line = _HELPER.sub("", line)
-    line = _HERE_IS.sub("", line)
-    line = _HEADER.sub("", line)
-    quoted = _INTRO_QUOTE.match(line)
-    if quoted and len(quoted.group(2).split()) >= 1:
-        line = quoted.group(2) + quoted.group(3)
-    return _strip_quotes(line)
-
-
-def first_sentences(text: str, n: int) -> str:
-    """The first n sentences of text (all of it when it has fewer)."""
-    count = 0
-    for match in _SENTENCE_END.finditer(text):
-        if _ABBREV.search(text[: match.start() + 1]):
-            continue
-        count += 1
-        if count == n:
-            return text[: match.end()].strip()
-    return text.strip()
-
-
-def trim_to_last_sentence(text: str) -> str:
-    """Cut a truncated text after its last complete sentence ("" when it has none)."""
-    ends = [m.end() for m in _SENTENCE_END.finditer(text) if not _ABBREV.search(text[: m.start() + 1])]
-    return text[: ends[-1]].strip() if ends else ""
-
-
-def clean_completion(text: str, task: Task, config: PostprocessConfig | None = None) -> str:
-    """The example inside an instruct model's answer: chatter, headers, quotes and markup removed."""
-    config = config or PostprocessConfig()
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
-    answer_markers, parent_markers = _answer_markers(task)
-    if answer_markers:
-        pattern = re.compile(r"(?:%s)\s*:" % "|".join(map(re.escape, answer_markers)), re.I)
-        tail = [m.end() for m in pattern.finditer(text) if text[m.end() :].strip()]
-        if tail:
-            text = text[tail[-1] :].strip()
-    if parent_markers:
-        echo = re.compile(r"^\s*(?:%s)\s*:" % "|".join(map(re.escape, parent_markers)), re.I)
-        text = "\n".join(line for line in text.split("\n") if not echo.match(line))
-        label = _SHORT_LABEL.match(text.lstrip())  # "Try this: <sentence>"
-        text = text.lstrip()[label.end() :] if label and len(label.group().split()) <= 3 else text
-
-    paragraphs: list[str] = []
-    # a pair's second sentence is one line; the lines after it explain it
-    for block in text.split("\n") if task.kind == "pair" else re.split(r"\n\s*\n", text):
-        lines = [_clean_line(line) for line in block.split("\n")]
-        # a short line ending in ':' introduces the example ("Here is the review:")
-        lines = [
-            line
-            for line in lines
-            if re.search(r"[^\W_]", line)  # drops emoji-only, '---' and empty lines
-            and not (line.endswith(":") and (len(line.split()) <= 12 or re.search(r"\bhere\b", line, re.I)))
-        ]
-        if lines:
-            paragraphs.append(" ".join(lines))
-    # commentary after the example ("This headline captures ...", "Negative, not positive.") ends it
-    # (a short first paragraph like "I hope this helps!" is all chatter: nothing is left)
-    verdict = _label_words(task)
-    for i, paragraph in enumerate(paragraphs):
-        n_words = len(paragraph.split())
-        if (_CLOSING.match(paragraph) and (i or n_words <= 8)) or (
-            i and (n_words <= 2 or (n_words <= 6 and verdict.search(paragraph)))
-        ):
-            paragraphs = paragraphs[:i]
-            break
-    if task.kind == "pair" or config.paragraphs == "first":
-        paragraphs = paragraphs[:1]
-    out = _strip_quotes(" ".join(paragraphs))
-    if config.max_sentences:
-        out = first_sentences(out, config.max_sentences)
-    return re.sub(r"\s+", " ", out).strip()
-
-
 # ---------------------------------------------------------------------------------------------- filters
 
 _PUNCT = str.maketrans({c: " " for c in string.punctuation + "“”‘’…–—"})
@@ -323,17 +169,10 @@ def embed(texts: Sequence[str], model_dir: str | Path | None = None) -> Any:
     )
 
 
-def _label_words(task: Task, label: str | None = None) -> re.Pattern[str]:
-    """Whole-word matcher for one label's name and verbalizer (all labels when label is None)."""
-    labels = [label] if label is not None else task.label_names
-    words = {w for name in labels for w in (name.replace("_", " "), name, task.labels[name])}
-    return re.compile(r"\b(?:%s)\b" % "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.I)
-
-
 def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, real_keys: set[str]) -> str:
     if not text:
         return "empty"
-    if _CHATTER.search(text) or (task.kind == "pair" and _PAIR_CHATTER.search(text)):
+    if is_chatter(text, task):
         return "chatter"
     if draft.prompt:
         instruction = draft.prompt
@@ -349,7 +188,7 @@ def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, 
     parent = draft.parent.get("text_a", "")
     if parent and (normalize(parent) == normalize(text) or jaccard(parent, text) >= config.parent_copy_threshold):
         return "copy_of_parent"
-    if config.drop_label_words and _label_words(task, draft.label).search(text):
+    if config.drop_label_words and label_words(task, draft.label).search(text):
         return "label_word"
     if normalize(text) in real_keys:
         return "real_duplicate"

@@ -28,7 +28,7 @@ from pydantic import Field
 
 from fewforge.data.schema import Example
 from fewforge.errors import DataError
-from fewforge.generators.base import Generator, SamplingParams
+from fewforge.generators.base import Completion, Generator, SamplingParams
 from fewforge.synthesis.base import MethodConfig, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, PostprocessReport, postprocess
 from fewforge.tasks.base import Task
@@ -89,7 +89,6 @@ class ZeroGen(SynthesisMethod):
 
         drafts: list[Draft] = []
         rounds: list[dict] = []
-        counts = {label: 0 for label in task.label_names}
         want = {label: math.ceil(c.per_label * c.oversample) for label in task.label_names}
         tokens = fresh_tokens = cached = 0
         gen_seconds = 0.0
@@ -97,7 +96,7 @@ class ZeroGen(SynthesisMethod):
         kept: list[Example] = []
         report = PostprocessReport()
         for round_no in range(1, c.max_rounds + 1):
-            plan = self._plan(task, want, parents, start=len(drafts))
+            plan = self._plan(task, want, parents)
             tracker.add_total(len(plan))
             t0 = time.perf_counter()
             completions = generator.generate(
@@ -105,36 +104,11 @@ class ZeroGen(SynthesisMethod):
             )
             gen_seconds += time.perf_counter() - t0
             for (label, prompt, parent), completion in zip(plan, completions, strict=True):
-                index = len(drafts)
                 candidate = completion.candidates[0]
                 tokens += candidate.n_tokens
                 cached += completion.cached
                 fresh_tokens += 0 if completion.cached else candidate.n_tokens
-                drafts.append(
-                    Draft(
-                        id=f"zerogen-{index:06d}",
-                        label=label,
-                        text=candidate.text,
-                        finish_reason=candidate.finish_reason,
-                        parent={"text_a": parent.inputs["text_a"]} if parent else {},
-                        prompt=prompt,
-                        lineage={
-                            "method": self.name,
-                            "method_version": c.version,
-                            "model": model,
-                            "prompt": prompt,
-                            "sampling": params.to_dict(),
-                            "prompt_index": index,
-                            "request_seed": params.request_seed(index),
-                            "round": round_no,
-                            "parent_id": (parent.id or None) if parent else None,
-                            "raw": candidate.text,
-                            "finish_reason": candidate.finish_reason,
-                            "n_tokens": candidate.n_tokens,
-                            "cached": completion.cached,
-                        },
-                    )
-                )
+                drafts.append(self._draft(len(drafts), round_no, label, prompt, parent, completion, params, model))
             # Re-filter everything generated so far: de-duplication must see earlier rounds, and one
             # pass over all drafts in prompt order keeps the result independent of how rounds split.
             kept, report = postprocess(task, drafts, c.postprocess, real=real)
@@ -182,8 +156,45 @@ class ZeroGen(SynthesisMethod):
         }
         return SyntheticDataset(examples=examples, card=card)
 
+    def _draft(
+        self,
+        index: int,
+        round_no: int,
+        label: str,
+        prompt: str,
+        parent: Example | None,
+        completion: Completion,
+        params: SamplingParams,
+        model: str,
+    ) -> Draft:
+        """One raw completion with its full lineage (what a reader needs to regenerate or audit it)."""
+        candidate = completion.candidates[0]
+        return Draft(
+            id=f"zerogen-{index:06d}",
+            label=label,
+            text=candidate.text,
+            finish_reason=candidate.finish_reason,
+            parent={"text_a": parent.inputs["text_a"]} if parent else {},
+            prompt=prompt,
+            lineage={
+                "method": self.name,
+                "method_version": self.config.version,
+                "model": model,
+                "prompt": prompt,
+                "sampling": params.to_dict(),
+                "prompt_index": index,
+                "request_seed": params.request_seed(index),
+                "round": round_no,
+                "parent_id": (parent.id or None) if parent else None,
+                "raw": candidate.text,
+                "finish_reason": candidate.finish_reason,
+                "n_tokens": candidate.n_tokens,
+                "cached": completion.cached,
+            },
+        )
+
     def _plan(
-        self, task: Task, want: dict[str, int], parents: Iterator[Example] | None, start: int
+        self, task: Task, want: dict[str, int], parents: Iterator[Example] | None
     ) -> list[tuple[str, str, Example | None]]:
         """(label, prompt, parent) per request, label by label. For pairs, prompt i of every label
         conditions on the same first sentence, so labels differ by the relation, not the premise."""
