@@ -112,8 +112,10 @@ BUILTIN_TASKS: dict[str, Task] = {
             description="news article",
             cloze_template="{mask} News: {text}",  # PET's AG News pattern; articles are long, so mask first
             generation_templates={
-                label: f"Write a short BBC News article about {topic}: a headline, then the article. "
-                + _ONLY.format(what="the headline and article")
+                # Measured on the packaged SmolLM2 (40/label): this plain wording kept 97% of outputs and
+                # agreed with real-data centroids 0.68 vs 0.62 for a "headline, then article" prompt,
+                # which drew "BBC News:" prefixes, bylines and talk about the task.
+                label: f"Write a short news article about {topic}."
                 for label, topic in {
                     "business": "business",
                     "entertainment": "entertainment",
