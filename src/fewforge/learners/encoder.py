@@ -184,12 +184,8 @@ class EncoderClassifier(Learner):
 
     # -- setup ---------------------------------------------------------------------------------------
 
-    def _device(self) -> "torch.device":
-        import torch
-
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
     def _load(self, source: str) -> None:
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         ids = {label: i for i, label in enumerate(self.labels)}
@@ -209,7 +205,7 @@ class EncoderClassifier(Learner):
                 f"cannot load encoder model from {source!r}: {exc}".splitlines()[0],
                 hint="pass a local Hugging Face encoder directory",
             ) from exc
-        self.model.to(self._device())
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
 
     def _encode(self, examples: Sequence[Example]) -> list[dict[str, list[int]]]:
         """Tokenize once, unpadded; batches are padded later to their own longest row."""
@@ -429,7 +425,7 @@ def _no_decay(name: str) -> bool:
     return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
 
 
-def _batch_stream(n: int, batch_size: int, steps: int, seed: int):
+def _batch_stream(n: int, batch_size: int, steps: int, seed: int) -> Iterator[list[int]]:
     """Yields `steps` index batches from back-to-back shuffled epochs, so every batch is full and
     the order depends only on the seed."""
     import torch
