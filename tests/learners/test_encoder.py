@@ -208,7 +208,7 @@ def test_config_validation_and_step_budget():
     assert config.total_steps(32) == 64
     assert config.total_steps(200) == 125  # ceil(10 * 200 / 16)
     assert config.total_steps(10_000) == 160
-    assert EncoderConfig().eval_interval(64) == 8  # default: eight evaluations per run
+    assert EncoderConfig().eval_interval(60) == 10  # default: about six evaluations per run
     assert EncoderConfig(eval_every=5).eval_interval(64) == 5
     with pytest.raises(ValidationError, match="min_steps"):
         EncoderConfig(min_steps=50, max_steps=10)
