@@ -145,14 +145,14 @@ def synthesis_stage(exp: Experiment, split: FewShotSplit, split_fp: str, generat
     if exp.run.is_done(directory, fp):
         return read_jsonl(path, exp.task), fp
     exp.run.retire(directory, exp.run.done_fingerprint(directory))
-    started = time.time()
+    started, counts_before = time.time(), generator.stats()
     with exp.progress(f"synthesis seed {split.seed}", exp.cfg.per_label * len(exp.task.labels)) as advance:
         dataset = method.synthesize(exp.task, split.train, generator, pool=exp.pool, progress=advance)
     dataset.card.setdefault("generator_spec", exp.cfg.generator)
-    dataset.card["cache"] = generator.stats()
+    dataset.card["cache"] = cache_counts = generator.stats(since=counts_before)
     dataset.save(directory, exp.cfg.method)
     exp.run.mark_done(directory, fp, examples=len(dataset.examples), seconds=round(time.time() - started, 1))
-    log.info("synthesis seed %s: %d examples, cache %s", split.seed, len(dataset.examples), generator.stats())
+    log.info("synthesis seed %s: %d examples, cache %s", split.seed, len(dataset.examples), cache_counts)
     return dataset.examples, fp
 
 

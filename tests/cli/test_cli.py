@@ -129,14 +129,32 @@ def test_run_end_to_end_then_resume(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_default_run_full_size(tmp_path: Path) -> None:
-    """`fewforge run` with no options at all, full size, as the README's first command runs it."""
-    result = subprocess.run(
-        [sys.executable, "-m", "fewforge.cli.app", "run"], cwd=tmp_path, capture_output=True, text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "FEWFORGE_DATA": ""}, timeout=1800,
-    )
-    assert result.returncode == 0, result.stderr
-    results = json.loads((tmp_path / "runs" / "default" / "results.json").read_text())
+    """`fewforge run` with no options at all, full size, as the README's first command runs it; then
+    again, which must reuse every finished stage and leave the synthetic data byte for byte."""
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fewforge.cli.app", "run"], cwd=tmp_path, capture_output=True, text=True,
+            env={**os.environ, "HF_HUB_OFFLINE": "1", "FEWFORGE_DATA": ""}, timeout=1800,
+        )
+
+    first = run()
+    assert first.returncode == 0, first.stderr
+    run_dir = tmp_path / "runs" / "default"
+    results = json.loads((run_dir / "results.json").read_text())
     assert len(results["records"]) == 6
-    synthetic = tmp_path / "runs" / "default" / "synthetic" / "seed13" / "zerogen.jsonl"
+    assert {r["condition"] for r in results["records"]} == {"real", "real+synthetic"}
+    assert all(r["accuracy"] > 0.8 for r in results["records"] if r["condition"] == "real")  # measured ~0.95
+    assert all(0.2 < r["accuracy"] <= 1.0 for r in results["records"])  # 5 topics: chance is 0.2
+    assert "real+synthetic" in first.stdout and "±" in first.stdout
+    synthetic = run_dir / "synthetic" / "seed13" / "zerogen.jsonl"
     assert len(synthetic.read_text().splitlines()) >= 500
+    before = {p: p.read_bytes() for p in run_dir.glob("synthetic/*/zerogen.jsonl")}
+
+    second = run()
+    assert second.returncode == 0, second.stderr
+    assert {p: p.read_bytes() for p in run_dir.glob("synthetic/*/zerogen.jsonl")} == before
+    assert json.loads((run_dir / "results.json").read_text())["records"] == results["records"]
+    assert not (run_dir / "_stale").exists()

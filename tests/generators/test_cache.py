@@ -76,8 +76,10 @@ def test_second_call_is_all_hits_and_identical(llamacpp_gen, tmp_path: Path):
     assert info["rows"] == 10 and info["size_bytes"] > 0 and info == cache_info(path)
 
     # Other sampling params or another seed are other keys; n=3 reuses candidates 0 and 1.
+    snapshot = reopened.stats()
     more = reopened.generate(PROMPTS[:1], SamplingParams(**{**PARAMS.to_dict(), "n": 3}))
     assert more[0].candidates[:2] == first[0].candidates[:2] and not more[0].cached
+    assert reopened.stats(since=snapshot)["hits"] == 2 and reopened.stats(since=snapshot)["misses"] == 1
     assert reopened.inner.calls == [(0, 1)]  # type: ignore[attr-defined]
     reopened.close()
 

@@ -217,3 +217,21 @@ def test_config_validation_and_step_budget():
     with pytest.raises(ValidationError):
         EncoderConfig(strategy="syn-first")
     assert "learning rate" in EncoderConfig.model_fields["learning_rate"].description
+
+
+def test_batch_stream_groups_lengths_but_still_covers_every_row():
+    from fewforge.learners.encoder import GROUP_BATCHES, _batch_stream
+
+    lengths = [128] * 16 + [40] * 112  # few long real rows among many short synthetic ones
+    window_steps = GROUP_BATCHES  # one window = 128 rows = one epoch here
+    grouped = list(_batch_stream(128, 8, window_steps, seed=3, lengths=lengths))
+    plain = list(_batch_stream(128, 8, window_steps, seed=3))
+    for batches in (grouped, plain):
+        assert all(len(b) == 8 for b in batches)
+        assert sorted(i for b in batches for i in b) == list(range(128))  # one epoch, each row once
+    padded = lambda batches: sum(8 * max(lengths[i] for i in b) for b in batches)  # noqa: E731
+    assert sum(max(lengths[i] for i in b) == 128 for b in grouped) == 2  # long rows share two batches
+    assert padded(grouped) == 8 * (2 * 128 + 14 * 40) < 0.55 * padded(plain)  # ~half the padded tokens
+    # deterministic per seed, and the batch order is shuffled (not long-to-short)
+    assert grouped == list(_batch_stream(128, 8, window_steps, seed=3, lengths=lengths))
+    assert grouped != sorted(grouped, key=lambda b: max(lengths[i] for i in b))

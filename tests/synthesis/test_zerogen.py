@@ -48,10 +48,10 @@ def test_exact_per_label_counts_lineage_and_card(single_task, fake_generator, se
     assert data.label_counts() == {"negative": 5, "positive": 5}
     assert len(gen.calls) == 1  # nothing filtered, so no top-up round
     prompts, params, start = gen.calls[0]
-    assert len(prompts) == 2 * 7 and start == 0  # ceil(5 * 1.3) = 7 per label
+    assert len(prompts) == 2 * 6 and start == 0  # ceil(5 * 1.1) = 6 per label
     assert (params.temperature, params.top_p, params.top_k, params.seed) == (0.9, 0.9, 0, 3)
-    assert params.max_new_tokens == 80 and params.stop == ()
-    assert seen[-1] == (14, 14)
+    assert params.max_new_tokens == 64 and params.stop == ()
+    assert seen[-1] == (12, 12)
 
     first = data.examples[0]
     assert first.label == "negative" and first.text.startswith("Amber amber amber number 0")
@@ -68,8 +68,8 @@ def test_exact_per_label_counts_lineage_and_card(single_task, fake_generator, se
 
     card = data.card
     assert card["per_label"] == {"negative": 5, "positive": 5} and card["shortfall"] == {}
-    assert card["generated"] == 14 and card["selected"] == 10 and card["tokens_generated"] > 0
-    assert card["postprocess"]["seen"] == 14 and card["model"] == {"backend": "fake", "model_id": "scripted"}
+    assert card["generated"] == 12 and card["selected"] == 10 and card["tokens_generated"] > 0
+    assert card["postprocess"]["seen"] == 12 and card["model"] == {"backend": "fake", "model_id": "scripted"}
     json.dumps(card)  # the card must be serializable as is
 
 
@@ -88,7 +88,7 @@ def test_top_up_round_when_many_are_filtered(single_task, fake_generator, senten
     assert data.label_counts() == {"negative": 6, "positive": 6}
     assert len(gen.calls) >= 2
     second_prompts, _, second_start = gen.calls[1]
-    assert second_start == 16 and set(second_prompts) == {single_task.generation_prompt("positive")}
+    assert second_start == 14 and set(second_prompts) == {single_task.generation_prompt("positive")}
     dropped = data.card["postprocess"]["dropped"]
     assert dropped["empty"] > 0 and dropped["truncated"] > 0
     assert [r["round"] for r in data.card["rounds"]] == list(range(1, len(gen.calls) + 1))

@@ -99,14 +99,12 @@ class CachedGenerator(Generator):
     def model_id(self) -> str:
         return self.inner.model_id
 
-    def stats(self) -> dict[str, Any]:
-        total = self.hits + self.misses
-        return {
-            "hits": self.hits,
-            "misses": self.misses,
-            "hit_rate": self.hits / total if total else 0.0,
-            "path": str(self.path),
-        }
+    def stats(self, since: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Hit/miss counts of this generator's life, or since an earlier `stats()` snapshot."""
+        hits = self.hits - (since or {}).get("hits", 0)
+        misses = self.misses - (since or {}).get("misses", 0)
+        total = hits + misses
+        return {"hits": hits, "misses": misses, "hit_rate": hits / total if total else 0.0, "path": str(self.path)}
 
     def info(self) -> dict[str, Any]:
         return cache_info(self.path)

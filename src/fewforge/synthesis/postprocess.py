@@ -153,10 +153,15 @@ def jaccard(a: str, b: str) -> float:
 
 
 _EMBEDDERS: dict[str, Any] = {}
+_VECTORS: dict[tuple[str, str], Any] = {}  # (model, text) -> vector: later seeds re-check the same texts
+_MAX_MEMO = 200_000
 
 
 def embed(texts: Sequence[str], model_dir: str | Path | None = None) -> Any:
-    """Unit-norm sentence embeddings (n, d) as a numpy array; the model loads once per process."""
+    """Unit-norm sentence embeddings (n, d) as a numpy array; the model loads once per process and each
+    text is embedded once per process (a multi-seed run post-processes the same generations per seed)."""
+    import numpy as np
+
     from fewforge.packaged import minilm_dir
 
     key = str(model_dir or minilm_dir())
@@ -164,9 +169,18 @@ def embed(texts: Sequence[str], model_dir: str | Path | None = None) -> Any:
         from sentence_transformers import SentenceTransformer
 
         _EMBEDDERS[key] = SentenceTransformer(key, device="cpu")
-    return _EMBEDDERS[key].encode(
-        list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-    )
+    todo = list(dict.fromkeys(t for t in texts if (key, t) not in _VECTORS))
+    if len(_VECTORS) + len(todo) > _MAX_MEMO:  # bound memory: start over with this call's texts
+        _VECTORS.clear()
+        todo = list(dict.fromkeys(texts))
+    if todo:
+        fresh = _EMBEDDERS[key].encode(
+            todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+        _VECTORS.update(((key, t), v) for t, v in zip(todo, fresh))
+    if not texts:
+        return np.zeros((0, _EMBEDDERS[key].get_sentence_embedding_dimension() or 0), dtype=np.float32)
+    return np.stack([_VECTORS[(key, t)] for t in texts])
 
 
 def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, real_keys: set[str]) -> str:

@@ -36,21 +36,23 @@ from fewforge.tasks.base import Task
 log = logging.getLogger(__name__)
 
 # Generated-token budget and stop strings by task kind (used when the config leaves them unset).
-DEFAULT_MAX_NEW_TOKENS = {"single": 80, "pair": 48}
+DEFAULT_MAX_NEW_TOKENS = {"single": 64, "pair": 48}
 DEFAULT_STOP: dict[str, tuple[str, ...]] = {"single": (), "pair": ("\n\n",)}
 
 
 class ZeroGenConfig(MethodConfig):
     version: int = 1
     per_label: int = Field(100, ge=1, description="examples kept per label")
-    oversample: float = Field(1.3, ge=1.0, description="prompts per label = ceil(per_label * oversample)")
+    oversample: float = Field(
+        1.1, ge=1.0, description="prompts per label = ceil(per_label * oversample); SmolLM2 on BBC kept 97%"
+    )
     max_rounds: int = Field(3, ge=1, description="generation rounds in all (the first plus top-ups)")
     seed: int = Field(0, description="sampling seed (per-prompt seeds derive from it) and parent draw seed")
     temperature: float = Field(0.9, ge=0, description="S3 §4: nucleus sampling, temperature 0.9")
     top_p: float = Field(0.9, gt=0, le=1, description="ZeroGen scripts/run_cls.sh: top_p 0.9")
     top_k: int = Field(0, ge=0, description="0 = off (ZeroGen: top_k 0)")
     repetition_penalty: float = Field(1.0, gt=0)
-    max_new_tokens: int | None = Field(None, ge=1, description="None: 80 for single-input tasks, 48 for pairs")
+    max_new_tokens: int | None = Field(None, ge=1, description="None: 64 for single-input tasks, 48 for pairs")
     stop: tuple[str, ...] | None = Field(None, description="None: none for single tasks, blank line for pairs")
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
 
