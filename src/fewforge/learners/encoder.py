@@ -33,6 +33,7 @@ from pydantic import Field, model_validator
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError, TaskError
+from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, Learner, LearnerConfig
 from fewforge.tasks.base import Task
 
@@ -158,23 +159,6 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-@contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Mute loading reports and tqdm bars: the new head's "newly initialized" warning is expected, and
-    the caller shows its own progress."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _seed_everything(seed: int) -> None:
     import numpy as np
     import torch
@@ -206,7 +190,7 @@ class EncoderClassifier(Learner):
         ids = {label: i for i, label in enumerate(self.labels)}
         offline = _offline()
         try:
-            with _quiet_transformers():
+            with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
                 self.model = AutoModelForSequenceClassification.from_pretrained(
                     source,
@@ -408,7 +392,7 @@ class EncoderClassifier(Learner):
         self._require_model()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
         meta = {

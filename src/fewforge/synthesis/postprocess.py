@@ -168,7 +168,10 @@ def embed(texts: Sequence[str], model_dir: str | Path | None = None) -> Any:
     if key not in _EMBEDDERS:
         from sentence_transformers import SentenceTransformer
 
-        _EMBEDDERS[key] = SentenceTransformer(key, device="cpu")
+        from fewforge.hf import quiet_transformers
+
+        with quiet_transformers():
+            _EMBEDDERS[key] = SentenceTransformer(key, device="cpu")
     todo = list(dict.fromkeys(t for t in texts if (key, t) not in _VECTORS))
     if len(_VECTORS) + len(todo) > _MAX_MEMO:  # bound memory: start over with this call's texts
         _VECTORS.clear()

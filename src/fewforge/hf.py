@@ -1,0 +1,23 @@
+"""Helpers shared by every layer that loads Hugging Face models."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Mute transformers' loading reports and tqdm bars while loading a model: the "newly initialized"
+    warning of a fresh classification head is expected, and fewforge shows its own progress."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
