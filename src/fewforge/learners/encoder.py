@@ -90,7 +90,7 @@ class EncoderConfig(LearnerConfig):
         True,
         description="Batch rows of similar length together (within windows of "
         f"{GROUP_BATCHES} batches): a step costs what its longest row costs, so short synthetic rows no "
-        "longer pad to the length of long real ones (BBC real+synthetic: ~40% cheaper steps).",
+        "longer pad to the length of long real ones (BBC real+synthetic: steps ~33% cheaper).",
     )
     threads: int | None = Field(
         None,
