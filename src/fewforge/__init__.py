@@ -6,7 +6,13 @@ The public API is imported lazily so that `import fewforge` (and `fewforge tasks
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# OpenMP threads that spin while waiting (llama.cpp, torch, faiss) starve each other whenever another
+# process or library shares the cores: measured 5-10x slower. libgomp reads this once, when it loads,
+# so it is set on import, before any of them; an explicit user setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
@@ -22,6 +28,7 @@ _EXPORTS = {
     "CachedGenerator": "fewforge.generators.cache",
     "SamplingParams": "fewforge.generators.base",
     "get_method": "fewforge.synthesis",
+    "SynthesisContext": "fewforge.synthesis.base",
     "get_learner": "fewforge.learners",
     "score": "fewforge.evaluation",
     "RunConfig": "fewforge.config",

@@ -1,7 +1,12 @@
-"""The resolved configuration of an experiment: every default filled in, written to config.yaml.
+"""The experiment grid: its axes, every default filled in, written to the run directory as config.yaml.
 
-Fields marked `semantic=False` (paths, concurrency, limits on what is shown) cannot change results and
-stay out of fingerprints, so tuning them never invalidates finished work.
+A grid is tasks × shots × seeds × synthesis methods (× synthetic sizes) × learners × conditions.
+`fewforge run grid.yaml` reads one; the CLI options (`--task`, `--shots`, ...) set whole axes, so a
+single `fewforge run --task sst2 --shots 16` is a grid too. Lists may be written as a single value
+(`tasks: sst2`), and methods and learners as a bare name (`learners: [linear-probe, encoder]`).
+
+Fields marked `semantic=False` (paths, the description, caching, what is saved) cannot change results
+and stay out of fingerprints, so editing them never invalidates finished work.
 """
 
 from __future__ import annotations
@@ -10,81 +15,249 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fewforge.errors import ConfigError
 
 Condition = Literal["real", "real+synthetic", "synthetic"]
+CONDITIONS: tuple[str, ...] = ("real", "real+synthetic", "synthetic")
 LMBFF_SEEDS = [13, 21, 42, 87, 100]
+_NOT_SEMANTIC = {"semantic": False}
+
+
+class MethodSpec(BaseModel):
+    """One synthesis method of the grid, with its options (validated against the method's Config)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="registered synthesis method, e.g. zerogen")
+    id: str | None = Field(
+        None, description="name in records and folders (default: name); needed when a method appears twice"
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="options of the method's config")
+
+    @property
+    def label(self) -> str:
+        return self.id or self.name
+
+
+class LearnerSpec(BaseModel):
+    """One learner of the grid, with its options; `shots`/`per_label` restrict where it runs."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="registered learner, e.g. linear-probe or encoder")
+    id: str | None = Field(
+        None, description="name in records and folders (default: name); needed when a learner appears twice"
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="options of the learner's config")
+    tasks: list[str] | None = Field(
+        None, description="run only on these tasks (names; default: every task of the grid)"
+    )
+    shots: list[int] | None = Field(None, description="run only at these shots values (default: every one of the grid)")
+    per_label: list[int] | None = Field(None, description="run only at these synthetic sizes (default: every one)")
+
+    @property
+    def label(self) -> str:
+        return self.id or self.name
+
+    @field_validator("tasks", "shots", "per_label", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _as_list(value)
+
+
+def _as_list(value: Any) -> Any:
+    if value is None or isinstance(value, (list, tuple)):
+        return value
+    if isinstance(value, str) and "," in value:
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [value]
+
+
+# The default run (README): where does ZeroGen data from the packaged 135M generator help on BBC?
+# A learning curve over shots with the cheap learner (seconds per cell), fine-tuned MiniLM at one point,
+# and a synthetic-size curve from subsets of the same generated sets. Sized to finish in under 10 minutes
+# on 2 slow CPU cores (README gives the measured time); docs/fidelity.md lists what is reduced.
+DEFAULT_PER_LABEL = [10, 30]
+DEFAULT_LEARNERS = [
+    LearnerSpec(name="linear-probe"),
+    LearnerSpec(name="encoder", shots=[2], per_label=[30], options={"max_length": 64}),
+]
 
 
 class RunConfig(BaseModel):
+    """An experiment grid. Every field is an axis or a setting shared by all cells."""
+
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field("bbc", description="built-in task name, or path to a task YAML/TOML file")
+    description: str = Field(
+        "", description="what this grid measures (shown in the report)", json_schema_extra=_NOT_SEMANTIC
+    )
+    tasks: list[str] = Field(["bbc"], min_length=1, description="built-in task names or task YAML/TOML files")
     data: str | None = Field(
         None,
-        description="data directory with <task>/train.jsonl (pool) and dev.jsonl (test); "
-        "default: $FEWFORGE_DATA, else the packaged BBC News corpus for the bbc task",
-        json_schema_extra={"semantic": False},
+        description="data directory with <task>/train.jsonl (pool) and dev.jsonl (test); relative paths in a "
+        "grid file are relative to that file; default: $FEWFORGE_DATA, else the packaged BBC News corpus",
+        json_schema_extra=_NOT_SEMANTIC,
     )
-    shots: int = Field(16, ge=1, description="k examples per class for few-shot train (and again for dev), LM-BFF")
-    # Three of LM-BFF's five seeds keep the default run under 15 minutes on 2 cores (docs/fidelity.md).
-    seeds: list[int] = Field([13, 21, 42], min_length=1, description="few-shot sampling seeds (LM-BFF: 13,21,42,87,100)")
-    generator: str = Field("smollm2", description="generator spec: smollm2 | gemma3-270m | llamacpp:PATH.gguf | hf:PATH_OR_ID | openai:MODEL@URL")
-    method: str = Field("zerogen", description="synthesis method")
-    per_label: int = Field(100, ge=1, description="synthetic examples per label")
-    method_options: dict[str, Any] = Field(default_factory=dict, description="extra options of the synthesis method's config")
-    synthesis_seed: int = Field(0, description="sampling seed of the generator")
-    learner: str = Field("encoder", description="target model learner")
-    learner_options: dict[str, Any] = Field(default_factory=dict, description="extra options of the learner's config")
+    shots: list[int] = Field(
+        [2, 4, 8, 16], min_length=1, description="k examples per class for few-shot train (and again for dev), LM-BFF"
+    )
+    # Three of LM-BFF's five seeds keep the default run under 10 minutes on 2 cores (docs/fidelity.md).
+    seeds: list[int] = Field(
+        [13, 21, 42], min_length=1, description="few-shot sampling seeds (LM-BFF: 13,21,42,87,100)"
+    )
+    generator: str = Field(
+        "smollm2",
+        description="generator spec: smollm2 | gemma3-270m | llamacpp:PATH.gguf | hf:PATH_OR_ID | openai:MODEL@URL",
+    )
+    generator_options: dict[str, Any] = Field(
+        default_factory=dict, description="options of the generator backend (e.g. n_parallel, device, chat)"
+    )
+    methods: list[MethodSpec] = Field(
+        default_factory=lambda: [MethodSpec(name="zerogen")], description="synthesis methods"
+    )
+    per_label: list[int] = Field(
+        default_factory=lambda: list(DEFAULT_PER_LABEL),
+        min_length=1,
+        description="synthetic examples per label; several values train on the first n per label of one generated set",
+    )
+    learners: list[LearnerSpec] = Field(
+        default_factory=lambda: [s.model_copy() for s in DEFAULT_LEARNERS], min_length=1, description="target learners"
+    )
     conditions: list[Condition] = Field(
-        ["real", "real+synthetic"], min_length=1, description="training data conditions to compare"
+        ["real", "real+synthetic"],
+        min_length=1,
+        description="training data: real only, real + synthetic, synthetic only",
     )
     max_test: int | None = Field(
         None, ge=1, description="evaluate on a deterministic subset of at most this many test rows (default: all)"
     )
-    cache: bool = Field(True, description="use the persistent generation cache", json_schema_extra={"semantic": False})
-    save_models: bool = Field(True, description="save trained models in the run directory", json_schema_extra={"semantic": False})
+    cache: bool = Field(True, description="use the persistent generation cache", json_schema_extra=_NOT_SEMANTIC)
+    save_models: bool = Field(
+        False, description="save every trained model in its cell folder", json_schema_extra=_NOT_SEMANTIC
+    )
 
-    @field_validator("seeds", "conditions")
+    @field_validator("tasks", "shots", "seeds", "per_label", "conditions", "methods", "learners", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return _as_list(value)
+
+    @field_validator("methods", "learners", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:
+        return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, list) else value
+
+    @field_validator("tasks", "shots", "seeds", "per_label", "conditions")
     @classmethod
     def _unique(cls, values: list) -> list:
         if len(set(values)) != len(values):
             raise ValueError(f"duplicates in {values}")
         return values
 
+    @field_validator("shots", "per_label")
+    @classmethod
+    def _positive(cls, values: list[int]) -> list[int]:
+        if any(v < 1 for v in values):
+            raise ValueError(f"every value must be at least 1, got {values}")
+        return values
+
+    @model_validator(mode="after")
+    def _check(self) -> "RunConfig":
+        for kind, specs in (("method", self.methods), ("learner", self.learners)):
+            labels = [s.label for s in specs]
+            twice = sorted({x for x in labels if labels.count(x) > 1})
+            if twice:
+                raise ValueError(f"{kind} {twice[0]!r} appears twice: give each entry its own `id`")
+        return self
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return any(c != "real" for c in self.conditions)
+
+    # -- reading and writing ---------------------------------------------------------------------
+
     @classmethod
     def build(cls, **values: Any) -> "RunConfig":
-        """Validate user values; any problem becomes one ConfigError line naming the field."""
+        """Validate user values; any problem becomes one ConfigError naming the key path."""
         try:
             return cls(**{k: v for k, v in values.items() if v is not None})
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "config"
-            raise ConfigError(
-                f"invalid option {where}: {first['msg']}",
-                hint=f"valid options: {', '.join(cls.model_fields)}",
-            ) from None
+            raise config_error(exc, cls) from None
 
     @classmethod
     def from_yaml(cls, path: Path) -> "RunConfig":
+        path = Path(path)
         try:
-            values = yaml.safe_load(path.read_text()) or {}
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"grid file {path} not found", hint="check the path") from None
         except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read config {path}: {exc}".splitlines()[0]) from None
+            raise ConfigError(f"cannot read grid file {path}: {exc}".splitlines()[0]) from None
         if not isinstance(values, dict):
-            raise ConfigError(f"config {path} must be a mapping of option: value")
-        return cls.build(**values)
+            raise ConfigError(
+                f"grid file {path} must be a mapping of key: value", hint=f"valid keys: {', '.join(cls.model_fields)}"
+            )
+        data = values.get("data")
+        if isinstance(data, str) and data and not data.startswith("hub:") and not Path(data).expanduser().is_absolute():
+            values["data"] = str((path.parent / data).resolve())
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise config_error(exc, cls, source=str(path)) from None
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
     def semantic(self) -> dict[str, Any]:
-        """The fields that can change results (for fingerprints)."""
+        """The fields that can change results (for fingerprints and change reports)."""
         skip = {
-            name
-            for name, info in type(self).model_fields.items()
-            if (info.json_schema_extra or {}).get("semantic") is False
+            name for name, info in type(self).model_fields.items() if (info.json_schema_extra or {}) == _NOT_SEMANTIC
         }
         return self.model_dump(mode="json", exclude=skip)
+
+
+def key_path(loc: tuple[Any, ...]) -> str:
+    """('learners', 1, 'options') -> 'learners[1].options'."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "config"
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Valid keys of the (nested) model that holds `loc`'s last part."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        inner = field.annotation
+        for arg in (*getattr(inner, "__args__", ()), inner):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                model = arg
+                break
+            for sub in getattr(arg, "__args__", ()):
+                if isinstance(sub, type) and issubclass(sub, BaseModel):
+                    model = sub
+                    break
+        else:
+            return []
+    return list(model.model_fields)
+
+
+def config_error(exc: ValidationError, model: type[BaseModel], source: str = "", path: str = "") -> ConfigError:
+    """The first pydantic problem as one line naming its key path (`path` prefixes it, e.g.
+    'learners[1].options'), with the valid keys at that level as the hint."""
+    first = exc.errors()[0]
+    loc = tuple(first["loc"])
+    where = ".".join(p for p in (path, key_path(loc) if loc else "") if p) or "config"
+    prefix = f"{source}: " if source else ""
+    valid = _fields_at(model, loc)
+    hint = f"valid keys here: {', '.join(valid)}" if valid else ""
+    if first["type"] == "extra_forbidden":
+        return ConfigError(f"{prefix}unknown key {where!r}", hint=hint)
+    value = first.get("input")
+    got = f" (got {value!r})" if isinstance(value, (str, int, float, bool, list)) and len(repr(value)) < 80 else ""
+    msg = first["msg"].removeprefix("Value error, ")
+    return ConfigError(f"{prefix}invalid {where}: {msg}{got}", hint=hint)

@@ -20,3 +20,9 @@ def file_digest(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from several parts (e.g. the split seed and a method's own seed option)."""
+    digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF

@@ -1,261 +1,429 @@
-"""One experiment, top to bottom: data → few-shot splits → synthesis → training → evaluation.
+"""An experiment grid, top to bottom: plan (validate everything) → few-shot splits → synthetic sets →
+cells (train + score) → results.json, results.sqlite and the report.
 
-Every stage checks its fingerprint in the run directory first, so a rerun (or a run resumed after an
-interruption) only does the work whose inputs changed; see `rundir.py`.
+Every stage goes through `RunDir.stage` (rundir.py): finished work with the same fingerprint is reused,
+changed work is redone with the old output moved to `_stale/`, interrupted work is moved aside and
+redone. Generation resumes from the SQLite cache, so a killed run loses at most one chunk of prompts.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
-import random
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
+from fewforge.files import read_json, write_json, write_lines, write_yaml
 from fewforge.fingerprint import fingerprint
-from fewforge.rundir import RunDir, write_json_atomic
-from fewforge.tasks.base import Task
+from fewforge.grid import Cell, Plan, SetKey, TaskData, plan_grid
+from fewforge.rundir import RunDir
+from fewforge.store import ResultsStore
 
 log = logging.getLogger("fewforge")
 
+Until = Literal["sample", "synthesis", "train"]
+# What one unit of the whole-grid bar stands for (its ETA): a generated prompt, a trained cell, a split.
+_WEIGHT = {"split": 1, "prompt": 1, "cell": 20}
 
-@dataclasses.dataclass
-class Experiment:
-    """What every stage needs: the config, where to write, the task and its real data."""
 
-    cfg: RunConfig
-    run: RunDir
-    task: Task
-    pool: list[Example]
-    test: list[Example]
-    console: Console
+# -- progress ---------------------------------------------------------------------------------------
 
-    @property
-    def data_fingerprint(self) -> str:
-        return fingerprint(
-            {
-                "task": dataclasses.asdict(self.task),
-                "pool": [e.to_record() for e in self.pool],
-                "test": [e.to_record() for e in self.test],
-            }
+
+class GridProgress:
+    """Two rich bars with ETAs: the whole grid, and the stage running now."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
         )
+        self.bar = Progress(*columns, console=console)
+        self.grid = self.bar.add_task("grid", total=total)
 
-    def progress(self, description: str, total: int):
-        return progress_bar(self.console, description, total)
+    def __enter__(self) -> "GridProgress":
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)
+
+    def advance(self, units: int) -> None:
+        self.bar.advance(self.grid, units)
+
+    @contextmanager
+    def stage(self, description: str, total: int, units: int) -> Iterator[Any]:
+        """A sub-bar; yields `update(done, total)`. The grid bar moves by `units` over the stage."""
+        sub = self.bar.add_task(description, total=max(total, 1))
+        moved = [0]
+
+        def update(done: int, new_total: int | None = None) -> None:
+            new_total = new_total or total
+            self.bar.update(sub, completed=done, total=max(new_total, 1))
+            share = min(units, units * done // max(new_total, 1))
+            self.advance(share - moved[0])
+            moved[0] = share
+
+        try:
+            yield update
+        finally:
+            self.advance(units - moved[0])
+            self.bar.remove_task(sub)
 
 
-@contextmanager
-def progress_bar(console: Console, description: str, total: int) -> Iterator[Any]:
-    """A rich progress bar with ETA; yields `advance(done, total=None)` for progress callbacks."""
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        task_id = bar.add_task(description, total=total)
-
-        def advance(done: int, new_total: int | None = None) -> None:
-            bar.update(task_id, completed=done, total=new_total or total)
-
-        yield advance
+# -- the run -----------------------------------------------------------------------------------------
 
 
-# -- stages ------------------------------------------------------------------------------------
+def run_experiment(
+    cfg: RunConfig,
+    output: Path,
+    *,
+    console: Console | None = None,
+    until: Until = "train",
+    report: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the grid in `output`; returns the results.json content (after `until="train"`)."""
+    console = console or Console(stderr=True)
+    started = time.time()
+    plan = plan_grid(cfg)  # validates everything before a file is written
+    run = open_run(cfg, Path(output), console)
+    describe(plan, console)
+    store = ResultsStore(run.store_path)
+    try:
+        store.plan([c.axes() for c in plan.cells])
+        total = len(plan.splits) * _WEIGHT["split"]
+        if until != "sample":
+            total += sum(_set_prompts(plan, key) for key in plan.synthetic_sets) * _WEIGHT["prompt"]
+        if until == "train":
+            total += len(plan.cells) * _WEIGHT["cell"]
+        with GridProgress(console, total) as progress:
+            splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
+            progress.advance(len(splits) * _WEIGHT["split"])
+            sets: dict[SetKey, tuple[list[Example], str]] = {}
+            if until != "sample" and plan.synthetic_sets:
+                sets = synthesis_stages(run, plan, splits, progress)
+            if until != "train":
+                return {}
+            records = [cell_stage(run, plan, cell, splits, sets, store, progress) for cell in plan.cells]
+    finally:
+        store.close()
+    results = write_run_results(run, plan, records, time.time() - started, command)
+    if report:
+        from fewforge.evaluation.report import write_report
+
+        write_report(run.root)
+    return results
 
 
-def prepare(cfg: RunConfig, output: Path, console: Console) -> Experiment:
-    """Load task and data, and write the resolved config (moving an outdated one to _stale/)."""
-    from fewforge.data.sources import load_task_data
-    from fewforge.tasks import load_task
-
+def open_run(cfg: RunConfig, output: Path, console: Console) -> RunDir:
+    """Create the run directory, log to it, and write config.yaml. When the grid changed, the previous
+    config, results and report move to _stale/ (cells and sets are kept and reused where they match)."""
     run = RunDir(output)
     run.root.mkdir(parents=True, exist_ok=True)
     _setup_log_file(run.log_path)
     if run.config_path.exists():
-        previous = RunConfig.from_yaml(run.config_path)
-        changes = _changes(previous.semantic(), cfg.semantic())
+        try:
+            previous = RunConfig.from_yaml(run.config_path).semantic()
+        except Exception:  # an old or hand-edited config: keep it aside, never lose it
+            previous = {"unreadable": True}
+        changes = _changes(previous, cfg.semantic())
         if changes:
-            console.print(f"[yellow]config changed since the last run in {output}: {changes}; "
-                          "stages whose inputs changed are redone, old outputs move to _stale/[/]", soft_wrap=True)
-            run.retire(run.config_path, fingerprint(previous.semantic()))
-            run.retire(run.results_path, fingerprint(previous.semantic()))
+            console.print(
+                f"[yellow]the grid changed since the last run in {output}: {changes}; finished cells and "
+                "synthetic sets that still match are reused, changed ones are redone (old outputs move to _stale/)[/]",
+                soft_wrap=True,
+            )
+            old = fingerprint(previous)
+            for path in (run.config_path, run.results_path, run.root / "report.html", run.root / "report.md"):
+                run.retire(path, old)
         else:
-            console.print(f"resuming in {output}: finished stages are reused", soft_wrap=True)
-    run.config_path.write_text(cfg.to_yaml())
+            console.print(f"resuming in {output}: finished work is reused", soft_wrap=True)
+    write_yaml(run.config_path, cfg.model_dump(mode="json"))
     log.info("config: %s", cfg.model_dump(mode="json"))
-
-    task = load_task(cfg.task)
-    pool, test = load_task_data(task, Path(cfg.data) if cfg.data else None)
-    if cfg.max_test and len(test) > cfg.max_test:
-        # A deterministic subset, in original order, so every condition sees the same rows.
-        keep = sorted(random.Random(0).sample(range(len(test)), cfg.max_test))
-        test = [test[i] for i in keep]
-    return Experiment(cfg, run, task, pool, test, console)
+    return run
 
 
-def sample_stage(exp: Experiment, seed: int) -> tuple[FewShotSplit, str]:
+def describe(plan: Plan, console: Console) -> None:
+    cfg = plan.cfg
+    tasks = ", ".join(f"{t.task.name} (pool {len(t.pool)}, test {len(t.test)})" for t in plan.data.values())
+    console.print(
+        f"grid: {tasks}; shots {cfg.shots}; seeds {cfg.seeds}; "
+        + (f"{', '.join(plan.methods)} × {cfg.per_label}/label from {cfg.generator}; " if plan.methods else "")
+        + f"learners {', '.join(plan.learners)}; {len(plan.cells)} cells, {len(plan.synthetic_sets)} synthetic sets",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+# -- stages ------------------------------------------------------------------------------------------
+
+
+def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[FewShotSplit, str]:
     from fewforge.data.fewshot import load_split, sample_fewshot, save_split
 
-    directory = exp.run.split_dir(seed)
-    fp = fingerprint({"data": exp.data_fingerprint, "shots": exp.cfg.shots, "seed": seed, "v": 1})
-    if exp.run.is_done(directory, fp):
-        return load_split(directory.parent, seed, exp.task, test=exp.test), fp
-    exp.run.retire(directory, exp.run.done_fingerprint(directory))
-    split = sample_fewshot(exp.pool, exp.test, exp.task, exp.cfg.shots, seed)
-    save_split(split, directory.parent)
-    exp.run.mark_done(directory, fp)
-    return split, fp
+    directory = run.split_dir(data.task.name, shots, seed)
+    fp = fingerprint({"pool": data.pool_fingerprint, "shots": shots, "seed": seed, "v": 2})
+    stage = run.stage(directory, fp)
+    if not stage.done:
+        with stage:
+            save_split(sample_fewshot(data.pool, [], data.task, shots, seed), directory.parent)
+    return load_split(directory.parent, seed, data.task), fp
 
 
-def open_generator(exp: Experiment):
-    from fewforge.generators import CachedGenerator, get_generator
+def _set_prompts(plan: Plan, key: SetKey) -> int:
+    """Prompts a set will need (for the grid bar's ETA; top-up rounds are not foreseen)."""
+    method = plan.methods[key.method]
+    n_labels = len(plan.data[key.task].task.labels)
+    return int(getattr(method.config, "per_label", 0) * getattr(method.config, "oversample", 1.0) * n_labels)
 
-    inner = get_generator(exp.cfg.generator)
-    return CachedGenerator(inner, exp.run.cache_path, enabled=exp.cfg.cache)
+
+def synthesis_stages(
+    run: RunDir, plan: Plan, splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]], progress: GridProgress
+) -> dict[SetKey, tuple[list[Example], str]]:
+    from fewforge.generators import CachedGenerator
+
+    generator = CachedGenerator(plan.generator, run.cache_path, enabled=plan.cfg.cache)
+    out: dict[SetKey, tuple[list[Example], str]] = {}
+    try:
+        for key in plan.synthetic_sets:
+            out[key] = synthesis_stage(run, plan, key, splits, generator, progress)
+    finally:
+        generator.close()
+    return out
 
 
-def synthesis_stage(exp: Experiment, split: FewShotSplit, split_fp: str, generator) -> tuple[list[Example], str]:
+def synthesis_stage(
+    run: RunDir,
+    plan: Plan,
+    key: SetKey,
+    splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]],
+    generator: Any,
+    progress: GridProgress,
+) -> tuple[list[Example], str]:
     from fewforge.data.io import read_jsonl
-    from fewforge.synthesis import get_method
+    from fewforge.synthesis.base import SynthesisContext
 
-    options = {"per_label": exp.cfg.per_label, "seed": exp.cfg.synthesis_seed, **exp.cfg.method_options}
-    method = get_method(exp.cfg.method, options)
-    directory = exp.run.synthetic_dir(split.seed)
+    data, method = plan.data[key.task], plan.methods[key.method]
+    split = splits[(key.task, key.shots, key.seed)] if key.shots is not None else None
+    directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = fingerprint(
         {
-            "split": split_fp,
-            "method": exp.cfg.method,
+            "source": split[1] if split else data.pool_fingerprint,
+            "seed": key.seed,
+            "method": method.name,
             "config": method.config.model_dump(mode="json"),
             "backend": generator.backend,
             "model": generator.model_id,
+            "options": generator.output_options(),
         }
     )
-    path = directory / f"{exp.cfg.method}.jsonl"
-    if exp.run.is_done(directory, fp):
-        return read_jsonl(path, exp.task), fp
-    exp.run.retire(directory, exp.run.done_fingerprint(directory))
-    started, counts_before = time.time(), generator.stats()
-    with exp.progress(f"synthesis seed {split.seed}", exp.cfg.per_label * len(exp.task.labels)) as advance:
-        dataset = method.synthesize(exp.task, split.train, generator, pool=exp.pool, progress=advance)
-    dataset.card.setdefault("generator_spec", exp.cfg.generator)
-    dataset.card["cache"] = cache_counts = generator.stats(since=counts_before)
-    dataset.save(directory, exp.cfg.method)
-    exp.run.mark_done(directory, fp, examples=len(dataset.examples), seconds=round(time.time() - started, 1))
-    log.info("synthesis seed %s: %d examples, cache %s", split.seed, len(dataset.examples), cache_counts)
+    stage = run.stage(directory, fp)
+    units = _set_prompts(plan, key) * _WEIGHT["prompt"]
+    if stage.done:
+        progress.advance(units)
+        return read_jsonl(directory / "data.jsonl", data.task), fp
+    shots = f" k{key.shots}" if key.shots is not None else ""
+    with stage, progress.stage(f"{key.method} {key.task}{shots} seed {key.seed}", units, units) as update:
+        before = generator.stats()
+        ctx = SynthesisContext(
+            task=data.task,
+            generator=generator,
+            seed=key.seed,
+            train=split[0].train if split else (),
+            dev=split[0].dev if split else (),
+            pool=data.pool,
+            workdir=directory / "work",
+            progress=update,
+        )
+        dataset = method.synthesize(ctx)
+        dataset.card.update(generator_spec=plan.cfg.generator, generator_options=plan.cfg.generator_options)
+        dataset.card["cache"] = counts = generator.stats(since=before)
+        dataset.save(directory, data.task)
+        stage.info.update(examples=len(dataset.examples), cache=counts)
+    log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), counts)
     return dataset.examples, fp
 
 
-def train_stage(
-    exp: Experiment,
-    split: FewShotSplit,
-    split_fp: str,
-    condition: str,
-    synthetic: Sequence[Example],
-    synthetic_fp: str | None,
-) -> dict[str, Any]:
-    from fewforge.evaluation import score
-    from fewforge.learners import get_learner
+def first_per_label(examples: Sequence[Example], n: int) -> list[Example]:
+    """The first n examples of each label, in the set's order (a smaller set of the same generation)."""
+    taken: dict[str, int] = {}
+    out = []
+    for e in examples:
+        if taken.get(e.label, 0) < n:
+            taken[e.label] = taken.get(e.label, 0) + 1
+            out.append(e)
+    return out
 
-    learner_cls = get_learner(exp.cfg.learner)
-    learner_config = learner_cls.Config(**exp.cfg.learner_options)
-    record_path = exp.run.record_path(condition, split.seed)
+
+def cell_stage(
+    run: RunDir,
+    plan: Plan,
+    cell: Cell,
+    splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]],
+    sets: dict[SetKey, tuple[list[Example], str]],
+    store: ResultsStore,
+    progress: GridProgress,
+) -> dict[str, Any]:
+    data = plan.data[cell.task]
+    split, split_fp = splits[(cell.task, cell.shots, cell.seed)]
+    synthetic: list[Example] = []
+    set_fp = None
+    if cell.condition != "real":
+        examples, set_fp = sets[plan.set_key(cell)]
+        synthetic = first_per_label(examples, cell.per_label or 0)
+    learner_cls, _ = plan.learners[cell.learner]
+    config = plan.learner_config(cell)
+    directory = run.cell_dir(cell.id)
     fp = fingerprint(
         {
             "split": split_fp,
-            "synthetic": synthetic_fp if condition != "real" else None,
-            "learner": exp.cfg.learner,
-            "config": learner_config.model_dump(mode="json"),
-            "condition": condition,
-            "test": [e.id for e in exp.test],
+            "synthetic": set_fp,
+            "per_label": cell.per_label,
+            "learner": learner_cls.name,
+            "config": config.model_dump(mode="json"),
+            "condition": cell.condition,
+            "test": data.test_fingerprint,
+            "v": 1,
         }
     )
-    if record_path.exists():
-        import json
-
-        record = json.loads(record_path.read_text())
-        if record.get("fingerprint") == fp:
-            return record
-        exp.run.retire(record_path, record.get("fingerprint"))
-
-    train, extra = {
-        "real": (split.train, []),
-        "real+synthetic": (split.train, list(synthetic)),
-        "synthetic": (list(synthetic), []),
-    }[condition]
-    learner = learner_cls(exp.task, learner_config, seed=split.seed)
-    with exp.progress(f"train {condition} seed {split.seed}", 1) as advance:
-        report = learner.fit(train, split.dev, synthetic=extra, progress=advance)
-    if exp.cfg.save_models:
-        learner.save(exp.run.model_dir(condition, split.seed))
-    predicted = learner.predict(exp.test)
-    metrics = score(exp.task, [e.label for e in exp.test], predicted)
-    record = {
-        "condition": condition,
-        "seed": split.seed,
-        **metrics,
-        "best_dev_accuracy": report.best_dev_accuracy,
-        "train_real": len(split.train) if condition != "synthetic" else 0,
-        "train_synthetic": len(synthetic) if condition != "real" else 0,
-        "test_size": len(exp.test),
-        "train_seconds": round(report.seconds, 1),
-        "fingerprint": fp,
-    }
-    write_json_atomic(record_path, record)
-    log.info("trained %s seed %s: %s", condition, split.seed, metrics)
+    stage = run.stage(directory, fp)
+    if stage.done:
+        record = read_json(directory / "record.json")
+        store.finish(record, record["paths"])
+        progress.advance(_WEIGHT["cell"])
+        return record
+    store.start(cell.id, fp)
+    try:
+        with stage, progress.stage(f"{cell.id}", 1, _WEIGHT["cell"]) as update:
+            record = train_and_score(
+                run,
+                data,
+                split,
+                synthetic,
+                learner_cls(data.task, config, seed=cell.seed),
+                cell,
+                directory,
+                update,
+                save_model=plan.cfg.save_models,
+            )
+            record["fingerprint"] = fp
+            write_json(directory / "record.json", record)
+            stage.info["metrics"] = record["metrics"]
+    except BaseException as exc:
+        store.fail(cell.id, f"{type(exc).__name__}: {exc}")
+        raise
+    store.finish(record, record["paths"])
+    log.info("cell %s: %s", cell.id, record["metrics"])
     return record
 
 
-def run_experiment(cfg: RunConfig, output: Path, *, console: Console | None = None) -> dict[str, Any]:
-    """Run (or resume) the whole experiment in `output`; returns the results.json content."""
-    from fewforge.evaluation import aggregate, write_results
+def train_and_score(
+    run: RunDir,
+    data: TaskData,
+    split: FewShotSplit,
+    synthetic: list[Example],
+    learner: Any,
+    cell: Cell,
+    directory: Path,
+    progress: Any,
+    *,
+    save_model: bool,
+) -> dict[str, Any]:
+    """Fit one learner, predict the test set, write predictions.jsonl; returns the cell's record."""
+    from fewforge.evaluation import per_example, score
+    from fewforge.evaluation.stats import confusion, per_class_f1
 
-    console = console or Console(stderr=True)
-    started = time.time()
-    exp = prepare(cfg, output, console)
-    console.print(
-        f"task [bold]{exp.task.name}[/] ({exp.task.kind}, {len(exp.task.labels)} labels): pool {len(exp.pool)}, "
-        f"test {len(exp.test)}; {cfg.shots}-shot, seeds {cfg.seeds}; generator {cfg.generator}; "
-        f"{cfg.method} × {cfg.per_label}/label; learner {cfg.learner}"
+    task, test = data.task, data.test
+    report = learner.fit(split.train, split.dev, synthetic=synthetic, progress=progress)
+    t0 = time.perf_counter()
+    proba = learner.predict_proba(test)
+    predict_seconds = time.perf_counter() - t0
+    labels = task.label_names
+    predicted = [labels[int(i)] for i in proba.argmax(axis=1)]
+    gold = [e.label for e in test]
+    scores = per_example(task, gold, predicted)
+    write_lines(
+        directory / "predictions.jsonl",
+        (
+            {"id": e.id, "gold": g, "pred": p, "proba": [round(float(v), 5) for v in row], "score": s}
+            for e, g, p, row, s in zip(test, gold, predicted, proba, scores or [None] * len(test))
+        ),
     )
-    splits = {seed: sample_stage(exp, seed) for seed in cfg.seeds}
-
-    synthetic: dict[int, tuple[list[Example], str | None]] = {seed: ([], None) for seed in cfg.seeds}
-    if any(c != "real" for c in cfg.conditions):
-        generator = open_generator(exp)
-        try:
-            for seed, (split, split_fp) in splits.items():
-                synthetic[seed] = synthesis_stage(exp, split, split_fp, generator)
-        finally:
-            generator.close()
-
-    records = [
-        train_stage(exp, split, split_fp, condition, *synthetic[seed])
-        for seed, (split, split_fp) in splits.items()
-        for condition in cfg.conditions
-    ]
-    summary = aggregate(records, metrics=exp.task.metrics)
-    meta = {
-        "task": exp.task.name,
-        "config": cfg.model_dump(mode="json"),
-        "wall_seconds": round(time.time() - started, 1),
-        "test_size": len(exp.test),
+    model_path = None
+    if save_model:
+        learner.save(directory / "model")
+        model_path = str((directory / "model").relative_to(run.root))
+    return {
+        **cell.axes(),
+        "metrics": score(task, gold, predicted),
+        "per_class_f1": per_class_f1(gold, predicted, labels),
+        "confusion": confusion(gold, predicted, labels),
+        "labels": labels,
+        "dev": {"best_accuracy": report.best_dev_accuracy, "best_step": report.best_step, "steps": report.steps},
+        "train": {"real": len(split.train), "synthetic": len(synthetic), "steps": report.steps, **report.extra},
+        "test_size": len(test),
+        "seconds": {"train": round(report.seconds, 2), "predict": round(predict_seconds, 2)},
+        "paths": {
+            "record": str((directory / "record.json").relative_to(run.root)),
+            "predictions": str((directory / "predictions.jsonl").relative_to(run.root)),
+            "model": model_path,
+        },
     }
-    write_results(exp.run.results_path, records, summary, meta)
+
+
+def write_run_results(
+    run: RunDir, plan: Plan, records: list[dict[str, Any]], seconds: float, command: str | None = None
+) -> dict[str, Any]:
+    """results.json: every cell's record, the summaries over seeds, and what the numbers mean."""
+    from fewforge.evaluation import primary_metric, summarize
+    from fewforge.tasks.base import Task
+
+    tasks: dict[str, Task] = {name: d.task for name, d in plan.data.items()}
+
+    def scores(record: dict[str, Any]) -> Any:
+        import numpy as np
+
+        lines = (run.root / record["paths"]["predictions"]).read_text(encoding="utf-8").splitlines()
+        values = [json.loads(line).get("score") for line in lines if line]
+        return None if any(v is None for v in values) else np.asarray(values, dtype=float)
+
+    summary = summarize(records, scores=scores, primary=lambda name: primary_metric(tasks[name]))
+    meta = {
+        "description": plan.cfg.description,
+        "command": command,
+        "config": plan.cfg.model_dump(mode="json"),
+        "wall_seconds": round(seconds, 1),
+        "test_size": {name: len(d.test) for name, d in plan.data.items()},
+        "seeds_cover": "Each seed is its own few-shot split and its own synthetic set (sampling seeds derive "
+        "from the split seed): the std over seeds covers both",
+        "ci": "95% bootstrap interval over test examples of the primary metric's difference to real only "
+        "(averaged over seeds, 2000 resamples)",
+        "p": "paired t-test over seeds against real only (same task, shots and learner)",
+        "synthetic_sets": {
+            str(run.synthetic_dir(k.task, k.seed, k.method, k.shots).relative_to(run.root)): run.done_info(
+                run.synthetic_dir(k.task, k.seed, k.method, k.shots)
+            ).get("examples")
+            for k in plan.synthetic_sets
+        },
+    }
+    from fewforge.evaluation import write_results
+
+    write_results(run.results_path, records, summary, meta)
     return {"records": records, "summary": summary, "meta": meta}
 
 
-# -- single steps on user files (fewforge train / evaluate) ------------------------------------
+# -- single steps on user files (fewforge train / evaluate) ------------------------------------------
 
 
 def train_model(
@@ -267,21 +435,32 @@ def train_model(
     seed: int,
     output: Path,
     *,
+    options: dict[str, Any] | None = None,
     console: Console | None = None,
 ):
     """Train one learner on labeled files and save it to `output`; returns its FitReport."""
+    from pydantic import ValidationError
+
+    from fewforge.config import config_error
     from fewforge.data.io import read_examples
     from fewforge.learners import get_learner
     from fewforge.tasks import load_task
 
     task = load_task(task_name)
+    learner_cls = get_learner(learner_name)
+    try:
+        config = learner_cls.Config(**(options or {}))
+    except ValidationError as exc:
+        raise config_error(exc, learner_cls.Config, path="learner option") from None
     train = read_examples(train_path, task)
     dev = read_examples(dev_path, task)
     synthetic = read_examples(synthetic_path, task) if synthetic_path else []
-    learner_cls = get_learner(learner_name)
-    learner = learner_cls(task, seed=seed)
-    with progress_bar(console or Console(stderr=True), f"train {learner_name}", 1) as advance:
-        report = learner.fit(train, dev, synthetic=synthetic, progress=advance)
+    if not synthetic and config.strategy not in ("real", "syn"):
+        config = config.model_copy(update={"strategy": "real"})
+    learner = learner_cls(task, config, seed=seed)
+    progress = GridProgress(console or Console(stderr=True), 1)
+    with progress, progress.stage(f"train {learner_name}", 1, 1) as update:
+        report = learner.fit(train, dev, synthetic=synthetic, progress=update)
     learner.save(output)
     return report
 
@@ -303,7 +482,7 @@ def evaluate_model(
     return {"task": task.name, "model": str(model_dir), "test_size": len(test), **metrics}
 
 
-# -- helpers -------------------------------------------------------------------------------------
+# -- helpers -------------------------------------------------------------------------------------------
 
 
 def _changes(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
-# A reduced experiment: tiny synthesis and training budgets, same code paths as the default run.
-TINY_LEARNER = {"max_length": 64, "batch_size": 8, "min_steps": 4, "max_steps": 8, "eval_every": 4}
+# A reduced grid: tiny synthesis and training budgets, same code paths as the default run.
+TINY_ENCODER = {"max_length": 48, "batch_size": 8, "min_steps": 4, "max_steps": 4, "eval_every": 2}
 
 
-def fewforge(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+def fewforge(*args: str, env: dict[str, str] | None = None, timeout: int = 900, cwd: Path | None = None):
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "fewforge.cli.app", *args],
-        capture_output=True, text=True, env=full_env, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        cwd=cwd,
     )
 
 
@@ -32,7 +36,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
         assert fragment in error_lines[0], result.stderr
 
 
-def write_config(path: Path, **values) -> Path:
+def write_grid(path: Path, **values) -> Path:
     path.write_text(yaml.safe_dump(values))
     return path
 
@@ -44,12 +48,17 @@ def test_tasks_lists_builtins() -> None:
         assert name in result.stdout
 
 
-def test_unknown_task_is_one_line_error(tmp_path: Path) -> None:
-    assert_one_line_error(fewforge("run", "--task", "nope", "--output", str(tmp_path)), "nope")
-
-
-def test_invalid_option_is_one_line_error(tmp_path: Path) -> None:
-    assert_one_line_error(fewforge("run", "--shots", "0", "--output", str(tmp_path)), "shots")
+def test_bad_input_is_one_line_and_touches_nothing(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir).mkdir()
+    (run_dir / "results.json").write_text('{"records": [], "summary": [], "meta": {}}')
+    before = sorted(p.name for p in run_dir.rglob("*"))
+    assert_one_line_error(fewforge("run", "--task", "nope", "--output", str(run_dir)), "nope")
+    assert_one_line_error(fewforge("run", "--shots", "0", "--output", str(run_dir)), "shots")
+    grid = write_grid(tmp_path / "g.yaml", learners=[{"name": "encoder", "options": {"learning_rte": 1e-4}}])
+    assert_one_line_error(fewforge("run", str(grid), "--output", str(run_dir)), "learners[0].options.learning_rte")
+    assert_one_line_error(fewforge("run", str(tmp_path / "absent.yaml"), "--output", str(run_dir)), "absent.yaml")
+    assert sorted(p.name for p in run_dir.rglob("*")) == before  # validated before anything is written
 
 
 def test_missing_data_dir_is_one_line_error(tmp_path: Path) -> None:
@@ -71,90 +80,93 @@ def test_malformed_jsonl_names_file_and_line(tmp_path: Path, data_dir: Path) -> 
 def test_unreachable_server_keeps_finished_work(tmp_path: Path, data_dir: Path) -> None:
     run_dir = tmp_path / "run"
     result = fewforge(
-        "generate", "--task", "sst2", "--data", str(data_dir), "--seeds", "13", "--per-label", "2",
-        "--generator", "openai:some-model@http://127.0.0.1:9/v1", "--output", str(run_dir),
+        "generate",
+        "--task",
+        "sst2",
+        "--data",
+        str(data_dir),
+        "--shots",
+        "4",
+        "--seeds",
+        "13",
+        "--per-label",
+        "2",
+        "--generator",
+        "openai:some-model@http://127.0.0.1:9/v1",
+        "--output",
+        str(run_dir),
     )
     assert_one_line_error(result, "127.0.0.1:9")
     # the few-shot split sampled before the failure is on disk and reused by the next run
-    assert (run_dir / "fewshot" / "seed13" / "train.jsonl").exists()
-    assert (run_dir / "fewshot" / "seed13" / "done.json").exists()
+    assert (run_dir / "fewshot" / "sst2" / "k4" / "seed13" / "train.jsonl").exists()
+    assert (run_dir / "fewshot" / "sst2" / "k4" / "seed13" / "done.json").exists()
 
 
-def test_run_end_to_end_then_resume(tmp_path: Path) -> None:
-    """The zero-flag default path (packaged BBC, packaged SmolLM2, packaged MiniLM), reduced in size."""
+def test_run_grid_end_to_end_then_resume_then_change(tmp_path: Path) -> None:
+    """The zero-flag data path (packaged BBC, packaged SmolLM2, packaged MiniLM), reduced in size."""
     run_dir = tmp_path / "run"
-    config = write_config(
-        tmp_path / "tiny.yaml", seeds=[13], shots=4, per_label=3, max_test=40, learner_options=TINY_LEARNER
+    grid = dict(
+        seeds=[13],
+        shots=[2, 4],
+        per_label=[3],
+        max_test=40,
+        learners=["linear-probe", {"name": "encoder", "shots": [2], "options": TINY_ENCODER}],
     )
+    config = write_grid(tmp_path / "tiny.yaml", **grid)
     env = {"FEWFORGE_DATA": ""}  # no data directory: the packaged corpus must be used
-    first = fewforge("run", "--config", str(config), "--output", str(run_dir), env=env)
+    first = fewforge("run", str(config), "--output", str(run_dir), env=env)
     assert first.returncode == 0, first.stderr
 
     results = json.loads((run_dir / "results.json").read_text())
-    assert {(r["condition"], r["seed"]) for r in results["records"]} == {("real", 13), ("real+synthetic", 13)}
+    cells = {r["cell"] for r in results["records"]}
+    assert cells == {
+        "bbc/k2/seed13/linear-probe/real",
+        "bbc/k2/seed13/linear-probe/real_synthetic-zerogen-n3",
+        "bbc/k4/seed13/linear-probe/real",
+        "bbc/k4/seed13/linear-probe/real_synthetic-zerogen-n3",
+        "bbc/k2/seed13/encoder/real",
+        "bbc/k2/seed13/encoder/real_synthetic-zerogen-n3",
+    }
     for record in results["records"]:
-        assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["macro_f1"] <= 1.0
-        assert record["test_size"] == 40
-    assert set(results["summary"]) == {"real", "real+synthetic"}
-    assert "real+synthetic" in first.stdout  # the final table
+        assert 0.0 <= record["metrics"]["accuracy"] <= 1.0 and record["test_size"] == 40
+        predictions = (run_dir / record["paths"]["predictions"]).read_text().splitlines()
+        assert len(predictions) == 40 and len(json.loads(predictions[0])["proba"]) == 5
+    mixed = [g for g in results["summary"] if g["condition"] == "real+synthetic"]
+    assert len(mixed) == 3 and all(g["vs_baseline"]["ci"] is not None for g in mixed)
+    assert "real + zerogen (3/label)" in first.stdout  # the final table
+    with sqlite3.connect(run_dir / "results.sqlite") as db:
+        assert db.execute("select count(*), min(status), max(status) from cells").fetchone() == (6, "done", "done")
+    assert (run_dir / "report.html").is_file() and (run_dir / "report.md").is_file()
 
-    synthetic_path = run_dir / "synthetic" / "seed13" / "zerogen.jsonl"
-    rows = [json.loads(line) for line in synthetic_path.read_text().splitlines()]
-    labels = {"business", "entertainment", "politics", "sports", "tech"}
-    assert len(rows) == 3 * len(labels) and {r["label"] for r in rows} == labels
+    set_dir = run_dir / "synthetic" / "bbc" / "seed13" / "zerogen"  # one set serves shots 2 and 4
+    rows = [json.loads(line) for line in (set_dir / "data.jsonl").read_text().splitlines()]
+    assert len(rows) == 15 and {r["label"] for r in rows} == {"business", "entertainment", "politics", "sports", "tech"}
     assert all(r["text"].strip() and r["lineage"]["method"] == "zerogen" for r in rows)
-    assert (run_dir / "config.yaml").exists() and (run_dir / "logs" / "run.log").exists()
-    assert (run_dir / "models" / "real_synthetic-seed13").is_dir()
+    assert (set_dir / "hf" / "dataset_info.json").is_file() and (set_dir / "README.md").is_file()
 
     # A rerun reuses everything: same synthetic bytes, same records, nothing retrained.
-    synthetic_before = synthetic_path.read_bytes()
-    record_path = run_dir / "records" / "real_synthetic-seed13.json"
+    before = (set_dir / "data.jsonl").read_bytes()
+    record_path = run_dir / "cells" / "bbc" / "k2" / "seed13" / "encoder" / "real" / "record.json"
     mtime = record_path.stat().st_mtime_ns
-    second = fewforge("run", "--config", str(config), "--output", str(run_dir), env=env)
+    second = fewforge("run", str(config), "--output", str(run_dir), env=env)
     assert second.returncode == 0, second.stderr
     assert "resuming" in second.stderr
-    assert synthetic_path.read_bytes() == synthetic_before
-    assert record_path.stat().st_mtime_ns == mtime
+    assert (set_dir / "data.jsonl").read_bytes() == before and record_path.stat().st_mtime_ns == mtime
     assert json.loads((run_dir / "results.json").read_text())["records"] == results["records"]
 
-    # Changing the synthesis budget redoes synthesis and keeps the old data in _stale/.
-    bigger = write_config(
-        tmp_path / "bigger.yaml", seeds=[13], shots=4, per_label=4, max_test=40, learner_options=TINY_LEARNER
-    )
-    third = fewforge("run", "--config", str(bigger), "--output", str(run_dir), env=env)
+    # A bigger synthetic budget redoes the set (its first rows come from the cache) and keeps the old
+    # set in _stale/; real-only cells are untouched.
+    bigger = write_grid(tmp_path / "bigger.yaml", **{**grid, "per_label": [4]})
+    third = fewforge("run", str(bigger), "--output", str(run_dir), env=env)
     assert third.returncode == 0, third.stderr
-    assert "per_label 3 → 4" in third.stderr
-    assert len(synthetic_path.read_text().splitlines()) == 4 * len(labels)
-    assert list((run_dir / "_stale").rglob("zerogen.jsonl"))
+    assert "per_label [3] → [4]" in third.stderr
+    assert len((set_dir / "data.jsonl").read_text().splitlines()) == 20
+    assert json.loads((set_dir / "card.json").read_text())["cache"]["hits"] >= 15
+    assert list((run_dir / "_stale" / "synthetic").rglob("data.jsonl"))
+    assert record_path.stat().st_mtime_ns == mtime
 
-
-@pytest.mark.slow
-@pytest.mark.timeout(3600)
-def test_default_run_full_size(tmp_path: Path) -> None:
-    """`fewforge run` with no options at all, full size, as the README's first command runs it; then
-    again, which must reuse every finished stage and leave the synthetic data byte for byte."""
-
-    def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "fewforge.cli.app", "run"], cwd=tmp_path, capture_output=True, text=True,
-            env={**os.environ, "HF_HUB_OFFLINE": "1", "FEWFORGE_DATA": ""}, timeout=1800,
-        )
-
-    first = run()
-    assert first.returncode == 0, first.stderr
-    run_dir = tmp_path / "runs" / "default"
-    results = json.loads((run_dir / "results.json").read_text())
-    assert len(results["records"]) == 6
-    assert {r["condition"] for r in results["records"]} == {"real", "real+synthetic"}
-    assert all(r["accuracy"] > 0.8 for r in results["records"] if r["condition"] == "real")  # measured ~0.95
-    assert all(0.2 < r["accuracy"] <= 1.0 for r in results["records"])  # 5 topics: chance is 0.2
-    assert "real+synthetic" in first.stdout and "±" in first.stdout
-    synthetic = run_dir / "synthetic" / "seed13" / "zerogen.jsonl"
-    assert len(synthetic.read_text().splitlines()) >= 500
-    before = {p: p.read_bytes() for p in run_dir.glob("synthetic/*/zerogen.jsonl")}
-
-    second = run()
-    assert second.returncode == 0, second.stderr
-    assert {p: p.read_bytes() for p in run_dir.glob("synthetic/*/zerogen.jsonl")} == before
-    assert json.loads((run_dir / "results.json").read_text())["records"] == results["records"]
-    assert not (run_dir / "_stale").exists()
+    report = fewforge("report", str(run_dir), "--markdown", str(tmp_path / "out.md"))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "out.md").read_text()
+    assert text.startswith("# fewforge report: run") and "real + zerogen (4/label)" in text
+    assert f"fewforge report {run_dir}" in text  # the exact command is in the document

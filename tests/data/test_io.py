@@ -227,3 +227,27 @@ def test_missing_file_unknown_type_and_bad_encoding(tmp_path: Path) -> None:
         read_examples(tmp_path / "junk.parquet", SST2)
     with pytest.raises(DataError, match=r"columns mapping names unknown fields \['txt'\]"):
         read_examples(jsonl(tmp_path / "ok.jsonl", [{"text": "a", "label": "positive"}]), SST2, columns={"txt": "a"})
+
+
+def test_datasets_in_and_out(tmp_path):
+    """The API takes a datasets.Dataset where it takes examples (ClassLabel integers mapped by name)."""
+    import datasets
+
+    from fewforge.data.hf_datasets import as_examples, to_dataset
+    from fewforge.data.schema import Example
+    from fewforge.errors import DataError
+    from fewforge.tasks import load_task
+
+    task = load_task("sst2")
+    features = datasets.Features({"sentence": datasets.Value("string"), "label": datasets.ClassLabel(names=["negative", "positive"])})
+    glue = datasets.Dataset.from_dict({"sentence": ["a fine film", "a dull film"], "label": [1, 0]}, features=features)
+    rows = as_examples(glue, task, what="train")
+    assert [(e.text, e.label) for e in rows] == [("a fine film", "positive"), ("a dull film", "negative")]
+    examples = [Example({"text": "x y z"}, "negative", id="s-1", lineage={"method": "zerogen", "raw": "Sure! x y z"})]
+    back = as_examples(to_dataset(examples), task)
+    assert [e.to_record() for e in back] == [e.to_record() for e in examples]
+    assert as_examples(examples, task) == examples
+    with pytest.raises(DataError, match="DatasetDict"):
+        as_examples(datasets.DatasetDict({"train": glue}), task)
+    with pytest.raises(DataError, match="expected Example objects"):
+        as_examples([{"text": "a"}], task)

@@ -1,57 +1,72 @@
+"""Summaries over seeds: grouping by every axis but the seed, mean ± sample std, comparisons with real only."""
+
 from __future__ import annotations
 
+import math
 import statistics
 
+import numpy as np
 import pytest
+from grid_records import make_records, record  # noqa: E402
 
 from fewforge.errors import DataError
-from fewforge.evaluation import aggregate, mean_std
+from fewforge.evaluation import mean_std, summarize
 
-RECORDS = [
-    {"condition": "real", "seed": 13, "accuracy": 0.80, "macro_f1": 0.70, "method": "none"},
-    {"condition": "real+syn", "seed": 13, "accuracy": 0.90, "macro_f1": 0.85},
-    {"condition": "real", "seed": 21, "accuracy": 0.84, "macro_f1": 0.76},
-    {"condition": "real+syn", "seed": 21, "accuracy": 0.88, "macro_f1": 0.86},
-    {"condition": "real", "seed": 42, "accuracy": 0.82, "macro_f1": 0.73},
-]
+RECORDS = make_records()
 
 
-def test_mean_and_sample_std_per_condition_and_metric():
-    summary = aggregate(RECORDS)
-    assert list(summary) == ["real", "real+syn"]  # first-seen order: the baseline stays first
-    assert list(summary["real"]) == ["accuracy", "macro_f1"]  # non-numeric fields are not metrics
-    acc = summary["real"]["accuracy"]
-    assert acc["mean"] == pytest.approx(0.82)
-    assert acc["std"] == pytest.approx(statistics.stdev([0.80, 0.84, 0.82]))  # ddof=1
-    assert acc["std"] == pytest.approx(0.02)
-    assert acc["n"] == 3
-    assert summary["real+syn"]["macro_f1"] == {"mean": pytest.approx(0.855), "std": pytest.approx(0.00707107), "n": 2}
+def test_mean_and_sample_std_per_group_and_metric():
+    summary = summarize(RECORDS)
+    assert [g["condition"] for g in summary] == ["real", "real+synthetic"]  # first-seen order
+    real = summary[0]
+    assert real["seeds"] == [13, 21, 42] and real["n"] == 3
+    assert real["metrics"]["accuracy"]["mean"] == pytest.approx(0.82)
+    assert real["metrics"]["accuracy"]["std"] == pytest.approx(statistics.stdev([0.80, 0.84, 0.82]))  # ddof=1
+    assert summary[1]["metrics"]["macro_f1"] == {"mean": pytest.approx(0.855), "std": pytest.approx(0.00707107), "n": 2}
+    assert real["vs_baseline"] is None
 
 
-def test_one_seed_has_zero_std():
-    summary = aggregate([{"condition": "c", "seed": 1, "accuracy": 0.5}])
-    assert summary == {"c": {"accuracy": {"mean": 0.5, "std": 0.0, "n": 1}}}
-    assert mean_std([0.7]) == (0.7, 0.0)
+def test_comparison_pairs_seeds_with_the_same_task_shots_and_learner():
+    other = [record(13, 0.5, learner="encoder"), record(21, 0.5, learner="encoder", condition="real+synthetic")]
+    summary = summarize(RECORDS + other)
+    vs = summary[1]["vs_baseline"]
+    # only seeds 13 and 21 have both conditions: Δ = mean(0.90, 0.88) - mean(0.80, 0.84)
+    assert vs["pairs"] == 2 and vs["metric"] == "accuracy"
+    assert vs["delta"] == pytest.approx(0.07)
+    # paired t with differences 0.10, 0.04: t = 0.07 / (0.0424 / sqrt 2) = 2.333, 1 df: p = 1 - 2 atan(t) / pi
+    assert vs["p"] == pytest.approx(1 - 2 * math.atan(0.07 / (statistics.stdev([0.10, 0.04]) / math.sqrt(2))) / math.pi)
+    assert vs["ci"] is None  # no per-example scores given
+    encoder = [g for g in summary if g["learner"] == "encoder"]
+    assert encoder[1]["vs_baseline"] is None  # the encoder's real-only cell is seed 13, its syn cell seed 21
 
 
-def test_explicit_metrics_and_missing_values():
-    records = [
-        {"condition": "a", "seed": 1, "accuracy": 0.5, "macro_f1": 0.4},
-        {"condition": "a", "seed": 2, "accuracy": 0.7},
+def test_bootstrap_ci_from_per_example_scores():
+    rng = np.random.default_rng(0)
+    base = {13: rng.random(400) < 0.6, 21: rng.random(400) < 0.6}
+    better = {s: v | (rng.random(400) < 0.5) for s, v in base.items()}  # strictly more correct rows
+    records = [record(s, base[s].mean()) for s in base] + [
+        record(s, better[s].mean(), condition="real+synthetic") for s in base
     ]
-    summary = aggregate(records, metrics=["macro_f1", "accuracy"])
-    assert list(summary["a"]) == ["macro_f1", "accuracy"]
-    assert summary["a"]["macro_f1"]["n"] == 1  # a missing value is left out, not counted as 0
-    assert summary["a"]["accuracy"]["n"] == 2
+    scores = {
+        (r["condition"], r["seed"]): (better if r["condition"] != "real" else base)[r["seed"]].astype(float)
+        for r in records
+    }
+    summary = summarize(records, scores=lambda r: scores[(r["condition"], r["seed"])])
+    vs = summary[1]["vs_baseline"]
+    low, high = vs["ci"]
+    assert 0 < low < vs["delta"] < high < 0.4  # the improvement is certain, and the interval holds it
 
 
-def test_ordering_is_stable_across_record_order():
-    shuffled = [RECORDS[i] for i in (2, 1, 0, 4, 3)]
-    assert aggregate(shuffled) == aggregate(RECORDS)
+def test_single_values_and_missing_metrics():
+    summary = summarize([record(1, 0.5), record(2, 0.7, 0.6)])
+    assert summary[0]["metrics"]["macro_f1"] == {"mean": 0.6, "std": 0.0, "n": 1}  # absent ≠ 0
+    assert mean_std([0.5]) == (0.5, 0.0)
+    with pytest.raises(DataError):
+        mean_std([])
 
 
-def test_bad_records_are_data_errors():
+def test_bad_records_are_errors():
     with pytest.raises(DataError, match="lacks"):
-        aggregate([{"seed": 1, "accuracy": 0.5}])
-    with pytest.raises(DataError, match="both"):
-        aggregate([{"condition": "a", "seed": 1, "accuracy": 0.5}, {"condition": "a", "seed": 1, "accuracy": 0.6}])
+        summarize([{"seed": 1, "metrics": {}}])
+    with pytest.raises(DataError, match="same cell"):
+        summarize([record(1, 0.5), record(1, 0.6)])

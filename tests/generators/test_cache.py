@@ -14,7 +14,7 @@ from typing import Sequence
 import pytest
 
 from fewforge.errors import BackendError
-from fewforge.generators.base import Completion, Generator, ProgressCallback, SamplingParams
+from fewforge.generators.base import Completion, Generator, Positions, ProgressCallback, SamplingParams, positions
 from fewforge.generators.cache import CachedGenerator, cache_info, cache_key
 
 PROMPTS = [f"Write one word about the number {i}." for i in range(5)]
@@ -26,24 +26,27 @@ class Recording(Generator):
 
     def __init__(self, inner: Generator, fail_on: int | None = None) -> None:
         self.inner, self.fail_on = inner, fail_on
-        self.calls: list[tuple[int, int]] = []  # (start_index, number of prompts)
+        self.calls: list[list[int]] = []  # the seed positions of each call's prompts
         self.backend = inner.backend  # type: ignore[misc]
 
     @property
     def model_id(self) -> str:
         return self.inner.model_id
 
+    def output_options(self) -> dict:
+        return self.inner.output_options()
+
     def generate(
         self,
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
         if len(self.calls) == self.fail_on:
             raise KeyboardInterrupt  # an interruption in the middle of the run
-        self.calls.append((start_index, len(prompts)))
+        self.calls.append(positions(start_index, len(prompts)))
         return self.inner.generate(prompts, params, start_index=start_index, progress=progress)
 
 
@@ -60,7 +63,7 @@ def test_second_call_is_all_hits_and_identical(llamacpp_gen, tmp_path: Path):
     cached = CachedGenerator(inner, path, chunk_size=2)
     ticks: list[int] = []
     first = cached.generate(PROMPTS, PARAMS, progress=ticks.append)
-    assert inner.calls == [(0, 2), (2, 2), (4, 1)] and sum(ticks) == 5
+    assert inner.calls == [[0, 1], [2, 3], [4]] and sum(ticks) == 5
     assert (cached.hits, cached.misses) == (0, 10) and not any(c.cached for c in first)
     assert rows(path) == 10
     cached.close()
@@ -80,7 +83,7 @@ def test_second_call_is_all_hits_and_identical(llamacpp_gen, tmp_path: Path):
     more = reopened.generate(PROMPTS[:1], SamplingParams(**{**PARAMS.to_dict(), "n": 3}))
     assert more[0].candidates[:2] == first[0].candidates[:2] and not more[0].cached
     assert reopened.stats(since=snapshot)["hits"] == 2 and reopened.stats(since=snapshot)["misses"] == 1
-    assert reopened.inner.calls == [(0, 1)]  # type: ignore[attr-defined]
+    assert reopened.inner.calls == [[0]]  # type: ignore[attr-defined]
     reopened.close()
 
 
@@ -114,7 +117,7 @@ def test_resume_after_interruption(llamacpp_gen, tmp_path: Path):
     inner = Recording(llamacpp_gen)
     resumed = CachedGenerator(inner, path, chunk_size=2)
     out = resumed.generate(PROMPTS, PARAMS)
-    assert inner.calls == [(2, 2), (4, 1)]  # only the missing prompts, at their own positions
+    assert inner.calls == [[2, 3], [4]]  # only the missing prompts, at their own positions
     assert (resumed.hits, resumed.misses) == (4, 6)
     assert [c.cached for c in out] == [True, True, False, False, False]
     assert rows(path) == 10  # no duplicates, nothing missing
@@ -153,7 +156,7 @@ def test_kill_9_keeps_committed_chunks(llamacpp_gen, smollm2_path: Path, tmp_pat
     assert rows(path) == 4
     inner = Recording(llamacpp_gen)  # same GGUF, so the same model_id and keys
     out = CachedGenerator(inner, path, chunk_size=2).generate(PROMPTS, PARAMS)
-    assert inner.calls == [(2, 2), (4, 1)] and rows(path) == 10
+    assert inner.calls == [[2, 3], [4]] and rows(path) == 10
     assert [c.cached for c in out] == [True, True, False, False, False]
 
 
@@ -166,5 +169,17 @@ def test_key_covers_backend_model_prompt_params_and_seed():
         cache_key("llamacpp", "m@1", "hi!", PARAMS, 1),
         cache_key("llamacpp", "m@1", "hi", SamplingParams(**{**PARAMS.to_dict(), "temperature": 0.5}), 1),
         cache_key("llamacpp", "m@1", "hi", PARAMS, 2),
+        cache_key("llamacpp", "m@1", "hi", PARAMS, 1, {"chat": False}),  # the chat template off: other text
     }
-    assert base not in others and len(others) == 5
+    assert base not in others and len(others) == 6
+    assert cache_key("llamacpp", "m@1", "hi", PARAMS, 1, {}) == base  # no options: keys stay as they were
+
+
+def test_explicit_positions_tie_seeds_to_positions(llamacpp_gen, tmp_path: Path):
+    """A caller may give every prompt its position (a method growing a set label by label): the
+    completion depends on the position, not on where the prompt sits in this call."""
+    cached = CachedGenerator(llamacpp_gen, tmp_path / "gen.sqlite")
+    out = cached.generate([PROMPTS[1], PROMPTS[0]], PARAMS, start_index=[1, 0])
+    in_order = cached.generate(PROMPTS[:2], PARAMS)
+    assert [c.cached for c in in_order] == [True, True]
+    assert [out[1].candidates, out[0].candidates] == [c.candidates for c in in_order]

@@ -124,11 +124,11 @@ def test_save_load_round_trip(trained, sst2, tmp_path):
     learner.save(tmp_path / "model")
     meta = json.loads((tmp_path / "model" / "fewforge.json").read_text())
     assert meta["learner"] == "encoder" and meta["labels"] == ["negative", "positive"] and meta["seed"] == 13
-    assert meta["config"]["learning_rate"] == 1e-4
+    assert meta["config"]["learning_rate"] == 1e-4 and meta["config"]["pooling"] == "mean"
 
     loaded = EncoderClassifier.load(sst2["task"], tmp_path / "model")
     assert loaded.config == learner.config
-    assert loaded.model.config.id2label == {0: "negative", 1: "positive"}
+    assert (tmp_path / "model" / "head.safetensors").is_file() and (tmp_path / "model" / "config.json").is_file()
     assert loaded.predict(sst2["test"]) == learner.predict(sst2["test"])
     torch.testing.assert_close(_logits(loaded, sst2["test"][:20]), _logits(learner, sst2["test"][:20]))
 
@@ -199,10 +199,29 @@ def test_data_errors(sst2):
         learner.fit(sst2["train"], sst2["dev"], synthetic=bad)
     with pytest.raises(ConfigError, match="fit\\(\\) or load\\(\\)"):
         learner.predict(sst2["test"])
+    with pytest.raises(DataError, match="strategy 'syn' needs synthetic rows"):
+        EncoderClassifier(sst2["task"], EncoderConfig(strategy="syn")).fit(sst2["train"], sst2["dev"])
+
+
+def test_predict_takes_strings_and_datasets(trained, sst2):
+    import numpy as np
+
+    from fewforge.data.hf_datasets import to_dataset
+
+    learner, _, _ = trained
+    rows = sst2["test"][:6]
+    expected = learner.predict(rows)
+    assert learner.predict([e.text for e in rows]) == expected
+    assert learner.predict(to_dataset(rows)) == expected
+    assert learner.predict(rows[0].text) == expected[:1]
+    proba = learner.predict_proba([e.text for e in rows])
+    assert proba.shape == (6, 2) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5)
+    with pytest.raises(DataError, match="input 0"):
+        learner.predict([("a", "b")])
 
 
 def test_config_validation_and_step_budget():
-    assert EncoderConfig().model is None and EncoderConfig().strategy == "real+syn"
+    assert EncoderConfig().model is None and EncoderConfig().strategy == "paired"
     config = EncoderConfig(epochs=10, batch_size=16, min_steps=64, max_steps=160)
     # tiny sets get min_steps, mid-size sets `epochs` passes, big sets max_steps
     assert config.total_steps(32) == 64
@@ -217,21 +236,3 @@ def test_config_validation_and_step_budget():
     with pytest.raises(ValidationError):
         EncoderConfig(strategy="syn-first")
     assert "learning rate" in EncoderConfig.model_fields["learning_rate"].description
-
-
-def test_batch_stream_groups_lengths_but_still_covers_every_row():
-    from fewforge.learners.encoder import GROUP_BATCHES, _batch_stream
-
-    lengths = [128] * 16 + [40] * 112  # few long real rows among many short synthetic ones
-    window_steps = GROUP_BATCHES  # one window = 128 rows = one epoch here
-    grouped = list(_batch_stream(128, 8, window_steps, seed=3, lengths=lengths))
-    plain = list(_batch_stream(128, 8, window_steps, seed=3))
-    for batches in (grouped, plain):
-        assert all(len(b) == 8 for b in batches)
-        assert sorted(i for b in batches for i in b) == list(range(128))  # one epoch, each row once
-    padded = lambda batches: sum(8 * max(lengths[i] for i in b) for b in batches)  # noqa: E731
-    assert sum(max(lengths[i] for i in b) == 128 for b in grouped) == 2  # long rows share two batches
-    assert padded(grouped) == 8 * (2 * 128 + 14 * 40) < 0.55 * padded(plain)  # ~half the padded tokens
-    # deterministic per seed, and the batch order is shuffled (not long-to-short)
-    assert grouped == list(_batch_stream(128, 8, window_steps, seed=3, lengths=lengths))
-    assert grouped != sorted(grouped, key=lambda b: max(lengths[i] for i in b))

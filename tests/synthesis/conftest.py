@@ -7,7 +7,15 @@ from typing import Callable, Sequence
 import pytest
 
 from fewforge.data.schema import Example
-from fewforge.generators.base import Candidate, Completion, Generator, ProgressCallback, SamplingParams
+from fewforge.generators.base import (
+    Candidate,
+    Completion,
+    Generator,
+    Positions,
+    ProgressCallback,
+    SamplingParams,
+    positions,
+)
 from fewforge.tasks.base import Task
 
 # script(prompt, seed_index) -> (text, finish_reason)
@@ -15,8 +23,8 @@ Script = Callable[[str, int], "tuple[str, str] | str"]
 
 
 class FakeGenerator(Generator):
-    """Returns `script(prompt, start_index + i)` for prompt i: deterministic, position-dependent like
-    a real seeded backend, and it records every call."""
+    """Returns `script(prompt, position_i)` for prompt i: deterministic, position-dependent like a real
+    seeded backend, and it records every call (prompts, params, positions)."""
 
     backend = "fake"
 
@@ -33,13 +41,14 @@ class FakeGenerator(Generator):
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
-        self.calls.append((list(prompts), params, start_index))
+        where = positions(start_index, len(prompts))
+        self.calls.append((list(prompts), params, where))
         out = []
         for i, prompt in enumerate(prompts):
-            result = self.script(prompt, start_index + i)
+            result = self.script(prompt, where[i])
             text, finish = (result, "stop") if isinstance(result, str) else result
             out.append(Completion(prompt=prompt, candidates=(Candidate(text, finish, len(text.split())),)))
             if progress is not None:

@@ -168,10 +168,16 @@ def test_near_duplicates_by_embedding_with_the_packaged_minilm() -> None:
         *_drafts("positive", "The film is a joyful and moving triumph."),
         *_drafts("positive", "Tax policy dominated the budget debate in parliament."),
     ]
-    real = [Example({"text": "Tax policy dominated the budget debate in the parliament."}, "negative")]
+    real = [Example({"text": "Tax policy dominated the budget debate in the parliament."}, "negative", id="real-7")]
     kept, report = postprocess(task, rows, PostprocessConfig(near_dup_threshold=0.9), real=real)
     assert [e.id for e in kept] == ["positive-0"]
     assert report.dropped["near_duplicate"] == 1 and report.dropped["real_duplicate"] == 1
+    # every dropped row names what it duplicates, and how close it is
+    near, copy = report.rows
+    assert near["reason"] == "near_duplicate" and near["partner_id"] == "positive-0"
+    assert near["partner_text"] == "The film is a joyful, moving triumph." and 0.9 <= near["similarity"] <= 1
+    assert copy["reason"] == "real_duplicate" and copy["partner_id"] == "real-7"
+    assert copy["raw"] == "Tax policy dominated the budget debate in parliament."
 
 
 def test_pairs_drop_copies_of_the_parent_and_explanations() -> None:

@@ -12,11 +12,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 from rich.console import Console
 
-from fewforge.cli import cache, evaluate, generate, run, sample, tasks, train
+from fewforge.cli import cache, evaluate, generate, report, run, sample, tasks, train
 
 app = typer.Typer(
     name="fewforge",
-    help="Few-shot text classification with LLM-synthesized training data.",
+    help="Few-shot learning with LLM-synthesized training data: experiment grids, fair comparisons, reports.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -27,6 +27,7 @@ app.command("generate")(generate.generate)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("run")(run.run)
+app.command("report")(report.report)
 app.add_typer(cache.app, name="cache")
 
 

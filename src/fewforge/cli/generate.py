@@ -3,48 +3,51 @@ from __future__ import annotations
 from rich.console import Console
 
 from fewforge.cli.options import (
-    DEFAULTS,
     DataOpt,
     GeneratorOpt,
+    GridArg,
     MethodOpt,
     NoCacheOpt,
+    OutputOpt,
     PerLabelOpt,
-    RunOutputOpt,
     SeedsOpt,
     ShotsOpt,
-    TaskOpt,
-    default_seeds,
-    parse_seeds,
+    TasksOpt,
+    build_config,
+    output_dir,
 )
 
 
 def generate(
-    output: RunOutputOpt,
-    task: TaskOpt = DEFAULTS.task,
+    grid: GridArg = None,
+    task: TasksOpt = None,
     data: DataOpt = None,
-    shots: ShotsOpt = DEFAULTS.shots,
-    seeds: SeedsOpt = default_seeds(),
-    generator: GeneratorOpt = DEFAULTS.generator,
-    method: MethodOpt = DEFAULTS.method,
-    per_label: PerLabelOpt = DEFAULTS.per_label,
+    shots: ShotsOpt = None,
+    seeds: SeedsOpt = None,
+    per_label: PerLabelOpt = None,
+    generator: GeneratorOpt = None,
+    method: MethodOpt = None,
     no_cache: NoCacheOpt = False,
+    output: OutputOpt = None,
 ) -> None:
-    """Synthesize labeled data for each few-shot split into OUTPUT/synthetic/seed*/ (resumable)."""
-    from fewforge.config import RunConfig
-    from fewforge.pipeline import open_generator, prepare, sample_stage, synthesis_stage
+    """Sample the few-shot splits and synthesize every synthetic set of a grid into OUTPUT/synthetic/
+    (resumable; `fewforge run` with the same grid and output then only trains)."""
+    from fewforge.pipeline import run_experiment
 
-    console = Console(stderr=True)
-    cfg = RunConfig.build(
-        task=task, data=data, shots=shots, seeds=parse_seeds(seeds), generator=generator,
-        method=method, per_label=per_label, cache=not no_cache,
+    cfg = build_config(
+        grid,
+        task=task,
+        data=data,
+        shots=shots,
+        seeds=seeds,
+        per_label=per_label,
+        generator=generator,
+        method=method,
+        no_cache=no_cache,
     )
-    exp = prepare(cfg, output, console)
-    gen = open_generator(exp)
-    try:
-        for seed in cfg.seeds:
-            split, split_fp = sample_stage(exp, seed)
-            examples, _ = synthesis_stage(exp, split, split_fp, gen)
-            console.print(f"seed {seed}: {len(examples)} synthetic examples → {exp.run.synthetic_dir(seed)}")
-        console.print(f"generation cache: {gen.stats()}")
-    finally:
-        gen.close()
+    out_dir = output_dir(output, grid)
+    run_experiment(cfg, out_dir, console=Console(stderr=True), until="synthesis")
+    sets = sorted(p.parent for p in (out_dir / "synthetic").rglob("done.json") if "_stale" not in p.parts)
+    Console().print(
+        "\n".join(f"{p} ({sum(1 for _ in (p / 'data.jsonl').open())} rows)" for p in sets) or "no synthetic sets"
+    )

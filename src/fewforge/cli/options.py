@@ -1,38 +1,149 @@
-"""Options shared by several commands, declared once."""
+"""Options shared by several commands, declared once, and how they turn into a grid config."""
 
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
 from fewforge.config import RunConfig
 
 _f = RunConfig.model_fields
-
-TaskOpt = Annotated[str, typer.Option("--task", "-t", help=_f["task"].description)]
-DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help=_f["data"].description, show_default=False)]
-ShotsOpt = Annotated[int, typer.Option("--shots", "-k", help=_f["shots"].description)]
-SeedsOpt = Annotated[str, typer.Option("--seeds", help="comma-separated " + _f["seeds"].description)]
-GeneratorOpt = Annotated[str, typer.Option("--generator", "-g", help=_f["generator"].description)]
-MethodOpt = Annotated[str, typer.Option("--method", help=_f["method"].description)]
-PerLabelOpt = Annotated[int, typer.Option("--per-label", "-n", help=_f["per_label"].description)]
-LearnerOpt = Annotated[str, typer.Option("--learner", help=_f["learner"].description)]
-NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="bypass the generation cache")]
-RunOutputOpt = Annotated[Path, typer.Option("--output", "-o", help="run directory (a rerun resumes there)")]
-
 DEFAULTS = RunConfig()
 
 
-def parse_seeds(text: str) -> list[int]:
+def _default(name: str) -> str:
+    value = getattr(DEFAULTS, name)
+    if isinstance(value, list):
+        value = ",".join(str(getattr(v, "label", v)) for v in value)
+    return f" [default: {value}]"
+
+
+GridArg = Annotated[
+    Optional[Path],
+    typer.Argument(help="a grid YAML file (see examples/); without one, the built-in default grid", show_default=False),
+]
+TasksOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--task", "-t", help="comma-separated " + _f["tasks"].description + _default("tasks"), show_default=False
+    ),
+]
+DataOpt = Annotated[Optional[str], typer.Option("--data", "-d", help=_f["data"].description, show_default=False)]
+ShotsOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--shots",
+        "-k",
+        help="comma-separated " + _f["shots"].description + "; sets it for every learner" + _default("shots"),
+        show_default=False,
+    ),
+]
+SeedsOpt = Annotated[
+    Optional[str],
+    typer.Option("--seeds", help="comma-separated " + _f["seeds"].description + _default("seeds"), show_default=False),
+]
+PerLabelOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--per-label",
+        "-n",
+        help="comma-separated " + _f["per_label"].description + _default("per_label"),
+        show_default=False,
+    ),
+]
+GeneratorOpt = Annotated[
+    Optional[str],
+    typer.Option("--generator", "-g", help=_f["generator"].description + _default("generator"), show_default=False),
+]
+MethodOpt = Annotated[
+    Optional[str],
+    typer.Option("--method", help="comma-separated synthesis methods" + _default("methods"), show_default=False),
+]
+LearnerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--learner", help="comma-separated learners (default options)" + _default("learners"), show_default=False
+    ),
+]
+MaxTestOpt = Annotated[Optional[int], typer.Option("--max-test", help=_f["max_test"].description, show_default=False)]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="bypass the generation cache")]
+OutputOpt = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--output",
+        "-o",
+        help="run directory, resumed on a rerun [default: runs/<grid file name>, or runs/default]",
+        show_default=False,
+    ),
+]
+
+
+def _ints(text: str, option: str) -> list[int]:
     from fewforge.errors import ConfigError
 
     try:
         return [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise ConfigError(f"invalid --seeds {text!r}", hint="use comma-separated integers, e.g. 13,21,42") from None
+        raise ConfigError(f"invalid {option} {text!r}", hint="use comma-separated integers, e.g. 13,21,42") from None
 
 
-def default_seeds() -> str:
-    return ",".join(map(str, DEFAULTS.seeds))
+def _names(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def build_config(
+    grid: Path | None,
+    *,
+    task: str | None = None,
+    data: str | None = None,
+    shots: str | None = None,
+    seeds: str | None = None,
+    per_label: str | None = None,
+    generator: str | None = None,
+    method: str | None = None,
+    learner: str | None = None,
+    max_test: int | None = None,
+    no_cache: bool = False,
+) -> RunConfig:
+    """The grid file (or the default grid) with the options typed on the command line setting whole axes."""
+    values: dict[str, Any] = RunConfig.from_yaml(grid).model_dump() if grid is not None else {}
+    if learner:
+        values["learners"] = [{"name": n} for n in _names(learner)]
+    if method:
+        values["methods"] = [{"name": n} for n in _names(method)]
+    if shots or per_label:  # an axis given on the command line applies to every learner
+        learners = values.get("learners") or [s.model_dump() for s in DEFAULTS.learners]
+        values["learners"] = [
+            {**spec, **({"shots": None} if shots else {}), **({"per_label": None} if per_label else {})}
+            for spec in learners
+        ]
+    given = {
+        "tasks": _names(task) if task else None,
+        "data": data,
+        "shots": _ints(shots, "--shots") if shots else None,
+        "seeds": _ints(seeds, "--seeds") if seeds else None,
+        "per_label": _ints(per_label, "--per-label") if per_label else None,
+        "generator": generator,
+        "max_test": max_test,
+        "cache": False if no_cache else None,
+    }
+    return RunConfig.build(**{**values, **{k: v for k, v in given.items() if v is not None}})
+
+
+def output_dir(output: Path | None, grid: Path | None) -> Path:
+    return output or Path("runs") / (grid.stem if grid is not None else "default")
+
+
+def command_line() -> str:
+    """The command as typed (for reports): `fewforge <arguments>`."""
+    return "fewforge " + shlex.join(sys.argv[1:])
+
+
+# Single-model commands (train, evaluate) take one task and one learner.
+TaskOpt = Annotated[str, typer.Option("--task", "-t", help="built-in task name, or path to a task YAML/TOML file")]
+OneLearnerOpt = Annotated[str, typer.Option("--learner", help="learner: linear-probe | encoder")]
+RunDirOpt = Annotated[Path, typer.Option("--output", "-o", help="run directory")]

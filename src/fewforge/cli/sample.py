@@ -2,23 +2,22 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from fewforge.cli.options import DEFAULTS, DataOpt, RunOutputOpt, SeedsOpt, ShotsOpt, TaskOpt, default_seeds, parse_seeds
+from fewforge.cli.options import DataOpt, GridArg, OutputOpt, SeedsOpt, ShotsOpt, TasksOpt, build_config, output_dir
 
 
 def sample(
-    output: RunOutputOpt,
-    task: TaskOpt = DEFAULTS.task,
+    grid: GridArg = None,
+    task: TasksOpt = None,
     data: DataOpt = None,
-    shots: ShotsOpt = DEFAULTS.shots,
-    seeds: SeedsOpt = default_seeds(),
+    shots: ShotsOpt = None,
+    seeds: SeedsOpt = None,
+    output: OutputOpt = None,
 ) -> None:
-    """Sample LM-BFF few-shot splits (k per class train + dev) into OUTPUT/fewshot/seed*/."""
-    from fewforge.config import RunConfig
-    from fewforge.pipeline import prepare, sample_stage
+    """Sample the LM-BFF few-shot splits of a grid (k per class train + dev) into OUTPUT/fewshot/."""
+    from fewforge.pipeline import run_experiment
 
-    console = Console(stderr=True)
-    cfg = RunConfig.build(task=task, data=data, shots=shots, seeds=parse_seeds(seeds))
-    exp = prepare(cfg, output, console)
-    for seed in cfg.seeds:
-        split, _ = sample_stage(exp, seed)
-        console.print(f"seed {seed}: train {len(split.train)}, dev {len(split.dev)} → {exp.run.split_dir(seed)}")
+    cfg = build_config(grid, task=task, data=data, shots=shots, seeds=seeds)
+    out_dir = output_dir(output, grid)
+    run_experiment(cfg, out_dir, console=Console(stderr=True), until="sample")
+    splits = sorted(p.parent for p in (out_dir / "fewshot").rglob("done.json") if "_stale" not in p.parts)
+    Console().print("\n".join(str(p) for p in splits))

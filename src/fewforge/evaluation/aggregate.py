@@ -1,28 +1,26 @@
-"""Mean ± sample std over seeds, per condition and metric.
+"""Summaries over seeds: one group per grid point (every axis but the seed), with mean ± std of each
+metric and, for every condition other than real-only, the comparison with the real-only baseline of
+the same task, shots and learner: Δ of the primary metric, a paired test over seeds and a bootstrap
+confidence interval over test examples (evaluation/stats.py).
 
-A record is one (condition, seed) result: {"condition": "real", "seed": 13, "accuracy": 0.84, ...}.
-Every numeric field other than `seed` counts as a metric, unless `metrics` names them.
+A record is one cell's result:
+    {"cell", "task", "shots", "seed", "learner", "condition", "method", "per_label",
+     "metrics": {"accuracy": 0.84, ...}, "per_class_f1": {...}, "confusion": [[...]], ...}
+Real-only cells have method and per_label None: one real-only cell serves every method of the grid.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from fewforge.errors import DataError
+from fewforge.evaluation.stats import bootstrap_ci, paired_p
 
-Summary = dict[str, dict[str, dict[str, float | int]]]  # condition -> metric -> {"mean", "std", "n"}
-KEY_FIELDS = ("condition", "seed")
+AXES = ("task", "shots", "learner", "condition", "method", "per_label")
+BASELINE = "real"
 
-
-def _metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    names: list[str] = []
-    for record in records:
-        for key, value in record.items():
-            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if key not in KEY_FIELDS and numeric and key not in names:
-                names.append(key)
-    return names
+Group = dict[str, Any]
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -35,34 +33,96 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def aggregate(records: Iterable[Mapping[str, Any]], metrics: Sequence[str] | None = None) -> Summary:
-    """{condition: {metric: {"mean", "std", "n"}}}.
+def group_key(record: Mapping[str, Any]) -> tuple:
+    return tuple(record.get(axis) for axis in AXES)
 
-    Conditions keep their first-seen order (the order an experiment ran them in, so the first is the
-    baseline); metrics follow `metrics` or their first-seen order. A record lacking a metric is left
-    out of that metric's n rather than counted as 0.
-    """
+
+def baseline_key(key: tuple) -> tuple:
+    task, shots, learner, *_ = key
+    return (task, shots, learner, BASELINE, None, None)
+
+
+def summarize(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    scores: Callable[[Mapping[str, Any]], Any] | None = None,
+    primary: Callable[[str], str] = lambda task: "accuracy",
+) -> list[Group]:
+    """One group per grid point, in first-seen order. `scores(record)` returns the cell's per-example
+    scores of the primary metric (for the bootstrap); `primary(task)` names that metric."""
     records = list(records)
+    seen: dict[tuple, int] = {}
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
     for i, record in enumerate(records):
-        missing = [k for k in KEY_FIELDS if k not in record]
+        missing = [k for k in (*AXES[:4], "seed", "metrics") if k not in record]
         if missing:
-            raise DataError(f"result record {i} lacks {missing}", hint=f"record: {dict(record)}")
-    names = list(metrics) if metrics is not None else _metric_names(records)
-    seen: dict[tuple[str, Any], int] = {}
-    for i, record in enumerate(records):
-        key = (str(record["condition"]), record["seed"])
-        if key in seen:
-            raise DataError(f"records {seen[key]} and {i} are both condition {key[0]!r}, seed {key[1]!r}")
-        seen[key] = i
-    summary: Summary = {}
-    for record in records:
-        summary.setdefault(str(record["condition"]), {})
-    for condition in summary:
-        rows = [r for r in records if str(r["condition"]) == condition]
+            raise DataError(f"result record {i} lacks {missing}", hint=f"record: {dict(record)}"[:300])
+        cell = (*group_key(record), record["seed"])
+        if cell in seen:
+            raise DataError(f"records {seen[cell]} and {i} are the same cell {cell}")
+        seen[cell] = i
+        groups.setdefault(group_key(record), []).append(record)
+
+    out: list[Group] = []
+    for key, rows in groups.items():
+        rows = sorted(rows, key=lambda r: r["seed"])
+        group: Group = dict(zip(AXES, key))
+        group["seeds"] = [r["seed"] for r in rows]
+        group["n"] = len(rows)
+        names: list[str] = []
+        for r in rows:
+            names += [m for m in r["metrics"] if m not in names]
+        group["metrics"] = {}
         for name in names:
-            values = [float(r[name]) for r in rows if r.get(name) is not None]
-            if not values:
-                continue
-            mean, std = mean_std(values)
-            summary[condition][name] = {"mean": mean, "std": std, "n": len(values)}
-    return summary
+            values = [float(r["metrics"][name]) for r in rows if r["metrics"].get(name) is not None]
+            if values:
+                mean, std = mean_std(values)
+                group["metrics"][name] = {"mean": mean, "std": std, "n": len(values)}
+        group["per_class_f1"] = _mean_per_class(rows)
+        group["confusion"] = _sum_confusion(rows)
+        group["vs_baseline"] = None
+        if key[3] != BASELINE and baseline_key(key) in groups:
+            group["vs_baseline"] = _compare(rows, groups[baseline_key(key)], primary(key[0]), scores)
+        out.append(group)
+    return out
+
+
+def _compare(rows, base_rows, metric: str, scores) -> dict[str, Any] | None:
+    """Δ of `metric` against the baseline over the seeds both have, with p and the bootstrap CI."""
+    base_by_seed = {r["seed"]: r for r in base_rows}
+    pairs = [(r, base_by_seed[r["seed"]]) for r in rows if r["seed"] in base_by_seed]
+    pairs = [(a, b) for a, b in pairs if a["metrics"].get(metric) is not None and b["metrics"].get(metric) is not None]
+    if not pairs:
+        return None
+    values = [float(a["metrics"][metric]) for a, _ in pairs]
+    base = [float(b["metrics"][metric]) for _, b in pairs]
+    ci = None
+    if scores is not None:
+        import numpy as np
+
+        cond_scores = [scores(a) for a, _ in pairs]
+        base_scores = [scores(b) for _, b in pairs]
+        if all(s is not None for s in (*cond_scores, *base_scores)):
+            ci = bootstrap_ci(np.stack(cond_scores), np.stack(base_scores))
+    return {
+        "condition": BASELINE,
+        "metric": metric,
+        "delta": math.fsum(values) / len(values) - math.fsum(base) / len(base),
+        "p": paired_p(values, base),
+        "ci": list(ci) if ci is not None else None,
+        "pairs": len(pairs),
+    }
+
+
+def _mean_per_class(rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    tables = [r["per_class_f1"] for r in rows if r.get("per_class_f1")]
+    if not tables:
+        return {}
+    return {label: math.fsum(t.get(label, 0.0) for t in tables) / len(tables) for label in tables[0]}
+
+
+def _sum_confusion(rows: Sequence[Mapping[str, Any]]) -> list[list[int]] | None:
+    tables = [r["confusion"] for r in rows if r.get("confusion")]
+    if not tables:
+        return None
+    return [[sum(t[i][j] for t in tables) for j in range(len(tables[0][i]))] for i in range(len(tables[0]))]

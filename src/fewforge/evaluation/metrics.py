@@ -46,3 +46,20 @@ def score(task: Task, gold: Sequence[str], predicted: Sequence[str]) -> dict[str
             f"task {task.name!r} asks for unknown metrics {unknown}", hint=f"known metrics: {', '.join(METRICS)}"
         )
     return {name: METRICS[name](task, gold, predicted) for name in task.metrics}
+
+
+# Metrics that are a mean of per-example scores: the bootstrap CI resamples those scores.
+PER_EXAMPLE: dict[str, Callable[[Task, Sequence[str], Sequence[str]], list[float]]] = {
+    "accuracy": lambda task, gold, predicted: [float(g == p) for g, p in zip(gold, predicted)],
+}
+
+
+def primary_metric(task: Task) -> str:
+    """The metric comparisons and Δ use: the task's first."""
+    return task.metrics[0]
+
+
+def per_example(task: Task, gold: Sequence[str], predicted: Sequence[str]) -> list[float] | None:
+    """Per-example scores of the task's primary metric (None when it is not a per-example mean)."""
+    fn = PER_EXAMPLE.get(primary_metric(task))
+    return fn(task, gold, predicted) if fn is not None else None

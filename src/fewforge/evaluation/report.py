@@ -1,128 +1,413 @@
-"""results.json (records + summary + meta) and the tables that show a summary.
+"""`fewforge report RUN_DIR`: one self-contained HTML page (inline CSS, SVG plots and a little script)
+and the same tables as Markdown, built from results.json and the run's synthetic sets.
 
-results.json:
-    {"records": [{"condition", "seed", "accuracy", "macro_f1", ...}, ...],
-     "summary": {condition: {metric: {"mean", "std", "n"}}},
-     "meta": {...}}
-Values are fractions; tables show them in percent ("84.3 ± 1.2") with the change of each condition's
-mean against the first condition (the baseline) for the first metric.
+Sections: the table in the papers' shape (a block per learner and shots, rows = training data,
+columns = tasks, mean ± std over seeds, best in bold), the detailed table (every metric, Δ against real
+only with its 95 % bootstrap CI and paired p), accuracy vs shots and vs synthetic size, per-class F1 and
+confusion matrices, and a browsable sample of each synthetic set: kept rows, and dropped rows with the
+reason and the near-duplicate partner.
 """
 
 from __future__ import annotations
 
+import html
 import json
-import math
-import os
-import tempfile
+import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from fewforge.errors import DataError
+from fewforge.evaluation.plots import accuracy_vs_shots, accuracy_vs_size
+from fewforge.evaluation.results import (
+    condition_label,
+    metric_names,
+    pct,
+    read_results,
+    summary_rows,
+)
+from fewforge.files import write_text
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
-RESULT_KEYS = ("records", "summary", "meta")
-
-
-def write_results(
-    path: Path,
-    records: Sequence[Mapping[str, Any]],
-    summary: Mapping[str, Any],
-    meta: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write results.json atomically: a killed run leaves the old file or the new one, never half."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"records": [dict(r) for r in records], "summary": summary, "meta": dict(meta or {})}
-    text = json.dumps(payload, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+SAMPLE_ROWS = 25  # kept and dropped rows shown per synthetic set
 
 
-def read_results(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"results file {path} not found", hint="run the experiment first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno})") from exc
-    missing = [k for k in RESULT_KEYS if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise DataError(f"{path}: missing {missing}", hint=f"a results file holds {list(RESULT_KEYS)}")
-    return data
+# -- the tables, as plain rows ------------------------------------------------------------------------
 
 
-def _metrics(summary: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    names: list[str] = []
-    for per_metric in summary.values():
-        names += [m for m in per_metric if m not in names]
-    return names
+def paper_tables(
+    summary: Sequence[Mapping[str, Any]], metric: str
+) -> list[tuple[str, list[str], list[list[str]], set]]:
+    """(title, header, rows, bold cells): the papers' shape, rows = training data, best of each column in
+    bold. Several tasks: a table per (learner, shots), a column per task plus their mean. One task: a
+    table per learner, a column per shots value (a learning curve)."""
+    tasks = list(dict.fromkeys(g["task"] for g in summary))
+    if len(tasks) == 1:
+        blocks = [(learner, None) for learner in dict.fromkeys(g["learner"] for g in summary)]
+        column_of, columns = (lambda g: f"{g['shots']} shots"), None
+    else:
+        blocks = list(dict.fromkeys((g["learner"], g["shots"]) for g in summary))
+        column_of, columns = (lambda g: g["task"]), tasks
+    out = []
+    for learner, shots in blocks:
+        groups = [g for g in summary if g["learner"] == learner and (shots is None or g["shots"] == shots)]
+        cols = columns or list(dict.fromkeys(column_of(g) for g in sorted(groups, key=lambda g: g["shots"])))
+        conditions = list(dict.fromkeys(condition_label(g) for g in groups))
+        with_mean = columns is not None and len(cols) > 1
+        header = ["training data", *cols] + (["mean"] if with_mean else [])
+        values: dict[tuple[str, str], float] = {}
+        rows = []
+        for label in conditions:
+            row = [label]
+            means = []
+            for col in cols:
+                g = next((g for g in groups if column_of(g) == col and condition_label(g) == label), None)
+                stats = g["metrics"].get(metric) if g else None
+                row.append(pct(stats))
+                if stats:
+                    values[(label, col)] = stats["mean"]
+                    means.append(stats["mean"])
+            if with_mean:
+                complete = len(means) == len(cols)
+                row.append(f"{100 * sum(means) / len(means):.1f}" if complete else "-")
+                if complete:
+                    values[(label, "mean")] = sum(means) / len(means)
+            rows.append(row)
+        bold = set()
+        for c, column in enumerate(header[1:], start=1):
+            column_values = {label: v for (label, col), v in values.items() if col == column}
+            if len(column_values) > 1:
+                best = max(column_values.values())
+                bold |= {(r, c) for r, label in enumerate(conditions) if column_values.get(label) == best}
+        where = f"{shots} shots per class" if shots is not None else f"{tasks[0]}, by shots per class"
+        out.append((f"{learner}, {where}: {metric} (%)", header, rows, bold))
+    return out
 
 
-def _cell(stats: Mapping[str, Any] | None) -> str:
-    if not stats:
-        return "-"
-    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
+def detail_bold(summary: Sequence[Mapping[str, Any]], metric: str) -> set[int]:
+    """Rows of the detailed table holding the best mean of their (task, shots, learner) block."""
+    best: dict[tuple, float] = {}
+    for g in summary:
+        stats = g["metrics"].get(metric)
+        key = (g["task"], g["shots"], g["learner"])
+        if stats:
+            best[key] = max(best.get(key, -1.0), stats["mean"])
+    return {
+        i
+        for i, g in enumerate(summary)
+        if g["metrics"].get(metric)
+        and g["metrics"][metric]["mean"] == best[(g["task"], g["shots"], g["learner"])]
+        and sum(1 for h in summary if (h["task"], h["shots"], h["learner"]) == (g["task"], g["shots"], g["learner"]))
+        > 1
+    }
 
 
-def _delta(stats: Mapping[str, Any] | None, base: Mapping[str, Any] | None) -> str:
-    if not stats or not base or not all(math.isfinite(s["mean"]) for s in (stats, base)):
-        return "-"
-    return f"{100 * (stats['mean'] - base['mean']):+.1f}"
+# -- Markdown -----------------------------------------------------------------------------------------
 
 
-def summary_rows(summary: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and string rows shared by the rich and plain-text tables."""
-    metrics = _metrics(summary)
-    header = ["condition", "n", *metrics]
-    conditions = list(summary)
-    with_delta = len(conditions) > 1 and bool(metrics)
-    if with_delta:
-        header.append(f"Δ {metrics[0]}")
-    base = summary[conditions[0]].get(metrics[0]) if with_delta else None
+def _bold_cells(rows: Sequence[Sequence[str]], bold_rows: set, columns: Sequence[int]) -> set:
+    return {(r, c) for r in bold_rows for c in columns if r < len(rows)}
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], bold: set = frozenset()) -> str:
+    def cell(r: int, c: int, text: str) -> str:
+        text = text.replace("|", "\\|")
+        return f"**{text}**" if (r, c) in bold and text not in ("-", "") else text
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(r, c, t) for c, t in enumerate(row)) + " |" for r, row in enumerate(rows)]
+    return "\n".join(lines)
+
+
+def markdown(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str, command: str | None) -> str:
+    summary, meta = results["summary"], results["meta"]
+    metric = (metric_names(summary) or ["accuracy"])[0]
+    parts = [f"# {title}", ""]
+    if meta.get("description"):
+        parts += [meta["description"].strip(), ""]
+    if meta.get("command"):
+        parts += [
+            "Run: `"
+            + meta["command"]
+            + "`"
+            + (f" ({meta['wall_seconds'] / 60:.1f} min)" if meta.get("wall_seconds") else ""),
+            "",
+        ]
+    if command:
+        parts += [f"Report: `{command}`", ""]
+    parts += [
+        f"Mean ± std over seeds ({', '.join(map(str, meta.get('config', {}).get('seeds', [])))}); "
+        f"test rows: {', '.join(f'{k} {v}' for k, v in meta.get('test_size', {}).items())}. "
+        f"{meta.get('seeds_cover', '')}. Δ: points vs real only; CI: {meta.get('ci', '')}; p: {meta.get('p', '')}.",
+        "",
+    ]
+    for table_title, header, rows, bold in paper_tables(summary, metric):
+        parts += [f"### {table_title}", "", _md_table(header, rows, bold), ""]
+    header, rows = summary_rows(summary)
+    bold = _bold_cells(rows, detail_bold(summary, metric), _metric_columns(header, summary))
+    parts += ["## All metrics, with Δ, CI and p against real only", "", _md_table(header, rows, bold), ""]
+    per_class = _per_class_rows(summary)
+    if per_class:
+        parts += ["## Per-class F1 (mean over seeds)", ""]
+        for task, (head, body) in per_class.items():
+            parts += [f"### {task}", "", _md_table(head, body), ""]
+    if sets:
+        parts += ["## Synthetic sets", "", _md_table(*_set_rows(sets)), ""]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def _per_class_rows(summary: Sequence[Mapping[str, Any]]) -> dict[str, tuple[list[str], list[list[str]]]]:
+    out: dict[str, tuple[list[str], list[list[str]]]] = {}
+    for g in summary:
+        if not g.get("per_class_f1"):
+            continue
+        labels = list(g["per_class_f1"])
+        head, body = out.setdefault(g["task"], (["shots", "learner", "training data", *labels], []))
+        body.append(
+            [str(g["shots"]), g["learner"], condition_label(g), *(f"{100 * g['per_class_f1'][l]:.1f}" for l in labels)]
+        )
+    return out
+
+
+def _set_rows(sets: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = ["set", "kept", "generated", "dropped by reason", "cache hits", "generation s"]
     rows = []
-    for i, condition in enumerate(conditions):
-        per_metric = summary[condition]
-        n = max((int(s["n"]) for s in per_metric.values()), default=0)
-        row = [condition, str(n), *(_cell(per_metric.get(m)) for m in metrics)]
-        if with_delta:
-            row.append("baseline" if i == 0 else _delta(per_metric.get(metrics[0]), base))
-        rows.append(row)
+    for s in sets:
+        card = s["card"]
+        dropped = ", ".join(f"{k} {v}" for k, v in (card.get("postprocess", {}).get("dropped") or {}).items()) or "none"
+        cache = card.get("cache", {})
+        rows.append(
+            [
+                s["path"],
+                str(card.get("count", "")),
+                str(card.get("generated", "")),
+                dropped,
+                f"{cache.get('hits', 0)}/{cache.get('hits', 0) + cache.get('misses', 0)}",
+                str(card.get("generation_time_s", "")),
+            ]
+        )
     return header, rows
 
 
-def results_table(summary: Mapping[str, Mapping[str, Any]], title: str | None = None) -> "Table":
-    """A rich table: one row per condition, mean ± std in percent over n seeds."""
-    from rich.table import Table
+# -- HTML -----------------------------------------------------------------------------------------------
 
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#1d1d1f;padding:0 16px}
+h1{font-size:24px;margin-bottom:4px}h2{font-size:19px;margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h3{font-size:15px;margin:18px 0 6px}table{border-collapse:collapse;margin:6px 0 14px;font-size:13px}
+th,td{border:1px solid #d6d6d6;padding:3px 8px;text-align:right;vertical-align:top}
+th{background:#f2f4f7}td.l,th.l{text-align:left}b{color:#0b57d0}.meta{color:#555}
+.pos{color:#137333}.neg{color:#b3261e}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
+.rows td{text-align:left;max-width:560px}.plot{margin:8px 0;overflow-x:auto}input.filter{margin:4px 0 8px;padding:4px;width:320px}
+.tag{font-size:11px;padding:1px 5px;border-radius:3px;background:#eef}
+"""
+
+_JS = """
+function filterRows(input, id){const q=input.value.toLowerCase();
+document.querySelectorAll('#'+id+' tbody tr').forEach(r=>{r.style.display=r.textContent.toLowerCase().includes(q)?'':'none'})}
+"""
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text))
+
+
+def _metric_columns(header: Sequence[str], summary: Sequence[Mapping[str, Any]]) -> list[int]:
+    names = set(metric_names(summary))
+    return [i for i, h in enumerate(header) if h in names]
+
+
+def _html_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    bold: set = frozenset(),
+    left: int = 1,
+    table_id: str = "",
+    klass: str = "",
+) -> str:
+    attributes = (f' id="{table_id}"' if table_id else "") + (f' class="{klass}"' if klass else "")
+    out = [f"<table{attributes}><thead><tr>"]
+    out += [f'<th class="{"l" if c < left else ""}">{_esc(h)}</th>' for c, h in enumerate(header)]
+    out.append("</tr></thead><tbody>")
+    for r, row in enumerate(rows):
+        cells = []
+        for c, text in enumerate(row):
+            value = _esc(text)
+            if (r, c) in bold and text not in ("-", ""):
+                value = f"<b>{value}</b>"
+            elif header[c] == "Δ" and text.startswith(("+", "-")) and text != "-":
+                value = f'<span class="{"pos" if text.startswith("+") else "neg"}">{value}</span>'
+            cells.append(f'<td class="{"l" if c < left else ""}">{value}</td>')
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    out.append("</tbody></table>")
+    return "".join(out)
+
+
+def _confusions(summary: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    for g in summary:
+        matrix, labels = g.get("confusion"), list(g.get("per_class_f1") or {})
+        if not matrix or not labels:
+            continue
+        title = f"{g['task']} · {g['shots']} shots · {g['learner']} · {condition_label(g)} (summed over {g['n']} seeds)"
+        rows = [[f"gold {label}", *map(str, row)] for label, row in zip(labels, matrix)]
+        parts.append(
+            f"<details><summary>{_esc(title)}</summary>{_html_table(['', *[f'pred {l}' for l in labels]], rows)}</details>"
+        )
+    return "".join(parts)
+
+
+def _set_browser(index: int, s: Mapping[str, Any]) -> str:
+    card = s["card"]
+    kept = s["kept"]
+    dropped = s["dropped"]
+    fields = [f for f in ("text_a", "text_b", "text") if kept and f in kept[0]] or ["text"]
+    kept_rows = [[r.get("id", ""), r.get("label", ""), *(r.get(f, "") for f in fields)] for r in kept]
+    dropped_rows = [
+        [
+            r.get("id", ""),
+            r.get("label", ""),
+            r.get("reason", ""),
+            r.get("text") or r.get("raw", ""),
+            (f"{r['partner_id']}: {r.get('partner_text', '')}" if r.get("partner_id") else ""),
+            (f"{r['similarity']:.3f}" if isinstance(r.get("similarity"), (int, float)) else ""),
+        ]
+        for r in dropped
+    ]
+    post = card.get("postprocess", {})
+    reasons = (
+        "".join(
+            f"<li><span class='tag'>{_esc(k)}</span> {v} — {_esc(post.get('reasons', {}).get(k, ''))}</li>"
+            for k, v in (post.get("dropped") or {}).items()
+        )
+        or "<li>none</li>"
+    )
+    kid, did = f"kept{index}", f"dropped{index}"
+    return (
+        f"<details{' open' if index == 0 else ''}><summary>{_esc(s['path'])}: {card.get('count', '?')} kept of "
+        f"{card.get('generated', '?')} generated</summary>"
+        f"<p class='meta'>generator {_esc(card.get('generator_spec', '?'))}, sampling "
+        f"{_esc(', '.join(f'{k}={v}' for k, v in card.get('sampling', {}).items() if k not in ('n',)))}</p>"
+        f"<ul>{reasons}</ul>"
+        f"<h3>Kept rows (a random sample of {len(kept)})</h3>"
+        f"<input class='filter' placeholder='filter rows' oninput=\"filterRows(this,'{kid}')\">"
+        + _html_table(["id", "label", *fields], kept_rows, left=99, table_id=kid, klass="rows")
+        + f"<h3>Dropped rows (a random sample of {len(dropped)}), with reason and near-duplicate partner</h3>"
+        f"<input class='filter' placeholder='filter rows' oninput=\"filterRows(this,'{did}')\">"
+        + _html_table(
+            ["id", "label", "reason", "text", "partner", "similarity"],
+            dropped_rows,
+            left=99,
+            table_id=did,
+            klass="rows",
+        )
+        + "</details>"
+    )
+
+
+def render_html(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str) -> str:
+    summary, meta = results["summary"], results["meta"]
+    metric = (metric_names(summary) or ["accuracy"])[0]
+    body = [f"<h1>{_esc(title)}</h1>"]
+    if meta.get("description"):
+        body.append(f"<p>{_esc(meta['description'])}</p>")
+    facts = [
+        f"seeds: {', '.join(map(str, meta.get('config', {}).get('seeds', [])))}",
+        "test rows: " + ", ".join(f"{k} {v}" for k, v in meta.get("test_size", {}).items()),
+    ]
+    if meta.get("wall_seconds"):
+        facts.append(f"run time {meta['wall_seconds'] / 60:.1f} min")
+    if meta.get("command"):
+        facts.append(f"command: <code>{_esc(meta['command'])}</code>")
+    body.append("<p class='meta'>" + " · ".join(facts) + "</p>")
+    body.append(
+        f"<p class='meta'>Mean ± std over seeds. {_esc(meta.get('seeds_cover', ''))}. Δ: points against real only "
+        f"(same task, shots, learner). CI: {_esc(meta.get('ci', ''))}. p: {_esc(meta.get('p', ''))}.</p>"
+    )
+    body.append("<h2>Results</h2>")
+    for table_title, header, rows, bold in paper_tables(summary, metric):
+        body.append(f"<h3>{_esc(table_title)}</h3>" + _html_table(header, rows, bold=bold))
+    plots = [
+        ("Accuracy vs shots", accuracy_vs_shots(summary, metric)),
+        ("Accuracy vs synthetic size", accuracy_vs_size(summary, metric)),
+    ]
+    for name, svg in plots:
+        if svg:
+            body.append(f"<h2>{name}</h2><div class='plot'>{svg}</div>")
     header, rows = summary_rows(summary)
-    table = Table(title=title)
-    for i, name in enumerate(header):
-        table.add_column(name, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
-    return table
+    body.append("<h2>All metrics, with Δ, CI and p against real only</h2>")
+    body.append(
+        _html_table(
+            header, rows, bold=_bold_cells(rows, detail_bold(summary, metric), _metric_columns(header, summary)), left=4
+        )
+    )
+    per_class = _per_class_rows(summary)
+    if per_class:
+        body.append("<h2>Per-class F1 (mean over seeds)</h2>")
+        for task, (head, rows) in per_class.items():
+            body.append(f"<h3>{_esc(task)}</h3>" + _html_table(head, rows, left=3))
+        body.append("<h3>Confusion matrices</h3>" + _confusions(summary))
+    if sets:
+        body.append("<h2>Synthetic data</h2>" + _html_table(*_set_rows(sets), left=1))
+        body += [_set_browser(i, s) for i, s in enumerate(sets)]
+    return (
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{_esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
+        + "\n".join(body)
+        + "</body></html>\n"
+    )
 
 
-def format_summary_text(summary: Mapping[str, Mapping[str, Any]]) -> str:
-    """The same table as plain aligned text (logs, README)."""
-    header, rows = summary_rows(summary)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+# -- reading a run directory ---------------------------------------------------------------------------
 
-    def line(cells: Sequence[str]) -> str:
-        parts = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
-        return "  ".join(parts).rstrip()
 
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(header), rule, *(line(r) for r in rows)]) + "\n"
+def synthetic_sets(root: Path, names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Every finished synthetic set of the run (or those named), with a seeded sample of its rows."""
+    out = []
+    dirs = (
+        [root / n for n in names]
+        if names is not None
+        else sorted(p.parent for p in (root / "synthetic").rglob("card.json"))
+    )
+    for directory in dirs:
+        card_path = directory / "card.json"
+        if not card_path.is_file() or "_stale" in directory.parts:
+            continue
+        rng = random.Random(0)
+        kept = [
+            json.loads(line) for line in (directory / "data.jsonl").read_text(encoding="utf-8").splitlines() if line
+        ]
+        dropped_path = directory / "dropped.jsonl"
+        dropped = (
+            [json.loads(line) for line in dropped_path.read_text(encoding="utf-8").splitlines() if line]
+            if dropped_path.is_file()
+            else []
+        )
+        out.append(
+            {
+                "path": str(directory.relative_to(root)),
+                "card": json.loads(card_path.read_text(encoding="utf-8")),
+                "kept": sorted(rng.sample(kept, min(SAMPLE_ROWS, len(kept))), key=lambda r: r.get("id", "")),
+                "dropped": sorted(rng.sample(dropped, min(SAMPLE_ROWS, len(dropped))), key=lambda r: r.get("id", "")),
+            }
+        )
+    return out
+
+
+def write_report(
+    run_dir: Path,
+    *,
+    html_path: Path | None = None,
+    markdown_path: Path | None = None,
+    title: str | None = None,
+    command: str | None = None,
+) -> tuple[Path, Path]:
+    """Write report.html and report.md for a run directory (or to the given paths); returns both paths."""
+    run_dir = Path(run_dir)
+    results = read_results(run_dir / "results.json")
+    names = list(results["meta"].get("synthetic_sets") or []) or None
+    sets = synthetic_sets(run_dir, names)
+    title = title or f"fewforge report: {run_dir.name}"
+    html_path = html_path or run_dir / "report.html"
+    markdown_path = markdown_path or run_dir / "report.md"
+    write_text(html_path, render_html(results, sets, title))
+    write_text(markdown_path, markdown(results, sets, title, command))
+    return html_path, markdown_path

@@ -11,13 +11,26 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Callable, ClassVar, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence, Union
 
 from fewforge.errors import ConfigError
 
 FinishReason = Literal["stop", "length"]
 # Called with the number of prompts finished since the last call (drives progress bars).
 ProgressCallback = Callable[[int], None]
+# Where each prompt sits in the caller's full list (its seeds derive from that position): an int
+# means consecutive positions from it; a sequence gives every prompt's position explicitly.
+Positions = Union[int, Sequence[int]]
+
+
+def positions(start_index: Positions, n: int) -> list[int]:
+    """The seed position of each of `n` prompts."""
+    if isinstance(start_index, int):
+        return list(range(start_index, start_index + n))
+    out = [int(i) for i in start_index]
+    if len(out) != n:
+        raise ValueError(f"{len(out)} positions for {n} prompts")  # a caller bug, not user input
+    return out
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,8 @@ class SamplingParams:
                 raise ConfigError(f"invalid sampling parameter {name}={getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """JSON-native values (stop as a list), as they read back from a lineage record."""
+        return {**asdict(self), "stop": list(self.stop)}
 
     def request_seed(self, prompt_index: int, candidate_index: int = 0) -> int:
         """A stable 31-bit seed for one candidate of one prompt."""
@@ -92,19 +106,25 @@ class Generator(ABC):
     def close(self) -> None:  # noqa: B027 - optional hook
         """Free the model / connections. The generator may be used again after (it reloads)."""
 
+    def output_options(self) -> dict[str, Any]:
+        """Settings besides the weights that change what the model writes (e.g. the chat template):
+        part of every cache key and synthesis fingerprint."""
+        return {}
+
     @abstractmethod
     def generate(
         self,
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
-        """One Completion per prompt, in order. Prompt i uses seeds params.request_seed(start_index + i, j).
+        """One Completion per prompt, in order. Prompt i uses seeds params.request_seed(position_i, j),
+        position_i = `positions(start_index, len(prompts))[i]`.
 
-        `start_index` lets a caller (the cache) generate a sub-list while keeping each prompt's seed
-        tied to its position in the full list.
+        `start_index` lets a caller (the cache, or a method that grows a set label by label) generate
+        a sub-list while keeping each prompt's seed tied to its position in the full list.
         """
 
     def __enter__(self) -> "Generator":

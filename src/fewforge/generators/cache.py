@@ -1,10 +1,11 @@
 """The one response cache: a SQLite file under any backend, one row per candidate.
 
-Key = sha256(backend, model_id, prompt, sampling params without seed and n, the candidate's request
-seed). The request seed already encodes (params.seed, prompt position, candidate index), so n samples
-of a prompt and repeats of a prompt at other positions stay distinct (dspy's identical-samples bug),
-while n=4 after n=2 reuses the first two. Misses are generated in chunks and committed after each
-chunk (WAL mode), so a killed run keeps everything but the chunk in flight and a rerun resumes.
+Key = sha256(backend, model_id, the backend's output options (e.g. chat template on/off), prompt,
+sampling params without seed and n, the candidate's request seed). The request seed already encodes
+(params.seed, prompt position, candidate index), so n samples of a prompt and repeats of a prompt at
+other positions stay distinct (dspy's identical-samples bug), while n=4 after n=2 reuses the first two.
+Misses are generated in chunks and committed after each chunk (WAL mode), so a killed run keeps
+everything but the chunk in flight and a rerun resumes.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from fewforge.generators.base import (
     Candidate,
     Completion,
     Generator,
+    Positions,
     ProgressCallback,
     SamplingParams,
+    positions,
 )
 
 _SCHEMA = """
@@ -40,9 +43,14 @@ CREATE TABLE IF NOT EXISTS generations (
 _LOOKUP_BATCH = 500  # keys per SELECT ... IN (...), well under SQLite's variable limit
 
 
-def cache_key(backend: str, model_id: str, prompt: str, params: SamplingParams, seed: int) -> str:
+def cache_key(
+    backend: str, model_id: str, prompt: str, params: SamplingParams, seed: int, options: dict[str, Any] | None = None
+) -> str:
     sampling = {k: v for k, v in params.to_dict().items() if k not in ("seed", "n")}
-    payload = json.dumps([backend, model_id, prompt, sampling, seed], sort_keys=True, ensure_ascii=False)
+    identity: list[Any] = [backend, model_id, prompt, sampling, seed]
+    if options:  # only when a backend reports some, so keys of backends without any stay as they were
+        identity.append(options)
+    payload = json.dumps(identity, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -98,6 +106,9 @@ class CachedGenerator(Generator):
     @property
     def model_id(self) -> str:
         return self.inner.model_id
+
+    def output_options(self) -> dict[str, Any]:
+        return self.inner.output_options()
 
     def stats(self, since: dict[str, Any] | None = None) -> dict[str, Any]:
         """Hit/miss counts of this generator's life, or since an earlier `stats()` snapshot."""
@@ -160,7 +171,7 @@ class CachedGenerator(Generator):
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
         if not self.enabled:
@@ -172,13 +183,14 @@ class CachedGenerator(Generator):
         self,
         prompts: list[str],
         params: SamplingParams,
-        start_index: int,
+        start_index: Positions,
         progress: ProgressCallback | None,
     ) -> list[Completion]:
-        backend, model_id = self.inner.backend, self.inner.model_id
+        backend, model_id, options = self.inner.backend, self.inner.model_id, self.inner.output_options()
+        where = positions(start_index, len(prompts))
         keys = [
             [
-                cache_key(backend, model_id, p, params, params.request_seed(start_index + i, j))
+                cache_key(backend, model_id, p, params, params.request_seed(where[i], j), options)
                 for j in range(params.n)
             ]
             for i, p in enumerate(prompts)
@@ -197,14 +209,14 @@ class CachedGenerator(Generator):
             progress(len(prompts) - len(missing))
 
         fresh: dict[int, tuple[Candidate, ...]] = {}
-        for first, last in _chunks(missing, self.chunk_size):
-            # A chunk is a contiguous run, so start_index keeps every seed tied to its position.
+        for c in range(0, len(missing), self.chunk_size):
+            # Explicit positions keep every seed tied to its place in the caller's list.
+            chunk = missing[c : c + self.chunk_size]
             out = self.inner.generate(
-                prompts[first:last], params, start_index=start_index + first, progress=progress
+                [prompts[i] for i in chunk], params, start_index=[where[i] for i in chunk], progress=progress
             )
             rows = []
-            for offset, completion in enumerate(out):
-                i = first + offset
+            for i, completion in zip(chunk, out):
                 fresh[i] = completion.candidates
                 rows += list(zip(keys[i], completion.candidates))
             self._store(rows, model_id)
@@ -218,14 +230,3 @@ class CachedGenerator(Generator):
                 cands = tuple(found.get(k, c) for k, c in zip(keys[i], fresh[i]))
                 completions.append(Completion(prompt=prompt, candidates=cands))
         return completions
-
-
-def _chunks(indices: list[int], size: int) -> list[tuple[int, int]]:
-    """Split sorted indices into contiguous [first, last) runs of at most `size` items."""
-    runs: list[tuple[int, int]] = []
-    for i in indices:
-        if runs and runs[-1][1] == i and i - runs[-1][0] < size:
-            runs[-1] = (runs[-1][0], i + 1)
-        else:
-            runs.append((i, i + 1))
-    return runs

@@ -23,8 +23,10 @@ from fewforge.generators.base import (
     Candidate,
     Completion,
     Generator,
+    Positions,
     ProgressCallback,
     SamplingParams,
+    positions,
 )
 
 _SEQ2SEQ_GGUF_ARCHS = {"t5", "t5encoder"}
@@ -197,6 +199,9 @@ class HFGenerator(Generator):
             self._chat = bool(getattr(self.tokenizer, "chat_template", None))
         return self._chat
 
+    def output_options(self) -> dict[str, Any]:
+        return {"chat": self.chat, "dtype": self.dtype}  # template on/off and precision change the text
+
     # -- generation ------------------------------------------------------------------------------
     def _encode(self, prompt: str) -> list[int]:
         tok = self.tokenizer
@@ -212,18 +217,19 @@ class HFGenerator(Generator):
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
         self.load()
         encoded = [self._encode(p) for p in prompts]
+        where = positions(start_index, len(prompts))
         # Rows are (prompt, candidate) pairs, prompt-major, so a batch holds whole prompts when it can.
         rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
         results: dict[tuple[int, int], Candidate] = {}
         left = [params.n] * len(prompts)
         for b in range(0, len(rows), self.batch_size):
             batch = rows[b : b + self.batch_size]
-            seeds = [params.request_seed(start_index + i, j) for i, j in batch]
+            seeds = [params.request_seed(where[i], j) for i, j in batch]
             candidates = self._generate_batch([encoded[i] for i, _ in batch], seeds, params)
             for (i, j), cand in zip(batch, candidates):
                 results[i, j] = cand

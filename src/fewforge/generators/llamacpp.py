@@ -19,8 +19,10 @@ from fewforge.generators.base import (
     Candidate,
     Completion,
     Generator,
+    Positions,
     ProgressCallback,
     SamplingParams,
+    positions,
 )
 
 
@@ -80,6 +82,9 @@ class LlamaCppGenerator(Generator):
     @property
     def model_id(self) -> str:
         return file_id(self.model_path)
+
+    def output_options(self) -> dict[str, Any]:
+        return {"chat": self.chat}  # the chat template on or off: different text for the same prompt
 
     @property
     def chat(self) -> bool:
@@ -156,17 +161,18 @@ class LlamaCppGenerator(Generator):
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
         self.load()
         n = params.n
+        where = positions(start_index, len(prompts))
         results: list[list[Candidate | None]] = [[None] * n for _ in prompts]
         remaining = [n] * len(prompts)
         done_lock = threading.Lock()
 
         def run(i: int, j: int) -> None:
-            seed = params.request_seed(start_index + i, j)
+            seed = params.request_seed(where[i], j)
             results[i][j] = self._request(prompts[i], params, seed)
             with done_lock:
                 remaining[i] -= 1

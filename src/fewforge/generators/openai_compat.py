@@ -17,8 +17,10 @@ from fewforge.generators.base import (
     Candidate,
     Completion,
     Generator,
+    Positions,
     ProgressCallback,
     SamplingParams,
+    positions,
 )
 
 T = TypeVar("T")
@@ -66,6 +68,9 @@ class OpenAICompatGenerator(Generator):
     @property
     def model_id(self) -> str:
         return f"openai:{self.model}"  # no base_url: the same model served elsewhere shares the cache
+
+    def output_options(self) -> dict[str, Any]:
+        return {"chat": self.chat}
 
     @property
     def url(self) -> str:
@@ -145,14 +150,15 @@ class OpenAICompatGenerator(Generator):
         self,
         prompts: Sequence[str],
         params: SamplingParams,
-        start_index: int,
+        start_index: Positions,
         progress: ProgressCallback | None,
     ) -> list[Completion]:
         sem = asyncio.Semaphore(self.concurrency)
+        where = positions(start_index, len(prompts))
         async with self._client() as client:
 
             async def prompt_task(i: int) -> Completion:
-                seeds = [params.request_seed(start_index + i, j) for j in range(params.n)]
+                seeds = [params.request_seed(where[i], j) for j in range(params.n)]
                 cands = await asyncio.gather(
                     *(self._one(client, sem, prompts[i], params, s) for s in seeds)
                 )
@@ -172,7 +178,7 @@ class OpenAICompatGenerator(Generator):
         prompts: Sequence[str],
         params: SamplingParams,
         *,
-        start_index: int = 0,
+        start_index: Positions = 0,
         progress: ProgressCallback | None = None,
     ) -> list[Completion]:
         if not prompts:

@@ -6,6 +6,7 @@ from fewforge.learners.base import FitReport, Learner, LearnerConfig
 from fewforge.registry import Registry
 
 LEARNERS: Registry[type[Learner]] = Registry("learner")
+LEARNERS.register("linear-probe", "fewforge.learners.linear_probe:LinearProbe")
 LEARNERS.register("encoder", "fewforge.learners.encoder:EncoderClassifier")
 
 

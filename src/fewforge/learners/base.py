@@ -1,7 +1,14 @@
-"""The learner contract: fit on labeled examples with early stopping on a dev set, then predict.
+"""The learner contract: fit on real (+ synthetic) examples with model selection on a dev set, then
+predict labels and probabilities.
 
-A learner is one module holding a pydantic `Config` and a class implementing this interface;
-register it in `fewforge/learners/__init__.py`.
+A learner is one module holding a pydantic `Config` and a class implementing this interface; register
+it in `fewforge/learners/__init__.py`. Inputs may be lists of `Example`s or `datasets.Dataset`s; `predict`
+and `predict_proba` also take plain strings (tuples of two strings for pair tasks).
+
+How real and synthetic rows are combined is the config's `strategy` (learners/strategies.py). In a grid
+the condition decides it: real-only cells train with "real", synthetic-only cells with "syn", and
+real + synthetic cells with the learner's own mixing strategy (default "paired", the fair rule of
+docs/fidelity.md: adding synthetic data never means seeing the real rows less).
 """
 
 from __future__ import annotations
@@ -14,12 +21,16 @@ from typing import Any, Callable, ClassVar, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from fewforge.data.schema import Example
+from fewforge.errors import DataError
 from fewforge.tasks.base import Task
+
+CONDITION_STRATEGY = {"real": "real", "synthetic": "syn"}  # real+synthetic: the learner's own strategy
 
 
 class LearnerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: int = 1
+    strategy: str = "paired"
 
 
 @dataclass
@@ -28,7 +39,23 @@ class FitReport:
     best_step: int
     steps: int
     seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list)  # {"step", "loss", "dev_accuracy"}
+    history: list[dict[str, Any]] = field(default_factory=list)  # {"step", "loss", "dev_accuracy", ...}
+    extra: dict[str, Any] = field(default_factory=dict)  # learner-specific facts (chosen C, real/syn weights)
+
+
+def label_ids(task: Task, examples: Sequence[Example], what: str) -> list[int]:
+    """Label indices in the task's label order; an unknown label is a one-line DataError naming the row."""
+    ids = {label: i for i, label in enumerate(task.label_names)}
+    out = []
+    for n, e in enumerate(examples):
+        if e.label not in ids:
+            where = f"id {e.id!r}" if e.id else f"row {n}"
+            raise DataError(
+                f"{what} example ({where}) has label {e.label!r}, unknown to task {task.name!r}",
+                hint=f"labels are {task.label_names}",
+            )
+        out.append(ids[e.label])
+    return out
 
 
 class Learner(ABC):
@@ -49,15 +76,18 @@ class Learner(ABC):
         synthetic: Sequence[Example] = (),
         progress: Callable[[int, int], None] | None = None,
     ) -> FitReport:
-        """Train on real `train` (+ `synthetic`), keep the checkpoint with the best `dev` accuracy.
-
-        Real and synthetic data come separately so that a learner's training strategy (mixed,
-        curriculum, paired, gradient surgery) decides how to combine them. progress(step, total).
-        """
+        """Train on real `train` (+ `synthetic`, combined by `config.strategy`); choose on `dev`.
+        progress(step, total)."""
 
     @abstractmethod
-    def predict(self, examples: Sequence[Example]) -> list[str]:
-        """Label names, one per example."""
+    def predict_proba(self, examples: Sequence[Example]) -> Any:
+        """A float array (n, labels) of class probabilities, columns in the task's label order."""
+
+    def predict(self, examples: Sequence[Example] | Sequence[str]) -> list[str]:
+        """Label names, one per input."""
+        proba = self.predict_proba(examples)
+        labels = self.task.label_names
+        return [labels[int(i)] for i in proba.argmax(axis=1)] if len(proba) else []
 
     @abstractmethod
     def save(self, directory: Path) -> None: ...
@@ -65,3 +95,52 @@ class Learner(ABC):
     @classmethod
     @abstractmethod
     def load(cls, task: Task, directory: Path) -> "Learner": ...
+
+    # -- input handling shared by every learner ---------------------------------------------------
+
+    def _training_data(
+        self, train: Any, dev: Any, synthetic: Any
+    ) -> tuple[list[Example], list[Example], list[Example]]:
+        """Coerce inputs to Examples and check what the strategy needs (one-line errors)."""
+        from fewforge.data.hf_datasets import as_examples
+        from fewforge.learners.strategies import check
+
+        train = as_examples(train, self.task, what="train")
+        dev = as_examples(dev, self.task, what="dev")
+        synthetic = as_examples(synthetic, self.task, what="synthetic")
+        if not train:
+            raise DataError("no real training examples", hint="the few-shot train split is empty")
+        if not dev:
+            raise DataError(
+                "no dev examples", hint="the best model is chosen on dev; LM-BFF samples k per class for it"
+            )
+        check(self.config.strategy, len(train), len(synthetic))
+        for rows, what in ((train, "train"), (dev, "dev"), (synthetic, "synthetic")):
+            label_ids(self.task, rows, what)
+        return train, dev, synthetic
+
+    def _inputs(self, data: Any) -> list[Example]:
+        """Examples to predict on: Examples, a datasets.Dataset, or plain strings (pairs: 2-tuples)."""
+        from fewforge.data.hf_datasets import as_examples
+
+        if isinstance(data, str):
+            data = [data]
+        rows = list(data) if not type(data).__module__.startswith("datasets") else None
+        if rows is None:
+            return as_examples(data, self.task, what="inputs")
+        out = []
+        fields = self.task.input_fields
+        for i, row in enumerate(rows):
+            if isinstance(row, Example):
+                out.append(row)
+                continue
+            values = (row,) if isinstance(row, str) else tuple(row) if isinstance(row, (tuple, list)) else None
+            if values is None or len(values) != len(fields) or not all(isinstance(v, str) for v in values):
+                raise DataError(
+                    f"input {i}: expected {'a string' if len(fields) == 1 else f'{len(fields)} strings'}, got {row!r}"[
+                        :200
+                    ],
+                    hint=f"task {self.task.name!r} takes {', '.join(fields)}",
+                )
+            out.append(Example(inputs=dict(zip(fields, values)), label=self.task.label_names[0], id=f"input-{i}"))
+        return out

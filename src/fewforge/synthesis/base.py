@@ -1,24 +1,30 @@
-"""The synthesis-method contract: (task, real few-shot data, generator) -> a synthetic dataset.
+"""The synthesis-method contract: `synthesize(ctx) -> SyntheticDataset`.
 
 A method is one module holding a pydantic `Config` (with a `version`, bumped whenever the method's
 output changes for the same config, so stale results are never reused) and a class implementing
 `synthesize`. Register it in `fewforge/synthesis/__init__.py`.
+
+A method gets everything through a `SynthesisContext` (DESIGN.md §3) and never reaches into the
+pipeline: the task, the real few-shot train and dev sets, the unlabeled pool, the generator, the seed of
+the split it serves, a work folder for its own intermediate stages, and a progress callback.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from fewforge.data.schema import Example
 from fewforge.generators.base import Generator
 from fewforge.tasks.base import Task
+
+if TYPE_CHECKING:
+    import datasets
 
 
 class MethodConfig(BaseModel):
@@ -29,46 +35,56 @@ class MethodConfig(BaseModel):
 
 
 @dataclass
+class SynthesisContext:
+    """What a method may use. `train`/`dev` are empty for a zero-shot method (`reads_fewshot = False`),
+    whose one set per (task, seed) then serves every shots value of a grid. `pool` holds real inputs a
+    method may condition on; its labels are not the method's to read."""
+
+    task: Task
+    generator: Generator
+    seed: int  # the few-shot split seed: sampling seeds derive from it, so seeds differ in their data
+    train: Sequence[Example] = ()
+    dev: Sequence[Example] = ()
+    pool: Sequence[Example] = ()
+    workdir: Path | None = None  # the method's own folder for intermediate stages (tuned prompts, rounds)
+    progress: Callable[[int, int], None] | None = None  # progress(done, total) over generated prompts
+
+
+@dataclass
 class SyntheticDataset:
     examples: list[Example]
     # data card: counts per label, filters applied with drop counts and reasons, model, timing
     card: dict[str, Any] = field(default_factory=dict)
+    dropped: list[dict[str, Any]] = field(default_factory=list)  # every filtered row, its reason and partner
 
     def label_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(e.label for e in self.examples).items()))
 
-    def save(self, directory: Path, name: str) -> Path:
-        """Write <name>.jsonl (+ .parquet) and <name>.card.json; returns the JSONL path."""
-        from fewforge.data.io import write_jsonl, write_parquet
+    def to_dataset(self) -> "datasets.Dataset":
+        """The examples as a Hugging Face `datasets.Dataset` (inputs, label, id, lineage columns)."""
+        from fewforge.data.hf_datasets import to_dataset
 
-        directory.mkdir(parents=True, exist_ok=True)
-        path = write_jsonl(directory / f"{name}.jsonl", self.examples)
-        write_parquet(directory / f"{name}.parquet", self.examples)
+        return to_dataset(self.examples)
+
+    def save(self, directory: Path, task: Task) -> Path:
+        """Write data.jsonl, data.parquet, hf/ (datasets.save_to_disk), card.json, README.md (the dataset
+        card) and dropped.jsonl into `directory`; returns the JSONL path."""
+        from fewforge.data.hf_datasets import save_synthetic
+
         card = {**self.card, "count": len(self.examples), "per_label": self.label_counts()}
-        (directory / f"{name}.card.json").write_text(json.dumps(card, indent=2, default=str))
-        return path
+        return save_synthetic(Path(directory), task, self.examples, card, self.dropped)
 
 
 class SynthesisMethod(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]]
+    # False for a method that never reads the real few-shot examples (ZeroGen): one set per (task, seed).
+    reads_fewshot: ClassVar[bool] = True
+    citation: ClassVar[str] = ""  # BibTeX of the method's paper, for the dataset card
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()
 
     @abstractmethod
-    def synthesize(
-        self,
-        task: Task,
-        real: Sequence[Example],
-        generator: Generator,
-        *,
-        pool: Sequence[Example] = (),
-        progress: Callable[[int, int], None] | None = None,
-    ) -> SyntheticDataset:
-        """Make labeled synthetic examples.
-
-        `real` is the labeled few-shot train set; `pool` holds unlabeled real inputs a method may
-        condition on (pair tasks draw their first sentence from it; labels there are ignored).
-        `progress(done, total)` reports generated prompts.
-        """
+    def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
+        """Labeled synthetic examples for `ctx.task`, with a data card and the dropped rows."""

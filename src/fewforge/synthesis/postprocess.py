@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from fewforge.data.schema import Example
+from fewforge.embeddings import embed
 from fewforge.synthesis.clean import (  # re-exported: the cleaning half of postprocessing
     clean_completion,
     first_sentences,
@@ -26,6 +26,7 @@ from fewforge.synthesis.clean import (  # re-exported: the cleaning half of post
     label_words,
     trim_to_last_sentence,
 )
+from fewforge.synthesis.dedup import Match, near_duplicates, near_duplicates_ngram
 from fewforge.tasks.base import Task
 
 __all__ = [
@@ -112,12 +113,27 @@ class PostprocessReport:
     trimmed: int = 0  # truncated rows cut back to their last complete sentence
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     samples: dict[str, list[str]] = field(default_factory=dict)  # a few dropped raw texts per reason
+    rows: list[dict[str, Any]] = field(default_factory=list)  # every dropped row: reason, texts, partner
 
-    def drop(self, reason: str, raw: str) -> None:
+    def drop(
+        self,
+        reason: str,
+        draft: "Draft",
+        text: str = "",
+        partner: tuple[str, str] | None = None,
+        similarity: float | None = None,
+    ) -> None:
+        """Count a drop; `partner` is (id, text) of the row or real input it duplicates."""
         self.dropped[reason] += 1
         examples = self.samples.setdefault(reason, [])
         if len(examples) < SAMPLES_PER_REASON:
-            examples.append(raw[:300])
+            examples.append(draft.text[:300])
+        row: dict[str, Any] = {"id": draft.id, "label": draft.label, "reason": reason, "raw": draft.text, "text": text}
+        if partner is not None:
+            row.update(partner_id=partner[0], partner_text=partner[1])
+        if similarity is not None:
+            row["similarity"] = round(similarity, 4)
+        self.rows.append(row)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -152,41 +168,7 @@ def jaccard(a: str, b: str) -> float:
     return len(x & y) / len(x | y) if x or y else 1.0
 
 
-_EMBEDDERS: dict[str, Any] = {}
-_VECTORS: dict[tuple[str, str], Any] = {}  # (model, text) -> vector: later seeds re-check the same texts
-_MAX_MEMO = 200_000
-
-
-def embed(texts: Sequence[str], model_dir: str | Path | None = None) -> Any:
-    """Unit-norm sentence embeddings (n, d) as a numpy array; the model loads once per process and each
-    text is embedded once per process (a multi-seed run post-processes the same generations per seed)."""
-    import numpy as np
-
-    from fewforge.packaged import minilm_dir
-
-    key = str(model_dir or minilm_dir())
-    if key not in _EMBEDDERS:
-        from sentence_transformers import SentenceTransformer
-
-        from fewforge.hf import quiet_transformers
-
-        with quiet_transformers():
-            _EMBEDDERS[key] = SentenceTransformer(key, device="cpu")
-    todo = list(dict.fromkeys(t for t in texts if (key, t) not in _VECTORS))
-    if len(_VECTORS) + len(todo) > _MAX_MEMO:  # bound memory: start over with this call's texts
-        _VECTORS.clear()
-        todo = list(dict.fromkeys(texts))
-    if todo:
-        fresh = _EMBEDDERS[key].encode(
-            todo, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-        )
-        _VECTORS.update(((key, t), v) for t, v in zip(todo, fresh))
-    if not texts:
-        return np.zeros((0, _EMBEDDERS[key].get_sentence_embedding_dimension() or 0), dtype=np.float32)
-    return np.stack([_VECTORS[(key, t)] for t in texts])
-
-
-def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, real_keys: set[str]) -> str:
+def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, real_keys: Mapping[str, Any]) -> str:
     if not text:
         return "empty"
     if is_chatter(text, task):
@@ -214,43 +196,16 @@ def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, 
 
 def _near_duplicates(
     texts: list[str], labels: list[str], real: list[str], config: PostprocessConfig
-) -> list[str]:
-    """Greedy in input order: a text is dropped when it is too close to a real input or an earlier kept
-    text. Returns one reason per text ("" = keep)."""
+) -> list[Match | None]:
+    """Greedy in input order (see dedup.py): one Match per dropped text, None for a kept one."""
     if config.near_dup == "off" or not texts:
-        return [""] * len(texts)
-    threshold = config.near_dup_threshold
+        return [None] * len(texts)
     if config.near_dup == "embedding":
-        import numpy as np
-
         vectors = embed(texts + real, config.embedder)
-        sims = vectors[: len(texts)] @ vectors.T  # (n, n + r) cosine
-        real_hit = (sims[:, len(texts) :] >= threshold).any(axis=1) if real else np.zeros(len(texts), bool)
-
-        def close(i: int, j: int) -> bool:
-            return bool(sims[i, j] >= threshold)
-    else:
-        real_hit = [any(jaccard(t, r) >= threshold for r in real) for t in texts]
-
-        def close(i: int, j: int) -> bool:
-            return jaccard(texts[i], texts[j]) >= threshold
-
-    reasons, kept = [], []
-    for i, label in enumerate(labels):
-        if real_hit[i]:
-            reasons.append("real_duplicate")
-            continue
-        reason = ""
-        for j in kept:
-            same = labels[j] == label
-            if (same or config.near_dup_scope == "all") and close(i, j):
-                reason = "near_duplicate" if same else "near_duplicate_other_label"
-                if same:
-                    break
-        reasons.append(reason)
-        if not reason:
-            kept.append(i)
-    return reasons
+        return near_duplicates(
+            vectors[: len(texts)], labels, vectors[len(texts) :], config.near_dup_threshold, config.near_dup_scope
+        )
+    return near_duplicates_ngram(texts, labels, real, config.near_dup_threshold, config.near_dup_scope, jaccard)
 
 
 def postprocess(
@@ -263,40 +218,50 @@ def postprocess(
     """Clean every draft, drop the ones that fail a filter, and count why. Earlier rows win ties."""
     config = config or PostprocessConfig()
     field_name = task.input_fields[-1]  # the generated field: text, or text_b of a pair
-    real_texts = [e.inputs[field_name] for e in real if e.inputs.get(field_name)]
-    real_keys = {normalize(e.inputs[f]) for e in real for f in task.input_fields if e.inputs.get(f)}
+    real_rows = [e for e in real if e.inputs.get(field_name)]
+    real_texts = [e.inputs[field_name] for e in real_rows]
+    real_keys = {
+        normalize(e.inputs[f]): (e.id, e.inputs[f]) for e in real for f in task.input_fields if e.inputs.get(f)
+    }
     report = PostprocessReport(seen=len(rows))
 
     survivors: list[tuple[Draft, str]] = []
-    seen_keys: dict[str, str] = {}  # normalized text -> label of its first occurrence
+    seen_keys: dict[str, Draft] = {}  # normalized text -> its first occurrence
     for draft in rows:
         task.check_label(draft.label)
         raw = draft.text
         if draft.finish_reason == "length" and config.truncated != "keep":
             raw = trim_to_last_sentence(raw) if config.truncated == "trim" else ""
             if not raw:
-                report.drop("truncated", draft.text)
+                report.drop("truncated", draft)
                 continue
             report.trimmed += raw != draft.text.strip()
         text = clean_completion(raw, task, config)
         report.cleaned += bool(text) and text != " ".join(raw.split())
         reason = _row_reason(task, draft, text, config, real_keys)
+        partner = real_keys.get(normalize(text)) if reason == "real_duplicate" else None
         if not reason:
             key = normalize(text)
             if key in seen_keys:
-                reason = "duplicate" if seen_keys[key] == draft.label else "duplicate_other_label"
+                first = seen_keys[key]
+                reason = "duplicate" if first.label == draft.label else "duplicate_other_label"
+                partner = (first.id, first.text)
             else:
-                seen_keys[key] = draft.label
+                seen_keys[key] = draft
         if reason:
-            report.drop(reason, draft.text)
+            report.drop(reason, draft, text, partner)
             continue
         survivors.append((draft, text))
 
     near = _near_duplicates([t for _, t in survivors], [d.label for d, _ in survivors], real_texts, config)
     kept: list[Example] = []
-    for (draft, text), reason in zip(survivors, near):
-        if reason:
-            report.drop(reason, draft.text)
+    for (draft, text), match in zip(survivors, near):
+        if match is not None:
+            if match.reason == "real_duplicate":
+                partner = (real_rows[match.partner].id, real_texts[match.partner])
+            else:
+                partner = (survivors[match.partner][0].id, survivors[match.partner][1])
+            report.drop(match.reason, draft, text, partner, match.similarity)
             continue
         inputs = {**draft.parent, field_name: text}
         kept.append(Example(inputs=inputs, label=draft.label, id=draft.id, lineage=dict(draft.lineage)))

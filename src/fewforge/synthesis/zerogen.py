@@ -7,6 +7,11 @@ completions are cleaned and filtered (`postprocess.py`, every drop counted), the
 examples per label are kept: the first ones in prompt order. Labels left short after filtering get
 top-up rounds (at most `max_rounds` in all), sized from that label's observed keep rate.
 
+Seeds: the sampling seed of every request derives from the few-shot split seed (`ctx.seed`) and the
+`seed` option, so the seeds of a grid differ in their synthetic data too, and the std over seeds covers
+generation. ZeroGen never reads the few-shot examples, so one set per (task, seed) serves every shots
+value of a grid (`reads_fewshot = False`).
+
 Decoding defaults: nucleus sampling with temperature 0.9 (S3 §4, PROTOCOLS §2: S3 ran ZeroGen as its
 baseline with this setting); top_p 0.9 and top_k 0 as in ZeroGen's released scripts/run_cls.sh.
 ZeroGen generates at most 40 tokens; here single-input tasks get 80 (a BBC headline plus two or three
@@ -28,8 +33,9 @@ from pydantic import Field
 
 from fewforge.data.schema import Example
 from fewforge.errors import DataError
-from fewforge.generators.base import Completion, Generator, SamplingParams
-from fewforge.synthesis.base import MethodConfig, SynthesisMethod, SyntheticDataset
+from fewforge.fingerprint import derive_seed
+from fewforge.generators.base import Completion, SamplingParams
+from fewforge.synthesis.base import MethodConfig, SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, PostprocessReport, postprocess
 from fewforge.tasks.base import Task
 
@@ -41,13 +47,14 @@ DEFAULT_STOP: dict[str, tuple[str, ...]] = {"single": (), "pair": ("\n\n",)}
 
 
 class ZeroGenConfig(MethodConfig):
-    version: int = 1
+    version: int = 2  # 2: seeds derive from the split seed; prompts ordered by (index, label)
     per_label: int = Field(100, ge=1, description="examples kept per label")
     oversample: float = Field(
         1.1, ge=1.0, description="prompts per label = ceil(per_label * oversample); SmolLM2 on BBC kept 97%"
     )
     max_rounds: int = Field(3, ge=1, description="generation rounds in all (the first plus top-ups)")
-    seed: int = Field(0, description="sampling seed (per-prompt seeds derive from it) and parent draw seed")
+    seed: int = Field(0, description="mixed with the split seed into the sampling seed (per-prompt seeds derive "
+                      "from it) and the seed that draws pair tasks' first sentences")
     temperature: float = Field(0.9, ge=0, description="S3 §4: nucleus sampling, temperature 0.9")
     top_p: float = Field(0.9, gt=0, le=1, description="ZeroGen scripts/run_cls.sh: top_p 0.9")
     top_k: int = Field(0, ge=0, description="0 = off (ZeroGen: top_k 0)")
@@ -57,12 +64,22 @@ class ZeroGenConfig(MethodConfig):
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
 
 
+CITATION = """@inproceedings{ye-etal-2022-zerogen,
+  title = {{ZeroGen}: Efficient Zero-shot Learning via Dataset Generation},
+  author = {Ye, Jiacheng and Gao, Jiahui and Li, Qintong and Xu, Hang and Feng, Jiangtao and Wu, Zhiyong and Yu, Tao and Kong, Lingpeng},
+  booktitle = {Proceedings of EMNLP},
+  year = {2022}
+}"""
+
+
 class ZeroGen(SynthesisMethod):
     name = "zerogen"
     Config = ZeroGenConfig
     config: ZeroGenConfig
+    reads_fewshot = False
+    citation = CITATION
 
-    def sampling_params(self, task: Task) -> SamplingParams:
+    def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
         c = self.config
         return SamplingParams(
             temperature=c.temperature,
@@ -70,59 +87,72 @@ class ZeroGen(SynthesisMethod):
             top_p=c.top_p,
             max_new_tokens=c.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[task.kind],
             stop=c.stop if c.stop is not None else DEFAULT_STOP[task.kind],
-            seed=c.seed,
+            seed=derive_seed(split_seed, c.seed),
             repetition_penalty=c.repetition_penalty,
         )
 
-    def synthesize(
-        self,
-        task: Task,
-        real: Sequence[Example],
-        generator: Generator,
-        *,
-        pool: Sequence[Example] = (),
-        progress: Callable[[int, int], None] | None = None,
-    ) -> SyntheticDataset:
+    def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
         c = self.config
-        params = self.sampling_params(task)
+        task, generator, real = ctx.task, ctx.generator, ctx.train
+        params = self.sampling_params(task, ctx.seed)
         model = f"{generator.backend}:{generator.model_id}"
-        parents = _parent_stream(task, real, pool, c.seed)
-        tracker = _Progress(progress)
+        parents = _parent_stream(task, real, ctx.pool, params.seed)
+        tracker = _Progress(ctx.progress)
 
-        drafts: list[Draft] = []
+        labels = task.label_names
+        parent_list: list[Example] = []
+
+        def parent_at(j: int) -> Example | None:
+            while parents is not None and len(parent_list) <= j:
+                parent_list.append(next(parents))
+            return parent_list[j] if parents is not None else None
+
+        drafts: list[tuple[tuple[int, int], Draft]] = []  # ((j, label index), draft)
         rounds: list[dict] = []
-        want = {label: math.ceil(c.per_label * c.oversample) for label in task.label_names}
+        next_j = dict.fromkeys(labels, 0)
+        want = {label: math.ceil(c.per_label * c.oversample) for label in labels}
         tokens = fresh_tokens = cached = 0
         gen_seconds = 0.0
         started = time.perf_counter()
         kept: list[Example] = []
         report = PostprocessReport()
         for round_no in range(1, c.max_rounds + 1):
-            plan = self._plan(task, want, parents)
-            tracker.add_total(len(plan))
-            t0 = time.perf_counter()
-            completions = generator.generate(
-                [prompt for _, prompt, _ in plan], params, start_index=len(drafts), progress=tracker.step
+            # Prompt j of label k sits at position j * n_labels + k: a label's j-th request has the same
+            # prompt and seed whatever per_label is, so a bigger set extends a smaller one (and the cache
+            # serves the common part), and in pair tasks prompt j of every label shares first sentence j.
+            plan = sorted(
+                (j, k)
+                for k, label in enumerate(labels)
+                for j in range(next_j[label], next_j[label] + want.get(label, 0))
             )
+            tracker.add_total(len(plan))
+            prompts = [task.generation_prompt(labels[k], parent_at(j)) for j, k in plan]
+            where = [j * len(labels) + k for j, k in plan]
+            t0 = time.perf_counter()
+            completions = generator.generate(prompts, params, start_index=where, progress=tracker.step)
             gen_seconds += time.perf_counter() - t0
-            for (label, prompt, parent), completion in zip(plan, completions, strict=True):
+            for (j, k), prompt, position, completion in zip(plan, prompts, where, completions, strict=True):
                 candidate = completion.candidates[0]
                 tokens += candidate.n_tokens
                 cached += completion.cached
                 fresh_tokens += 0 if completion.cached else candidate.n_tokens
-                drafts.append(self._draft(len(drafts), round_no, label, prompt, parent, completion, params, model))
-            # Re-filter everything generated so far: de-duplication must see earlier rounds, and one
-            # pass over all drafts in prompt order keeps the result independent of how rounds split.
-            kept, report = postprocess(task, drafts, c.postprocess, real=real)
+                draft = self._draft(position, j, round_no, labels[k], prompt, parent_at(j), completion, params, model)
+                drafts.append(((j, k), draft))
+            for label in labels:
+                next_j[label] += want.get(label, 0)
+            # Re-filter everything generated so far, in (j, label) order: de-duplication must see earlier
+            # rounds, and one pass in a fixed order keeps the result independent of how rounds split.
+            drafts.sort(key=lambda item: item[0])
+            kept, report = postprocess(task, [d for _, d in drafts], c.postprocess, real=real)
             counts = dict(Counter(e.label for e in kept))
-            counts = {label: counts.get(label, 0) for label in task.label_names}
-            rounds.append({"round": round_no, "prompts": dict(Counter(l for l, _, _ in plan)), "kept": counts})
+            counts = {label: counts.get(label, 0) for label in labels}
+            asked = {labels[k]: n for k, n in Counter(k for _, k in plan).items()}
+            rounds.append({"round": round_no, "prompts": asked, "kept": counts})
             short = {label: c.per_label - n for label, n in counts.items() if n < c.per_label}
             if not short or round_no == c.max_rounds:
                 break
-            generated = Counter(d.label for d in drafts)
             want = {
-                label: math.ceil(need * c.oversample / max(counts[label] / generated[label], 0.2))
+                label: math.ceil(need * c.oversample / max(counts[label] / next_j[label], 0.2))
                 for label, need in short.items()
             }
 
@@ -139,6 +169,9 @@ class ZeroGen(SynthesisMethod):
             "method": self.name,
             "method_version": c.version,
             "config": c.model_dump(mode="json"),
+            "seed": params.seed,
+            "split_seed": ctx.seed,
+            "citation": self.citation,
             "task": task.name,
             "model": {"backend": generator.backend, "model_id": generator.model_id},
             "sampling": params.to_dict(),
@@ -156,11 +189,12 @@ class ZeroGen(SynthesisMethod):
             "tokens_per_s": round(fresh_tokens / gen_seconds, 1) if gen_seconds and fresh_tokens else None,
             "wall_time_s": round(time.perf_counter() - started, 2),
         }
-        return SyntheticDataset(examples=examples, card=card)
+        return SyntheticDataset(examples=examples, card=card, dropped=report.rows)
 
     def _draft(
         self,
         index: int,
+        label_index: int,
         round_no: int,
         label: str,
         prompt: str,
@@ -185,6 +219,7 @@ class ZeroGen(SynthesisMethod):
                 "prompt": prompt,
                 "sampling": params.to_dict(),
                 "prompt_index": index,
+                "label_prompt_index": label_index,
                 "request_seed": params.request_seed(index),
                 "round": round_no,
                 "parent_id": (parent.id or None) if parent else None,
@@ -194,19 +229,6 @@ class ZeroGen(SynthesisMethod):
                 "cached": completion.cached,
             },
         )
-
-    def _plan(
-        self, task: Task, want: dict[str, int], parents: Iterator[Example] | None
-    ) -> list[tuple[str, str, Example | None]]:
-        """(label, prompt, parent) per request, label by label. For pairs, prompt i of every label
-        conditions on the same first sentence, so labels differ by the relation, not the premise."""
-        firsts = [next(parents) for _ in range(max(want.values()))] if parents is not None else []
-        plan: list[tuple[str, str, Example | None]] = []
-        for label in task.label_names:
-            for i in range(want.get(label, 0)):
-                parent = firsts[i] if firsts else None
-                plan.append((label, task.generation_prompt(label, parent), parent))
-        return plan
 
 
 class _Progress:

@@ -1,0 +1,114 @@
+"""Report plots (matplotlib, drawn offline to inline SVG): accuracy vs shots, accuracy vs synthetic size.
+
+Each plot has one panel per task; a line is one (learner, training data) series with mean ± std over
+seeds as error bars. A plot with nothing to show (one shots value, or a single synthetic size) is skipped.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, Mapping, Sequence
+
+from fewforge.evaluation.results import condition_label
+
+
+def _figure(n_panels: int) -> tuple[Any, list[Any]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(n_panels, 3)
+    rows = (n_panels + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    flat = [ax for row in axes for ax in row]
+    for ax in flat[n_panels:]:
+        ax.set_visible(False)
+    return fig, flat[:n_panels]
+
+
+def _svg(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg")
+    plt.close(fig)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def _value(group: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
+    stats = group["metrics"].get(metric)
+    return (100 * stats["mean"], 100 * stats["std"]) if stats else None
+
+
+def accuracy_vs_shots(summary: Sequence[Mapping[str, Any]], metric: str = "accuracy") -> str | None:
+    """One panel per task: x = shots per class, a line per (learner, training data)."""
+    from matplotlib.ticker import ScalarFormatter
+
+    tasks = list(dict.fromkeys(g["task"] for g in summary))
+    if len({g["shots"] for g in summary}) < 2:
+        return None
+    fig, axes = _figure(len(tasks))
+    for ax, task in zip(axes, tasks):
+        series: dict[str, list[tuple[int, float, float]]] = {}
+        for g in summary:
+            value = _value(g, metric)
+            if g["task"] == task and value:
+                series.setdefault(f"{g['learner']}: {condition_label(g)}", []).append((g["shots"], *value))
+        for name, points in series.items():
+            if len(points) < 2:
+                continue
+            points.sort()
+            xs, ys, es = zip(*points)
+            ax.errorbar(
+                xs, ys, yerr=es, marker="o", capsize=3, label=name, linestyle="--" if "real only" in name else "-"
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sorted({g["shots"] for g in summary if g["task"] == task}))
+        ax.get_xaxis().set_major_formatter(ScalarFormatter())
+        ax.set_title(task)
+        ax.set_xlabel("shots per class")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def accuracy_vs_size(summary: Sequence[Mapping[str, Any]], metric: str = "accuracy") -> str | None:
+    """One panel per task: x = synthetic examples per label (0 = real only), a line per (learner,
+    shots, method, condition)."""
+    sizes = {g["per_label"] for g in summary if g.get("per_label")}
+    if len(sizes) < 2:
+        return None
+    tasks = list(dict.fromkeys(g["task"] for g in summary))
+    fig, axes = _figure(len(tasks))
+    for ax, task in zip(axes, tasks):
+        base = {
+            (g["learner"], g["shots"]): _value(g, metric)
+            for g in summary
+            if g["task"] == task and g["condition"] == "real"
+        }
+        series: dict[str, list[tuple[int, float, float]]] = {}
+        for g in summary:
+            value = _value(g, metric)
+            if g["task"] != task or g["condition"] == "real" or not value:
+                continue
+            name = f"{g['learner']} k={g['shots']}: {g['condition'].replace('synthetic', g['method'] or '')}"
+            points = series.setdefault(name, [])
+            if not points and g["condition"] == "real+synthetic" and base.get((g["learner"], g["shots"])):
+                points.append((0, *base[(g["learner"], g["shots"])]))
+            points.append((g["per_label"], *value))
+        for name, points in series.items():
+            if len(points) < 2:
+                continue
+            points.sort()
+            xs, ys, es = zip(*points)
+            ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=name)
+        ax.set_title(task)
+        ax.set_xlabel("synthetic examples per label (0 = real only)")
+        ax.set_ylabel(f"{metric} (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    return _svg(fig)

@@ -1,0 +1,131 @@
+"""results.json (every cell's record + the summaries over seeds) and the tables that show it.
+
+    {"records": [{"cell", "task", "shots", "seed", "learner", "condition", "method", "per_label",
+                  "metrics": {...}, ...}, ...],
+     "summary": [{"task", "shots", "learner", "condition", "method", "per_label", "n", "seeds",
+                  "metrics": {metric: {"mean", "std", "n"}}, "vs_baseline": {"delta", "p", "ci", ...}}, ...],
+     "meta": {...}}
+
+Values are fractions; tables show percent ("84.3 ± 1.2"), Δ in points against the real-only row of the
+same task, shots and learner, its 95 % bootstrap CI over test examples and the paired p over seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from fewforge.errors import DataError
+from fewforge.files import read_json, write_json
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+RESULT_KEYS = ("records", "summary", "meta")
+
+
+def write_results(
+    path: Path, records: Sequence[Mapping[str, Any]], summary: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]
+) -> Path:
+    """Write results.json atomically: a killed run leaves the old file or the new one, never half."""
+    return write_json(path, {"records": [dict(r) for r in records], "summary": list(summary), "meta": dict(meta)})
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise DataError(f"results file {path} not found", hint="run the experiment first (fewforge run)")
+    try:
+        data = read_json(path)
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})".splitlines()[0]) from None
+    missing = [k for k in RESULT_KEYS if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise DataError(f"{path}: missing {missing}", hint=f"a results file holds {list(RESULT_KEYS)}")
+    return data
+
+
+def condition_label(group: Mapping[str, Any]) -> str:
+    """'real only', 'real + zerogen (40/label)', 'zerogen only (40/label)'."""
+    condition, method, per_label = group.get("condition"), group.get("method"), group.get("per_label")
+    size = f" ({per_label}/label)" if per_label else ""
+    if condition == "real":
+        return "real only"
+    if condition == "synthetic":
+        return f"{method} only{size}"
+    return f"real + {method}{size}"
+
+
+def pct(stats: Mapping[str, Any] | None) -> str:
+    if not stats:
+        return "-"
+    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
+
+
+def comparison_cells(vs: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """(Δ, 95% CI, p) in points, or dashes for a baseline row."""
+    if not vs:
+        return "-", "-", "-"
+    delta = f"{100 * vs['delta']:+.1f}"
+    ci = f"[{100 * vs['ci'][0]:+.1f}, {100 * vs['ci'][1]:+.1f}]" if vs.get("ci") else "-"
+    p = "-" if vs.get("p") is None else (f"{vs['p']:.3f}" if vs["p"] >= 0.001 else "<0.001")
+    return delta, ci, p
+
+
+def metric_names(summary: Sequence[Mapping[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for group in summary:
+        names += [m for m in group["metrics"] if m not in names]
+    return names
+
+
+def summary_rows(summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Header and string rows shared by the rich, plain-text and Markdown tables."""
+    metrics = metric_names(summary)
+    header = ["task", "shots", "learner", "training data", "seeds", *metrics, "Δ", "95% CI", "p"]
+    rows = []
+    for g in summary:
+        rows.append(
+            [
+                str(g["task"]),
+                str(g["shots"]),
+                str(g["learner"]),
+                condition_label(g),
+                str(g["n"]),
+                *(pct(g["metrics"].get(m)) for m in metrics),
+                *comparison_cells(g.get("vs_baseline")),
+            ]
+        )
+    return header, rows
+
+
+def results_table(summary: Sequence[Mapping[str, Any]], title: str | None = None) -> "Table":
+    """A rich table: one row per grid point, mean ± std in percent over seeds, Δ/CI/p vs real only."""
+    from rich.table import Table
+
+    header, rows = summary_rows(summary)
+    table = Table(title=title)
+    for i, name in enumerate(header):
+        table.add_column(name, justify="left" if i in (0, 2, 3) else "right")
+    previous: list[str] = []
+    for row in rows:
+        if previous and row[:3] != previous[:3]:
+            table.add_section()
+        table.add_row(*row)
+        previous = row
+    return table
+
+
+def format_summary_text(summary: Sequence[Mapping[str, Any]]) -> str:
+    """The same table as plain aligned text (logs)."""
+    header, rows = summary_rows(summary)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i in (0, 2, 3) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]) + "\n"

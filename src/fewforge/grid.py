@@ -1,0 +1,248 @@
+"""Planning a grid: validate the whole request, then list its work — few-shot splits, synthetic sets
+and cells — without writing anything. A typo anywhere (task, data, option of any method, learner or
+generator) fails here, before the first file of a run directory is touched.
+
+Work is shared, never repeated: one split per (task, shots, seed); one synthetic set per (split, method)
+— per (task, seed, method) for a method that never reads the few-shot examples (ZeroGen), which then
+serves every shots value —; one model per cell. A real-only cell has no method: one serves every method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from fewforge.config import RunConfig, config_error
+from fewforge.data.schema import Example
+from fewforge.errors import ConfigError, DataError, FewforgeError
+from fewforge.fingerprint import fingerprint
+from fewforge.learners.base import CONDITION_STRATEGY, Learner, LearnerConfig
+from fewforge.tasks.base import Task
+
+
+@dataclass
+class TaskData:
+    task: Task
+    pool: list[Example]
+    test: list[Example]
+
+    @property
+    def pool_fingerprint(self) -> str:
+        """The task definition and the pool (computed once per run: hashing a 200k-row pool is not free)."""
+        if not hasattr(self, "_pool_fp"):
+            self._pool_fp = fingerprint(
+                {"task": dataclasses.asdict(self.task), "pool": [e.to_record() for e in self.pool]}
+            )
+        return self._pool_fp
+
+    @property
+    def test_fingerprint(self) -> str:
+        return fingerprint([(e.id, e.label) for e in self.test])
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model to train and score: every axis of the grid fixed."""
+
+    task: str
+    shots: int
+    seed: int
+    learner: str
+    condition: str
+    method: str | None = None
+    per_label: int | None = None
+
+    @property
+    def id(self) -> str:
+        """Also the cell's folder under cells/: bbc/k16/seed13/linear-probe/real_synthetic-zerogen-n40."""
+        from fewforge.rundir import _slug
+
+        data = (
+            "real"
+            if self.condition == "real"
+            else f"{_slug(self.condition)}-{_slug(self.method or '')}-n{self.per_label}"
+        )
+        return f"{_slug(self.task)}/k{self.shots}/seed{self.seed}/{_slug(self.learner)}/{data}"
+
+    def axes(self) -> dict[str, Any]:
+        return {"cell": self.id, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class SetKey:
+    """One synthetic set: shots is None for a method that does not read the few-shot examples."""
+
+    task: str
+    seed: int
+    method: str
+    shots: int | None
+
+
+@dataclass
+class Plan:
+    cfg: RunConfig
+    data: dict[str, TaskData]
+    learners: dict[str, tuple[type[Learner], LearnerConfig]]
+    methods: dict[str, Any]  # label -> configured SynthesisMethod
+    generator: Any | None  # the backend (not loaded), when any cell uses synthetic data
+    cells: list[Cell]
+
+    def set_key(self, cell: Cell) -> SetKey:
+        assert cell.method is not None
+        reads = self.methods[cell.method].reads_fewshot
+        return SetKey(cell.task, cell.seed, cell.method, cell.shots if reads else None)
+
+    @property
+    def synthetic_sets(self) -> list[SetKey]:
+        return list(dict.fromkeys(self.set_key(c) for c in self.cells if c.condition != "real"))
+
+    @property
+    def splits(self) -> list[tuple[str, int, int]]:
+        return list(dict.fromkeys((c.task, c.shots, c.seed) for c in self.cells))
+
+    def learner_config(self, cell: Cell) -> LearnerConfig:
+        """The learner's config for this cell: the condition decides real-only / synthetic-only."""
+        _, config = self.learners[cell.learner]
+        strategy = CONDITION_STRATEGY.get(cell.condition)
+        return config.model_copy(update={"strategy": strategy}) if strategy else config
+
+
+def plan_grid(cfg: RunConfig) -> Plan:
+    """Validate everything and list the work (no file is written)."""
+    data = _load_data(cfg)
+    learners = {spec.label: _learner(i, spec) for i, spec in enumerate(cfg.learners)}
+    methods = (
+        {spec.label: _method(i, spec, max(cfg.per_label)) for i, spec in enumerate(cfg.methods)}
+        if cfg.uses_synthetic
+        else {}
+    )
+    if cfg.uses_synthetic and not methods:
+        raise ConfigError(
+            "the grid has synthetic conditions but no method", hint="add a method, e.g. methods: [zerogen]"
+        )
+    generator = _generator(cfg) if cfg.uses_synthetic else None
+    for i, spec in enumerate(cfg.learners):
+        for axis in ("shots", "per_label"):
+            wanted = getattr(spec, axis)
+            if wanted is not None and not set(wanted) & set(getattr(cfg, axis)):
+                raise ConfigError(
+                    f"learners[{i}].{axis} {wanted} has no value in the grid's {axis} {getattr(cfg, axis)}",
+                    hint=f"add one of them to {axis}, or remove learners[{i}].{axis}",
+                )
+    for i, spec in enumerate(cfg.learners):
+        unknown = sorted(set(spec.tasks or ()) - set(data))
+        if unknown:
+            raise ConfigError(
+                f"learners[{i}].tasks names {unknown}, not a task of the grid", hint=f"tasks are {list(data)}"
+            )
+    for name, task_data in data.items():
+        _check_shots(task_data, max(cfg.shots))
+        _check_metrics(task_data.task)
+
+    cells: list[Cell] = []
+    for name in data:
+        for shots in cfg.shots:
+            for seed in cfg.seeds:
+                for spec in cfg.learners:
+                    if (spec.shots is not None and shots not in spec.shots) or (spec.tasks and name not in spec.tasks):
+                        continue
+                    if "real" in cfg.conditions:
+                        cells.append(Cell(name, shots, seed, spec.label, "real"))
+                    for method in methods:
+                        for n in cfg.per_label:
+                            if spec.per_label is not None and n not in spec.per_label:
+                                continue
+                            for condition in cfg.conditions:
+                                if condition != "real":
+                                    cells.append(Cell(name, shots, seed, spec.label, condition, method, n))
+    return Plan(cfg, data, learners, methods, generator, cells)
+
+
+def _load_data(cfg: RunConfig) -> dict[str, TaskData]:
+    from fewforge.data.sources import load_task_data
+    from fewforge.tasks import load_task
+
+    out: dict[str, TaskData] = {}
+    for spec in cfg.tasks:
+        task = load_task(spec)
+        if task.name in out:
+            raise ConfigError(f"task {task.name!r} appears twice in tasks", hint="list each task once")
+        pool, test = load_task_data(task, Path(cfg.data).expanduser() if cfg.data else None)
+        if cfg.max_test and len(test) > cfg.max_test:
+            # A deterministic subset, in original order, so every cell sees the same rows.
+            keep = sorted(random.Random(0).sample(range(len(test)), cfg.max_test))
+            test = [test[i] for i in keep]
+        out[task.name] = TaskData(task, pool, test)
+    return out
+
+
+def _check_shots(task_data: TaskData, shots: int) -> None:
+    counts: dict[str, int] = {}
+    for e in task_data.pool:
+        counts[e.label] = counts.get(e.label, 0) + 1
+    short = {label: counts.get(label, 0) for label in task_data.task.label_names if counts.get(label, 0) < 2 * shots}
+    if short:
+        worst = min(short.values())
+        raise DataError(
+            f"task {task_data.task.name!r}: too few pool examples for {shots} shots "
+            f"({', '.join(f'{k!r} has {v}' for k, v in short.items())}; each class needs {2 * shots})",
+            hint=f"lower shots to at most {worst // 2} or add examples of those classes",
+        )
+
+
+def _check_metrics(task: Task) -> None:
+    from fewforge.evaluation.metrics import METRICS
+
+    unknown = [m for m in task.metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(
+            f"task {task.name!r} asks for unknown metrics {unknown}", hint=f"known metrics: {', '.join(METRICS)}"
+        )
+
+
+def _learner(i: int, spec: Any) -> tuple[type[Learner], LearnerConfig]:
+    from fewforge.learners import get_learner
+
+    try:
+        cls = get_learner(spec.name)
+    except ConfigError as exc:
+        raise ConfigError(f"learners[{i}].name: {exc.message}", hint=exc.hint) from None
+    try:
+        config = cls.Config(**spec.options)
+    except ValidationError as exc:
+        raise config_error(exc, cls.Config, path=f"learners[{i}].options") from None
+    if config.strategy in CONDITION_STRATEGY.values() and "strategy" in spec.options:
+        raise ConfigError(
+            f"learners[{i}].options.strategy {config.strategy!r}: the grid's conditions decide real-only and "
+            "synthetic-only training",
+            hint="set a mixing strategy for real+synthetic cells (e.g. paired, real+syn), or change `conditions`",
+        )
+    return cls, config
+
+
+def _method(i: int, spec: Any, per_label: int) -> Any:
+    from fewforge.synthesis import get_method
+
+    if "per_label" in spec.options:
+        raise ConfigError(
+            f"methods[{i}].options.per_label: set the synthetic size at the grid level",
+            hint="per_label: [100] (several values train on the first n per label of one set)",
+        )
+    try:
+        return get_method(spec.name, {**spec.options, "per_label": per_label})
+    except FewforgeError as exc:
+        raise type(exc)(f"methods[{i}]: {exc.message}", hint=exc.hint) from None
+
+
+def _generator(cfg: RunConfig) -> Any:
+    from fewforge.generators import get_generator
+
+    try:
+        return get_generator(cfg.generator, **cfg.generator_options)
+    except FewforgeError as exc:
+        raise type(exc)(f"generator: {exc.message}", hint=exc.hint) from None

@@ -1,0 +1,187 @@
+"""The cheap learner: frozen sentence embeddings (sentence-transformers; the packaged all-MiniLM-L6-v2 by
+default) plus a logistic-regression head (scikit-learn).
+
+It trains in well under a second once texts are embedded (each text is embedded once per process), so
+curves over shots and synthetic sizes are affordable on 2 cores, and it is a strong few-shot baseline
+(94.5 % on BBC at 16 shots, level with fine-tuned MiniLM). Pair tasks embed both texts and use SBERT's
+classification features [u, v, |u - v|, u * v] (Reimers & Gurevych 2019).
+
+Strategies are sample weights, the closed-form analogue of the torch learners' batches:
+- `real` / `syn`: one source only (weight 1 per row);
+- `paired` (the fair rule, default for real + synthetic): every real row keeps weight 1, the synthetic
+  rows share a total weight equal to the real rows' total — in a paired step the real half and the
+  synthetic half carry the same loss mass, and adding synthetic rows never weakens a real one;
+- `real+syn`: every row weight 1 (a large synthetic set outweighs the real rows).
+The regularization strength C is chosen on the few-shot dev set from `c_grid` (ties: the smaller C,
+the stronger prior), unless `C` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Literal, Sequence
+
+from pydantic import Field
+
+from fewforge.data.schema import Example
+from fewforge.errors import ConfigError, TaskError
+from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
+from fewforge.tasks.base import Task
+
+HEAD_FILE = "head.json"
+
+
+class LinearProbeConfig(LearnerConfig):
+    embedder: str | None = Field(
+        None, description="sentence-transformers model directory (default: the packaged all-MiniLM-L6-v2)"
+    )
+    strategy: Literal["paired", "real+syn", "real", "syn"] = Field(
+        "paired",
+        description="'paired' (default): synthetic rows together weigh as much as the real rows; 'real+syn': "
+        "every row weighs 1; 'real' / 'syn': one source only",
+    )
+    C: float | None = Field(None, gt=0, description="inverse regularization strength; None: chosen on dev from c_grid")
+    c_grid: tuple[float, ...] = Field((0.1, 1.0, 10.0, 100.0), min_length=1, description="C values tried on dev")
+    max_iter: int = Field(2000, ge=10, description="L-BFGS iterations")
+
+
+class LinearProbe(Learner):
+    name: ClassVar[str] = "linear-probe"
+    Config: ClassVar[type[LearnerConfig]] = LinearProbeConfig
+    config: LinearProbeConfig
+
+    def __init__(self, task: Task, config: LinearProbeConfig | None = None, *, seed: int = 0) -> None:
+        super().__init__(task, config, seed=seed)
+        self.head: Any = None
+
+    def features(self, examples: Sequence[Example]) -> Any:
+        """One row of features per example: u, or [u, v, |u - v|, u * v] for a pair of texts."""
+        import numpy as np
+
+        from fewforge.embeddings import embed
+
+        columns = [embed([e.inputs[f] for e in examples], self.config.embedder) for f in self.task.input_fields]
+        if len(columns) == 1:
+            return columns[0]
+        u, v = columns[0], columns[-1]
+        return np.hstack([u, v, np.abs(u - v), u * v])
+
+    def fit(
+        self,
+        train: Sequence[Example],
+        dev: Sequence[Example],
+        *,
+        synthetic: Sequence[Example] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FitReport:
+        import numpy as np
+
+        train, dev, synthetic = self._training_data(train, dev, synthetic)
+        start = time.perf_counter()
+        strategy = self.config.strategy
+        real = train if strategy != "syn" else []
+        syn = synthetic if strategy != "real" else []
+        rows = [*real, *syn]
+        x = self.features(rows)
+        y = np.array(label_ids(self.task, rows, "train"))
+        weights = np.ones(len(rows))
+        if strategy == "paired" and real and syn:
+            weights[len(real) :] = len(real) / len(syn)
+        dev_x, dev_y = self.features(dev), np.array(label_ids(self.task, dev, "dev"))
+
+        grid = [self.config.C] if self.config.C is not None else sorted(self.config.c_grid)
+        history, best = [], None
+        for i, c in enumerate(grid, start=1):
+            head = self._fit_head(x, y, weights, c)
+            proba = self._proba(head, dev_x)
+            accuracy = float((proba.argmax(1) == dev_y).mean())
+            dev_loss = float(-np.log(np.clip(proba[np.arange(len(dev_y)), dev_y], 1e-12, None)).mean())
+            history.append({"step": i, "C": c, "dev_accuracy": accuracy, "dev_loss": dev_loss})
+            if best is None or (accuracy, -dev_loss) > best[0]:
+                best = ((accuracy, -dev_loss), i, head, c)
+            if progress is not None:
+                progress(i, len(grid))
+        assert best is not None
+        self.head = best[2]
+        return FitReport(
+            best_dev_accuracy=best[0][0],
+            best_step=best[1],
+            steps=len(grid),
+            seconds=time.perf_counter() - start,
+            history=history,
+            extra={
+                "C": best[3],
+                "strategy": strategy,
+                "synthetic_weight": float(weights[-1]) if syn else None,
+            },
+        )
+
+    def _fit_head(self, x: Any, y: Any, weights: Any, c: float) -> Any:
+        from sklearn.linear_model import LogisticRegression
+
+        head = LogisticRegression(C=c, max_iter=self.config.max_iter)
+        head.fit(x, y, sample_weight=weights)
+        return head
+
+    def _proba(self, head: Any, x: Any) -> Any:
+        """Probabilities over every task label, also those absent from the training rows."""
+        import numpy as np
+
+        out = np.zeros((len(x), len(self.task.label_names)), dtype=np.float64)
+        out[:, head.classes_] = head.predict_proba(x)
+        return out
+
+    def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
+        import numpy as np
+
+        if self.head is None:
+            raise ConfigError("the linear-probe learner has no model yet", hint="call fit() or load() first")
+        rows = self._inputs(examples)
+        if not rows:
+            return np.zeros((0, len(self.task.label_names)))
+        return self._proba(self.head, self.features(rows))
+
+    def save(self, directory: Path) -> None:
+        """head.json: the config, the label order and the head's weights (plain JSON, no pickle)."""
+        from fewforge.files import write_json
+
+        if self.head is None:
+            raise ConfigError("the linear-probe learner has no model yet", hint="call fit() first")
+        write_json(
+            Path(directory) / HEAD_FILE,
+            {
+                "learner": self.name,
+                "task": self.task.name,
+                "labels": self.task.label_names,
+                "seed": self.seed,
+                "config": self.config.model_dump(mode="json"),
+                "dtype": str(self.head.coef_.dtype),  # float32 features give float32 weights: keep them exact
+                "classes": self.head.classes_.tolist(),
+                "coef": self.head.coef_.tolist(),
+                "intercept": self.head.intercept_.tolist(),
+            },
+        )
+
+    @classmethod
+    def load(cls, task: Task, directory: Path) -> "LinearProbe":
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        path = Path(directory) / HEAD_FILE
+        if not path.is_file():
+            raise ConfigError(f"{path} not found", hint="pass a directory written by LinearProbe.save")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("labels") != task.label_names:
+            raise TaskError(
+                f"model in {directory} was trained for labels {meta.get('labels')}, task {task.name!r} has {task.label_names}",
+                hint="load it with the task it was trained on",
+            )
+        learner = cls(task, LinearProbeConfig(**meta["config"]), seed=meta.get("seed", 0))
+        head = LogisticRegression(C=meta["config"].get("C") or 1.0)
+        head.classes_ = np.array(meta["classes"])
+        head.coef_ = np.array(meta["coef"], dtype=meta.get("dtype", "float64"))
+        head.intercept_ = np.array(meta["intercept"], dtype=meta.get("dtype", "float64"))
+        learner.head = head
+        return learner

@@ -1,0 +1,115 @@
+"""Grid configs and planning: shorthand, one-line errors naming the key path, and the shared work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fewforge.cli.options import build_config
+from fewforge.config import RunConfig
+from fewforge.errors import ConfigError, DataError, TaskError
+from fewforge.grid import plan_grid
+
+
+def grid_file(tmp_path: Path, **values) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def test_shorthand_and_defaults(tmp_path):
+    cfg = RunConfig.from_yaml(grid_file(tmp_path, tasks="sst2", shots=16, learners=["linear-probe"], data="data"))
+    assert cfg.tasks == ["sst2"] and cfg.shots == [16]
+    assert [s.name for s in cfg.learners] == ["linear-probe"] and cfg.learners[0].options == {}
+    assert cfg.data == str((tmp_path / "data").resolve())  # relative to the grid file
+    default = RunConfig()
+    assert default.tasks == ["bbc"] and default.shots == [2, 4, 8, 16] and default.seeds == [13, 21, 42]
+    assert [s.label for s in default.learners] == ["linear-probe", "encoder"]
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"taks": ["sst2"]}, "unknown key 'taks'"),
+        ({"learners": [{"name": "encoder", "optoins": {}}]}, "unknown key 'learners[0].optoins'"),
+        ({"shots": [4, 4]}, "invalid shots: duplicates"),
+        ({"shots": [0]}, "invalid shots: every value must be at least 1"),
+        ({"methods": ["zerogen", "zerogen"]}, "method 'zerogen' appears twice"),
+        ({"conditions": ["real", "fake"]}, "invalid conditions[1]"),
+    ],
+)
+def test_config_errors_name_the_key_path(tmp_path, values, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as err:
+        RunConfig.from_yaml(grid_file(tmp_path, **values))
+    assert str(tmp_path / "grid.yaml") in err.value.message
+
+
+def test_plan_validates_every_component_before_anything_runs(tmp_path, data_dir):
+    base = {"tasks": ["sst2"], "data": str(data_dir), "shots": [4], "seeds": [13], "learners": ["linear-probe"]}
+    with pytest.raises(ConfigError, match=r"unknown key 'learners\[1\]\.options\.learning_rte'") as err:
+        plan_grid(
+            RunConfig(**{**base, "learners": ["linear-probe", {"name": "encoder", "options": {"learning_rte": 1}}]})
+        )
+    assert "learning_rate" in err.value.hint
+    with pytest.raises(ConfigError, match=r"learners\[0\]\.name: unknown learner 'svm'"):
+        plan_grid(RunConfig(**{**base, "learners": ["svm"]}))
+    with pytest.raises(ConfigError, match=r"methods\[0\]: unknown option"):
+        plan_grid(RunConfig(**base, methods=[{"name": "zerogen", "options": {"temprature": 1}}]))
+    with pytest.raises(ConfigError, match=r"methods\[0\]\.options\.per_label"):
+        plan_grid(RunConfig(**base, methods=[{"name": "zerogen", "options": {"per_label": 5}}]))
+    with pytest.raises(ConfigError, match="conditions decide"):
+        plan_grid(RunConfig(**{**base, "learners": [{"name": "encoder", "options": {"strategy": "real"}}]}))
+    with pytest.raises(ConfigError, match=r"learners\[0\]\.shots \[8\] has no value"):
+        plan_grid(RunConfig(**{**base, "learners": [{"name": "encoder", "shots": [8]}]}))
+    with pytest.raises(ConfigError, match=r"learners\[0\]\.tasks names \['rte'\]"):
+        plan_grid(RunConfig(**{**base, "learners": [{"name": "encoder", "tasks": "rte"}]}))
+    with pytest.raises(ConfigError, match="generator: unknown generator spec"):
+        plan_grid(RunConfig(**base, generator="gpt-17"))
+    with pytest.raises(ConfigError, match="generator: unknown option"):
+        plan_grid(RunConfig(**base, generator_options={"n_paralel": 4}))
+    with pytest.raises(TaskError, match="nope"):
+        plan_grid(RunConfig(**{**base, "tasks": ["sst2", "nope"]}))
+    with pytest.raises(DataError, match="too few pool examples"):
+        plan_grid(RunConfig(**{**base, "shots": [5000]}))
+
+
+def test_plan_shares_work(data_dir):
+    cfg = RunConfig(
+        tasks=["sst2", "rte"],
+        data=str(data_dir),
+        shots=[4, 16],
+        seeds=[13, 21],
+        per_label=[5, 10],
+        learners=[
+            "linear-probe",
+            {"name": "encoder", "shots": [16], "per_label": [10]},
+            {"name": "encoder", "id": "enc-rte", "tasks": ["rte"]},
+        ],
+    )
+    plan = plan_grid(cfg)
+    # zerogen never reads the few-shot rows: one set per (task, seed) serves both shots values
+    assert len(plan.synthetic_sets) == 2 * 2 and all(k.shots is None for k in plan.synthetic_sets)
+    assert len(plan.splits) == 2 * 2 * 2
+    # linear-probe: 2 tasks x 2 shots x 2 seeds x (real + 2 sizes); encoder: 2 x 1 x 2 x (real + 1);
+    # enc-rte: 1 task x 2 x 2 x (real + 2)
+    assert len(plan.cells) == 2 * 2 * 2 * 3 + 2 * 2 * 2 + 2 * 2 * 3
+    assert {c.task for c in plan.cells if c.learner == "enc-rte"} == {"rte"}
+    assert len({c.id for c in plan.cells}) == len(plan.cells)
+    real = [c for c in plan.cells if c.condition == "real"]
+    assert all(c.method is None and c.per_label is None for c in real)  # one real-only cell per point
+    encoder = plan.learner_config(next(c for c in plan.cells if c.learner == "encoder" and c.condition == "real"))
+    assert encoder.strategy == "real"
+    mixed = next(c for c in plan.cells if c.learner == "encoder" and c.condition == "real+synthetic")
+    assert plan.learner_config(mixed).strategy == "paired"
+
+
+def test_cli_options_set_whole_axes(tmp_path):
+    path = grid_file(tmp_path, tasks=["sst2"], shots=[4, 16], learners=[{"name": "encoder", "shots": [16]}])
+    cfg = build_config(path, shots="8", seeds="13", task="rte,sst2")
+    assert cfg.shots == [8] and cfg.seeds == [13] and cfg.tasks == ["rte", "sst2"]
+    assert cfg.learners[0].shots is None  # --shots applies to every learner
+    assert build_config(None, learner="linear-probe").learners[0].name == "linear-probe"
+    with pytest.raises(ConfigError, match="--seeds"):
+        build_config(None, seeds="13,x")
