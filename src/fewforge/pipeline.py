@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
@@ -29,27 +29,30 @@ from fewforge.store import ResultsStore
 log = logging.getLogger("fewforge")
 
 Until = Literal["sample", "synthesis", "train"]
-# What one unit of the whole-grid bar stands for (its ETA): a generated prompt, a trained cell, a split.
-_WEIGHT = {"split": 1, "prompt": 1, "cell": 20}
+# The whole-grid bar counts estimated seconds on 2 CPU cores, so its ETA weighs a fine-tuning cell
+# against a generated prompt; each learner states its own estimate (`Learner.seconds_per_cell`).
+SECONDS_PER_PROMPT = 0.4
+SECONDS_PER_SPLIT = 0.1
 
 
 # -- progress ---------------------------------------------------------------------------------------
 
 
 class GridProgress:
-    """Two rich bars with ETAs: the whole grid, and the stage running now."""
+    """Two rich bars with ETAs: the whole grid (in estimated seconds of work, shown as a percentage),
+    and the stage running now (prompts generated, training steps)."""
 
-    def __init__(self, console: Console, total: int) -> None:
+    def __init__(self, console: Console, total: float) -> None:
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.fields[count]}"),
             TimeElapsedColumn(),
             TextColumn("eta"),
             TimeRemainingColumn(),
         )
         self.bar = Progress(*columns, console=console)
-        self.grid = self.bar.add_task("grid", total=total)
+        self.grid = self.bar.add_task("grid", total=max(total, 1e-9), count="")
 
     def __enter__(self) -> "GridProgress":
         self.bar.__enter__()
@@ -58,19 +61,21 @@ class GridProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
 
-    def advance(self, units: int) -> None:
+    def advance(self, units: float) -> None:
         self.bar.advance(self.grid, units)
+        task = self.bar.tasks[self.grid]
+        self.bar.update(self.grid, count=f"{100 * task.completed / task.total:3.0f}%")
 
     @contextmanager
-    def stage(self, description: str, total: int, units: int) -> Iterator[Any]:
+    def stage(self, description: str, total: int, units: float) -> Iterator[Any]:
         """A sub-bar; yields `update(done, total)`. The grid bar moves by `units` over the stage."""
-        sub = self.bar.add_task(description, total=max(total, 1))
-        moved = [0]
+        sub = self.bar.add_task(description, total=max(total, 1), count=f"0/{total}")
+        moved = [0.0]
 
         def update(done: int, new_total: int | None = None) -> None:
             new_total = new_total or total
-            self.bar.update(sub, completed=done, total=max(new_total, 1))
-            share = min(units, units * done // max(new_total, 1))
+            self.bar.update(sub, completed=done, total=max(new_total, 1), count=f"{done}/{new_total}")
+            share = min(units, units * done / max(new_total, 1))
             self.advance(share - moved[0])
             moved[0] = share
 
@@ -102,14 +107,14 @@ def run_experiment(
     store = ResultsStore(run.store_path)
     try:
         store.plan([c.axes() for c in plan.cells])
-        total = len(plan.splits) * _WEIGHT["split"]
+        total = len(plan.splits) * SECONDS_PER_SPLIT
         if until != "sample":
-            total += sum(_set_prompts(plan, key) for key in plan.synthetic_sets) * _WEIGHT["prompt"]
+            total += sum(_set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
         if until == "train":
-            total += len(plan.cells) * _WEIGHT["cell"]
+            total += sum(_cell_seconds(plan, cell) for cell in plan.cells)
         with GridProgress(console, total) as progress:
             splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
-            progress.advance(len(splits) * _WEIGHT["split"])
+            progress.advance(len(splits) * SECONDS_PER_SPLIT)
             sets: dict[SetKey, tuple[list[Example], str]] = {}
             if until != "sample" and plan.synthetic_sets:
                 sets = synthesis_stages(run, plan, splits, progress)
@@ -229,12 +234,13 @@ def synthesis_stage(
         }
     )
     stage = run.stage(directory, fp)
-    units = _set_prompts(plan, key) * _WEIGHT["prompt"]
+    prompts = _set_prompts(plan, key)
+    units = prompts * SECONDS_PER_PROMPT
     if stage.done:
         progress.advance(units)
         return read_jsonl(directory / "data.jsonl", data.task), fp
     shots = f" k{key.shots}" if key.shots is not None else ""
-    with stage, progress.stage(f"{key.method} {key.task}{shots} seed {key.seed}", units, units) as update:
+    with stage, progress.stage(f"{key.method} {key.task}{shots} seed {key.seed}", prompts, units) as update:
         before = generator.stats()
         ctx = SynthesisContext(
             task=data.task,
@@ -253,6 +259,11 @@ def synthesis_stage(
         stage.info.update(examples=len(dataset.examples), cache=counts)
     log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), counts)
     return dataset.examples, fp
+
+
+def _cell_seconds(plan: Plan, cell: Cell) -> float:
+    learner_cls, _ = plan.learners[cell.learner]
+    return learner_cls.seconds_per_cell * (2 if cell.condition == "real+synthetic" else 1)
 
 
 def first_per_label(examples: Sequence[Example], n: int) -> list[Example]:
@@ -301,11 +312,11 @@ def cell_stage(
     if stage.done:
         record = read_json(directory / "record.json")
         store.finish(record, record["paths"])
-        progress.advance(_WEIGHT["cell"])
+        progress.advance(_cell_seconds(plan, cell))
         return record
     store.start(cell.id, fp)
     try:
-        with stage, progress.stage(f"{cell.id}", 1, _WEIGHT["cell"]) as update:
+        with stage, progress.stage(f"{cell.id}", 1, _cell_seconds(plan, cell)) as update:
             record = train_and_score(
                 run,
                 data,
@@ -399,11 +410,18 @@ def write_run_results(
         return None if any(v is None for v in values) else np.asarray(values, dtype=float)
 
     summary = summarize(records, scores=scores, primary=lambda name: primary_metric(tasks[name]))
+    stage_dirs = [
+        *(run.split_dir(*key) for key in plan.splits),
+        *(run.synthetic_dir(k.task, k.seed, k.method, k.shots) for k in plan.synthetic_sets),
+        *(run.cell_dir(c.id) for c in plan.cells),
+    ]
     meta = {
         "description": plan.cfg.description,
         "command": command,
         "config": plan.cfg.model_dump(mode="json"),
-        "wall_seconds": round(seconds, 1),
+        "wall_seconds": round(seconds, 1),  # this invocation (a resumed run reuses finished stages)
+        # what the results cost, however many invocations made them: the stages' own recorded times
+        "stage_seconds": round(sum(run.done_info(d).get("seconds", 0.0) for d in stage_dirs), 1),
         "test_size": {name: len(d.test) for name, d in plan.data.items()},
         "seeds_cover": "Each seed is its own few-shot split and its own synthetic set (sampling seeds derive "
         "from the split seed): the std over seeds covers both",

@@ -58,6 +58,31 @@ def test_seeds_reproduce_and_differ(llamacpp_gen):
     assert shifted.candidates != first.candidates
 
 
+def test_recycled_server_gives_the_same_completions(llamacpp_gen, smollm2_path):
+    """The server is rebuilt every `recycle_every` requests (llama.cpp keeps memory per generated token):
+    completions do not change, whether the rebuild falls inside a call or between calls."""
+    params = SamplingParams(temperature=0.9, max_new_tokens=10, n=2, seed=5)
+    expected = llamacpp_gen.generate(PROMPTS, params)
+    recycled = LlamaCppGenerator(smollm2_path, n_parallel=2, n_ctx_per_slot=256, recycle_every=4)
+    servers = []
+    original = recycled.load
+
+    def load() -> None:
+        original()
+        if not servers or servers[-1] is not recycled._server:
+            servers.append(recycled._server)
+
+    recycled.load = load  # type: ignore[method-assign]
+    try:
+        first = recycled.generate(PROMPTS, params)  # 6 requests: 4 on the first server, 2 on a second
+        second = recycled.generate(PROMPTS, params)  # 2 more on the second, then a third server
+    finally:
+        recycled.close()
+    assert [c.candidates for c in first] == [c.candidates for c in expected]
+    assert [c.candidates for c in second] == [c.candidates for c in expected]
+    assert len(servers) == 3
+
+
 def test_length_and_stop(llamacpp_gen):
     short = llamacpp_gen.generate(PROMPTS[:1], SamplingParams(temperature=0.0, max_new_tokens=3))[0]
     assert short.candidates[0].finish_reason == "length" and short.candidates[0].n_tokens == 3

@@ -19,11 +19,10 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write the metrics as JSON here")] = None,
 ) -> None:
     """Score a trained model on a test set (accuracy, macro-F1)."""
+    from fewforge.files import write_json
     from fewforge.pipeline import evaluate_model
 
     metrics = evaluate_model(task, model, test, data, learner)
-    text = json.dumps(metrics, indent=2)
     if output:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text)
-    Console().print(text)
+        write_json(output, metrics)
+    Console().print(json.dumps(metrics, indent=2))

@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from fewforge.data.io import read_jsonl, write_json, write_jsonl
+from fewforge.data.io import read_jsonl, write_jsonl
 from fewforge.data.schema import Example, FewShotSplit
 from fewforge.errors import ConfigError, DataError
+from fewforge.files import write_json
 from fewforge.tasks.base import Task
 
 LMBFF_SEEDS = (13, 21, 42, 87, 100)

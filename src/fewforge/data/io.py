@@ -21,14 +21,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from fewforge.data.schema import Example
 from fewforge.errors import DataError
+from fewforge.files import atomic_write, write_lines
 from fewforge.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -351,29 +350,9 @@ def load_hub_dataset(
 # --- writing -------------------------------------------------------------------------------------------
 
 
-def _atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write through a temporary file in the same folder, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_jsonl(path: str | Path, examples: Iterable[Example]) -> Path:
     """One `Example.to_record()` per line (UTF-8, unescaped); atomic."""
-
-    def write(tmp: Path) -> None:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for example in examples:
-                handle.write(json.dumps(example.to_record(), ensure_ascii=False, default=str) + "\n")
-
-    return _atomic(Path(path), write)
+    return write_lines(path, (example.to_record() for example in examples))
 
 
 def write_parquet(path: str | Path, examples: Sequence[Example]) -> Path:
@@ -395,15 +374,4 @@ def write_parquet(path: str | Path, examples: Sequence[Example]) -> Path:
         json.dumps(dict(e.lineage), ensure_ascii=False, default=str) if e.lineage else "" for e in examples
     ]
     table = pa.table({k: pa.array(v, type=pa.string()) for k, v in data.items()})
-    return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp))
-
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    """Pretty JSON, atomic (small records such as split.json)."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n"
-
-    def write(tmp: Path) -> None:
-        tmp.write_text(text, encoding="utf-8")
-
-    return _atomic(Path(path), write)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp))

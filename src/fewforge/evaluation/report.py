@@ -48,7 +48,9 @@ def paper_tables(
     out = []
     for learner, shots in blocks:
         groups = [g for g in summary if g["learner"] == learner and (shots is None or g["shots"] == shots)]
-        cols = columns or list(dict.fromkeys(column_of(g) for g in sorted(groups, key=lambda g: g["shots"])))
+        present = {column_of(g) for g in groups}  # a learner restricted to some tasks gets no empty columns
+        cols = [c for c in columns if c in present] if columns else None
+        cols = cols or list(dict.fromkeys(column_of(g) for g in sorted(groups, key=lambda g: g["shots"])))
         conditions = list(dict.fromkeys(condition_label(g) for g in groups))
         with_mean = columns is not None and len(cols) > 1
         header = ["training data", *cols] + (["mean"] if with_mean else [])
@@ -123,13 +125,8 @@ def markdown(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], titl
     if meta.get("description"):
         parts += [meta["description"].strip(), ""]
     if meta.get("command"):
-        parts += [
-            "Run: `"
-            + meta["command"]
-            + "`"
-            + (f" ({meta['wall_seconds'] / 60:.1f} min)" if meta.get("wall_seconds") else ""),
-            "",
-        ]
+        cost = f" ({meta['stage_seconds'] / 60:.1f} min of work on this machine)" if meta.get("stage_seconds") else ""
+        parts += ["Run: `" + meta["command"] + "`" + cost, ""]
     if command:
         parts += [f"Report: `{command}`", ""]
     parts += [
@@ -313,8 +310,8 @@ def render_html(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], t
         f"seeds: {', '.join(map(str, meta.get('config', {}).get('seeds', [])))}",
         "test rows: " + ", ".join(f"{k} {v}" for k, v in meta.get("test_size", {}).items()),
     ]
-    if meta.get("wall_seconds"):
-        facts.append(f"run time {meta['wall_seconds'] / 60:.1f} min")
+    if meta.get("stage_seconds"):
+        facts.append(f"{meta['stage_seconds'] / 60:.1f} min of work")
     if meta.get("command"):
         facts.append(f"command: <code>{_esc(meta['command'])}</code>")
     body.append("<p class='meta'>" + " · ".join(facts) + "</p>")

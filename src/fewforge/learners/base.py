@@ -61,6 +61,7 @@ def label_ids(task: Task, examples: Sequence[Example], what: str) -> list[int]:
 class Learner(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]]
+    seconds_per_cell: ClassVar[float] = 30.0  # a rough real-only fit + test prediction on 2 CPU cores (grid ETA)
 
     def __init__(self, task: Task, config: LearnerConfig | None = None, *, seed: int = 0) -> None:
         self.task = task

@@ -29,6 +29,7 @@ from pydantic import Field, model_validator
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
+from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
 from fewforge.learners.loop import EVALS_PER_RUN, eval_interval, run_loop, seeded, torch_threads
@@ -355,7 +356,7 @@ class EncoderClassifier(Learner):
             "seed": self.seed,
             "config": self.config.model_dump(mode="json"),
         }
-        (directory / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_json(directory / META_FILE, meta)
 
     @classmethod
     def load(cls, task: Task, directory: Path) -> "EncoderClassifier":

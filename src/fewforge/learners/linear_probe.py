@@ -49,6 +49,7 @@ class LinearProbeConfig(LearnerConfig):
 
 class LinearProbe(Learner):
     name: ClassVar[str] = "linear-probe"
+    seconds_per_cell: ClassVar[float] = 1.0
     Config: ClassVar[type[LearnerConfig]] = LinearProbeConfig
     config: LinearProbeConfig
 
