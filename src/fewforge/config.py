@@ -54,12 +54,17 @@ class LearnerSpec(BaseModel):
     )
     shots: list[int] | None = Field(None, description="run only at these shots values (default: every one of the grid)")
     per_label: list[int] | None = Field(None, description="run only at these synthetic sizes (default: every one)")
+    strategies: list[str] | None = Field(
+        None,
+        description="mixing strategies of its real+synthetic cells, one cell each (e.g. [real+syn, paired, "
+        "paired+gs]); default: the learner's `strategy` option, one cell",
+    )
 
     @property
     def label(self) -> str:
         return self.id or self.name
 
-    @field_validator("tasks", "shots", "per_label", mode="before")
+    @field_validator("tasks", "shots", "per_label", "strategies", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)

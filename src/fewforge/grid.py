@@ -56,10 +56,12 @@ class Cell:
     condition: str
     method: str | None = None
     per_label: int | None = None
+    strategy: str | None = None  # real+synthetic cells of a learner with `strategies`: which one
 
     @property
     def id(self) -> str:
-        """Also the cell's folder under cells/: bbc/k16/seed13/linear-probe/real_synthetic-zerogen-n40."""
+        """Also the cell's folder under cells/: bbc/k16/seed13/linear-probe/real_synthetic-zerogen-n40
+        (+ `-paired_gs` when the learner lists strategies)."""
         from fewforge.rundir import _slug
 
         data = (
@@ -67,6 +69,8 @@ class Cell:
             if self.condition == "real"
             else f"{_slug(self.condition)}-{_slug(self.method or '')}-n{self.per_label}"
         )
+        if self.strategy:
+            data += f"-{_slug(self.strategy)}"
         return f"{_slug(self.task)}/k{self.shots}/seed{self.seed}/{_slug(self.learner)}/{data}"
 
     def axes(self) -> dict[str, Any]:
@@ -108,7 +112,7 @@ class Plan:
     def learner_config(self, cell: Cell) -> LearnerConfig:
         """The learner's config for this cell: the condition decides real-only / synthetic-only."""
         _, config = self.learners[cell.learner]
-        strategy = CONDITION_STRATEGY.get(cell.condition)
+        strategy = CONDITION_STRATEGY.get(cell.condition) or cell.strategy
         return config.model_copy(update={"strategy": strategy}) if strategy else config
 
 
@@ -158,8 +162,11 @@ def plan_grid(cfg: RunConfig) -> Plan:
                             if spec.per_label is not None and n not in spec.per_label:
                                 continue
                             for condition in cfg.conditions:
-                                if condition != "real":
+                                if condition == "synthetic":
                                     cells.append(Cell(name, shots, seed, spec.label, condition, method, n))
+                                elif condition != "real":
+                                    for strategy in spec.strategies or [None]:
+                                        cells.append(Cell(name, shots, seed, spec.label, condition, method, n, strategy))
     return Plan(cfg, data, learners, methods, generator, cells)
 
 
@@ -222,7 +229,29 @@ def _learner(i: int, spec: Any) -> tuple[type[Learner], LearnerConfig]:
             "synthetic-only training",
             hint="set a mixing strategy for real+synthetic cells (e.g. paired, real+syn), or change `conditions`",
         )
+    for j, strategy in enumerate(spec.strategies or ()):
+        where = f"learners[{i}].strategies[{j}]"
+        if strategy in CONDITION_STRATEGY.values():
+            raise ConfigError(
+                f"{where} {strategy!r}: the grid's conditions decide real-only and synthetic-only training",
+                hint="list mixing strategies only (e.g. real+syn, paired, paired+gs)",
+            )
+        try:
+            cls.Config(**{**spec.options, "strategy": strategy})
+        except ValidationError:
+            known = [s for s in _strategy_choices(cls) if s not in CONDITION_STRATEGY.values()]
+            raise ConfigError(
+                f"{where}: learner {spec.name!r} has no strategy {strategy!r}", hint=f"choose from {known}"
+            ) from None
+    if spec.strategies and len(set(spec.strategies)) != len(spec.strategies):
+        raise ConfigError(f"learners[{i}].strategies lists a strategy twice", hint="list each once")
     return cls, config
+
+
+def _strategy_choices(cls: type[Learner]) -> list[str]:
+    from typing import get_args
+
+    return list(get_args(cls.Config.model_fields["strategy"].annotation)) or ["paired"]
 
 
 def _method(i: int, spec: Any, per_label: int) -> Any:

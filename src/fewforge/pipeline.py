@@ -371,13 +371,19 @@ def train_and_score(
             for e, g, p, row, s in zip(test, gold, predicted, proba, scores or [None] * len(test))
         ),
     )
+    write_json(directory / "training.json", {"history": report.history, "surgery": report.surgery})
+    metrics = score(task, gold, predicted)
     model_path = None
     if save_model:
+        from fewforge.learners.card import write_card
+
         learner.save(directory / "model")
+        data_facts = {"real": len(split.train), "synthetic": len(synthetic), "split_seed": cell.seed, "shots": cell.shots}
+        write_card(directory / "model", learner, report, data=data_facts, test={**metrics, "size": len(test)})
         model_path = str((directory / "model").relative_to(run.root))
     return {
         **cell.axes(),
-        "metrics": score(task, gold, predicted),
+        "metrics": metrics,
         "per_class_f1": per_class_f1(gold, predicted, labels),
         "confusion": confusion(gold, predicted, labels),
         "labels": labels,
@@ -462,6 +468,7 @@ def train_model(
     from fewforge.config import config_error
     from fewforge.data.io import read_examples
     from fewforge.learners import get_learner
+    from fewforge.learners.card import write_card
     from fewforge.tasks import load_task
 
     task = load_task(task_name)
@@ -480,19 +487,34 @@ def train_model(
     with progress, progress.stage(f"train {learner_name}", 1, 1) as update:
         report = learner.fit(train, dev, synthetic=synthetic, progress=update)
     learner.save(output)
+    data_facts = {
+        "real": len(train),
+        "train_file": str(train_path),
+        "dev_file": str(dev_path),
+        "synthetic": len(synthetic),
+        "synthetic_source": str(synthetic_path) if synthetic_path else None,
+    }
+    write_json(Path(output) / "training.json", {"history": report.history, "surgery": report.surgery})
+    write_card(Path(output), learner, report, data=data_facts)
     return report
 
 
 def evaluate_model(
-    task_name: str, model_dir: Path, test_path: Path | None, data: str | None, learner_name: str
+    task_name: str | None, model_dir: Path, test_path: Path | None, data: str | None, learner_name: str | None
 ) -> dict[str, Any]:
-    """Metrics of a saved model on a labeled test file (default: the task's test split)."""
+    """Metrics of a saved model on a labeled test file (default: the task's test split); the task and
+    learner default to the model card's."""
     from fewforge.data.io import read_examples
     from fewforge.data.sources import load_task_data
     from fewforge.evaluation import score
     from fewforge.learners import get_learner
     from fewforge.tasks import load_task
 
+    if task_name is None or learner_name is None:
+        from fewforge.learners.card import read_card
+
+        card = read_card(model_dir)
+        task_name, learner_name = task_name or card["task"], learner_name or card["learner"]
     task = load_task(task_name)
     test = read_examples(test_path, task) if test_path else load_task_data(task, Path(data) if data else None)[1]
     learner = get_learner(learner_name).load(task, model_dir)

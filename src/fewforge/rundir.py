@@ -171,5 +171,5 @@ class RunDir:
 
 
 def _slug(name: str) -> str:
-    """A folder name for a task/method/learner name: path separators and '+' are replaced."""
-    return name.replace("/", "_").replace("\\", "_").replace("+", "_").replace(" ", "_").replace(":", "_")
+    """A folder name for a task/method/learner/strategy name: path separators, '+' and '->' are replaced."""
+    return name.replace("->", "_to_").replace("/", "_").replace("\\", "_").replace("+", "_").replace(" ", "_").replace(":", "_")

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS cells (
     condition TEXT NOT NULL,
     method TEXT,
     per_label INTEGER,
+    strategy TEXT,
     in_grid INTEGER NOT NULL DEFAULT 1,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -40,7 +41,7 @@ CREATE TABLE IF NOT EXISTS cells (
     finished REAL
 )
 """
-AXES = ("task", "shots", "seed", "learner", "condition", "method", "per_label")
+AXES = ("task", "shots", "seed", "learner", "condition", "method", "per_label", "strategy")
 
 
 class ResultsStore:
@@ -51,6 +52,9 @@ class ResultsStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.execute(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(cells)")}
+        if "strategy" not in columns:  # a store written before strategies were an axis
+            self._conn.execute("ALTER TABLE cells ADD COLUMN strategy TEXT")
         self._conn.commit()
 
     def close(self) -> None:
@@ -70,7 +74,7 @@ class ResultsStore:
                 self._conn.execute(
                     f"INSERT INTO cells (cell, {', '.join(AXES)}) VALUES (?{', ?' * len(AXES)}) "
                     "ON CONFLICT(cell) DO UPDATE SET in_grid = 1",
-                    (cell["cell"], *(cell[a] for a in AXES)),
+                    (cell["cell"], *(cell.get(a) for a in AXES)),
                 )
 
     def start(self, cell: str, fingerprint: str) -> None:

@@ -170,3 +170,46 @@ def test_run_grid_end_to_end_then_resume_then_change(tmp_path: Path) -> None:
     text = (tmp_path / "out.md").read_text()
     assert text.startswith("# fewforge report: run") and "real + zerogen (4/label)" in text
     assert f"fewforge report {run_dir}" in text  # the exact command is in the document
+
+
+def test_train_prompt_tuning_with_surgery_then_predict_and_evaluate(tmp_path: Path, data_dir: Path) -> None:
+    rows = [json.loads(line) for line in (data_dir / "sst2" / "train.jsonl").read_text().splitlines()[:400]]
+    by_label: dict[str, list[dict]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    train = [r for label in sorted(by_label) for r in by_label[label][:4]]
+    dev = [r for label in sorted(by_label) for r in by_label[label][4:8]]
+    for name, part in (("train", train), ("dev", dev)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    synthetic = [{"text": "A warm, funny film.", "label": "positive"}, {"text": "Tedious and flat.", "label": "negative"}]
+    (tmp_path / "syn.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic))
+    tiny = ["-O", "prompt_tokens=4", "-O", "min_steps=4", "-O", "max_steps=4", "-O", "eval_every=2", "-O", "threads=2"]
+    common = ["train", "--task", "sst2", "--train", str(tmp_path / "train.jsonl"), "--dev", str(tmp_path / "dev.jsonl"),
+              "--synthetic", str(tmp_path / "syn.jsonl"), "--learner", "prompt-tuning"]
+    model = tmp_path / "model"
+    result = fewforge(*common, "--strategy", "paired+gs", "--epsilon", "0.5", *tiny, "--output", str(model))
+    assert result.returncode == 0, result.stderr
+    assert "gradient conflicts in" in result.stderr
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["learner"] == "prompt-tuning" and card["config"]["epsilon"] == 0.5
+    assert card["training"]["synthetic"] == 2 and card["training"]["trainable_parameters"] == 4 * 576
+    assert len(json.loads((model / "training.json").read_text())["surgery"]) == 4
+    assert "fewforge predict --model" in (model / "README.md").read_text()
+
+    predicted = subprocess.run(
+        [sys.executable, "-m", "fewforge.cli.app", "predict", "--model", str(model)],
+        input="A masterpiece.\nUnwatchable.\n", capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert predicted.returncode == 0, predicted.stderr
+    lines = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["input"] for r in lines] == ["A masterpiece.", "Unwatchable."]
+    assert all(r["label"] in ("negative", "positive") and abs(sum(r["proba"].values()) - 1) < 1e-3 for r in lines)
+    scored = fewforge("evaluate", "--model", str(model), "--test", str(tmp_path / "dev.jsonl"))
+    assert scored.returncode == 0, scored.stderr
+    assert json.loads(scored.stdout)["test_size"] == 8
+
+    assert_one_line_error(fewforge(*common, "--epsilon", "-1", "--output", str(tmp_path / "m2")), "epsilon")
+    (tmp_path / "odd.jsonl").write_text(json.dumps({"text": "meh", "label": "neutral"}) + "\n")
+    odd = [*common[:-4], "--synthetic", str(tmp_path / "odd.jsonl"), "--learner", "prompt-tuning"]
+    assert_one_line_error(fewforge(*odd, *tiny, "--output", str(tmp_path / "m3")), "neutral")
+    assert not (tmp_path / "m2").exists()

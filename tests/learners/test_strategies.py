@@ -74,3 +74,26 @@ def test_length_grouping_still_covers_every_row():
     assert sum(max(lengths[i] for i in b) == 128 for b in grouped) == 2  # long rows share two batches
     assert padded(grouped) == 8 * (2 * 128 + 14 * 40) < 0.55 * padded(plain)  # ~half the padded tokens
     assert grouped != sorted(grouped, key=lambda b: max(lengths[i] for i in b))  # batch order shuffled
+
+
+@pytest.mark.parametrize("strategy, first", [("real->syn", "real"), ("syn->real", "syn")])
+def test_sequential_strategies_see_the_batches_of_paired_in_epoch_order(strategy, first):
+    """Each epoch is one pass over the real rows (20 rows / 4 = 5 batches) and 5 synthetic batches, real
+    first or synthetic first; over the run they are exactly paired's batches, one source per step."""
+    steps = 12
+    paired = plan("paired", 20, 500, steps, 4, seed=5)
+    seq = plan(strategy, 20, 500, steps, 4, seed=5)
+    assert len(seq) == 2 * steps and all(bool(b.real) != bool(b.syn) for b in seq)
+    sources = ["real" if b.real else "syn" for b in seq]
+    second = "syn" if first == "real" else "real"
+    # epochs of 5 + 5 batches, then a last partial epoch of 2 + 2 (12 = 5 + 5 + 2)
+    assert sources == [first] * 5 + [second] * 5 + [first] * 5 + [second] * 5 + [first] * 2 + [second] * 2
+    assert [b.real for b in seq if b.real] == [b.real for b in paired]
+    assert [b.syn for b in seq if b.syn] == [b.syn for b in paired]
+    # a real epoch covers every real row once: real rows are not starved by 500 synthetic ones
+    first_real_epoch = [i for b in [b for b in seq if b.real][:5] for i in b.real]
+    assert sorted(first_real_epoch) == list(range(20))
+
+
+def test_paired_gs_has_paired_batches():
+    assert plan("paired+gs", 16, 64, 10, 4, seed=9) == plan("paired", 16, 64, 10, 4, seed=9)

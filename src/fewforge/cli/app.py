@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 from rich.console import Console
 
-from fewforge.cli import cache, evaluate, generate, report, run, sample, tasks, train
+from fewforge.cli import cache, evaluate, generate, predict, report, run, sample, tasks, train
 
 app = typer.Typer(
     name="fewforge",
@@ -26,6 +26,7 @@ app.command("sample")(sample.sample)
 app.command("generate")(generate.generate)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
+app.command("predict")(predict.predict)
 app.command("run")(run.run)
 app.command("report")(report.report)
 app.add_typer(cache.app, name="cache")

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+import yaml
 
 from fewforge.config import RunConfig
+from fewforge.errors import ConfigError
 
 _f = RunConfig.model_fields
 DEFAULTS = RunConfig()
@@ -145,5 +147,21 @@ def command_line() -> str:
 
 # Single-model commands (train, evaluate) take one task and one learner.
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="built-in task name, or path to a task YAML/TOML file")]
-OneLearnerOpt = Annotated[str, typer.Option("--learner", help="learner: linear-probe | encoder")]
+OneLearnerOpt = Annotated[
+    str, typer.Option("--learner", help="learner: linear-probe | encoder | prompt-tuning | setfit")
+]
+
+
+def learner_options(pairs: list[str]) -> dict[str, Any]:
+    """`KEY=VALUE` strings as learner options; values read as YAML scalars (200, 0.3, true, null, text)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--option {pair!r} is not KEY=VALUE", hint="e.g. --option max_steps=200")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
 RunDirOpt = Annotated[Path, typer.Option("--output", "-o", help="run directory")]

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from fewforge.cli.options import OneLearnerOpt, TaskOpt
+from fewforge.cli.options import OneLearnerOpt, TaskOpt, learner_options
 
 
 def train(
@@ -19,10 +19,32 @@ def train(
     ] = None,
     learner: OneLearnerOpt = "encoder",
     seed: Annotated[int, typer.Option("--seed", help="training seed")] = 13,
+    strategy: Annotated[
+        Optional[str],
+        typer.Option(
+            "--strategy",
+            help="how real and synthetic rows mix: real | syn | real+syn | real->syn | syn->real | paired | paired+gs",
+        ),
+    ] = None,
+    epsilon: Annotated[
+        Optional[float], typer.Option("--epsilon", help="weight of the projected synthetic gradient (paired+gs)")
+    ] = None,
+    label_smoothing: Annotated[Optional[float], typer.Option("--label-smoothing", help="label smoothing (0-1)")] = None,
+    option: Annotated[
+        Optional[list[str]],
+        typer.Option("--option", "-O", help="any learner option as KEY=VALUE (repeatable), e.g. -O max_steps=200"),
+    ] = None,
 ) -> None:
-    """Train a learner on real (+ synthetic) data and save it."""
+    """Train a learner on real (+ synthetic) data and save it, with a model card."""
     from fewforge.pipeline import train_model
 
+    options = learner_options(option or [])
+    given = {"strategy": strategy, "epsilon": epsilon, "label_smoothing": label_smoothing}
+    options.update({k: v for k, v in given.items() if v is not None})
     console = Console(stderr=True)
-    report = train_model(task, train_file, dev_file, synthetic, learner, seed, output, console=console)
-    console.print(f"best dev accuracy {report.best_dev_accuracy:.4f} at step {report.best_step}; model → {output}")
+    report = train_model(task, train_file, dev_file, synthetic, learner, seed, output, options=options, console=console)
+    extra = report.extra
+    rate = f"; gradient conflicts in {100 * extra['conflict_rate']:.0f}% of steps" if "conflict_rate" in extra else ""
+    console.print(
+        f"best dev accuracy {report.best_dev_accuracy:.4f} at step {report.best_step}{rate}; model → {output}"
+    )

@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from fewforge.errors import DataError
 from fewforge.evaluation.stats import bootstrap_ci, paired_p
 
-AXES = ("task", "shots", "learner", "condition", "method", "per_label")
+AXES = ("task", "shots", "learner", "condition", "method", "per_label", "strategy")
 BASELINE = "real"
 
 Group = dict[str, Any]
@@ -39,7 +39,7 @@ def group_key(record: Mapping[str, Any]) -> tuple:
 
 def baseline_key(key: tuple) -> tuple:
     task, shots, learner, *_ = key
-    return (task, shots, learner, BASELINE, None, None)
+    return (task, shots, learner, BASELINE, None, None, None)
 
 
 def summarize(

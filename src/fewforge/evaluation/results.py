@@ -48,14 +48,15 @@ def read_results(path: Path) -> dict[str, Any]:
 
 
 def condition_label(group: Mapping[str, Any]) -> str:
-    """'real only', 'real + zerogen (40/label)', 'zerogen only (40/label)'."""
+    """'real only', 'real + zerogen (40/label)', 'zerogen only (40/label)', 'real + zerogen (40/label), paired+gs'."""
     condition, method, per_label = group.get("condition"), group.get("method"), group.get("per_label")
     size = f" ({per_label}/label)" if per_label else ""
     if condition == "real":
         return "real only"
     if condition == "synthetic":
         return f"{method} only{size}"
-    return f"real + {method}{size}"
+    strategy = group.get("strategy")
+    return f"real + {method}{size}" + (f", {strategy}" if strategy else "")
 
 
 def pct(stats: Mapping[str, Any] | None) -> str:

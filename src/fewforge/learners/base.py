@@ -41,6 +41,7 @@ class FitReport:
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)  # {"step", "loss", "dev_accuracy", ...}
     extra: dict[str, Any] = field(default_factory=dict)  # learner-specific facts (chosen C, real/syn weights)
+    surgery: list[dict[str, Any]] = field(default_factory=list)  # per step: cosine, conflict, removed_norm
 
 
 def label_ids(task: Task, examples: Sequence[Example], what: str) -> list[int]:

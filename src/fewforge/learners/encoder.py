@@ -25,15 +25,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
-from fewforge.learners.loop import EVALS_PER_RUN, eval_interval, run_loop, seeded, torch_threads
-from fewforge.learners.strategies import GROUP_BATCHES, Batch, plan, step_budget
+from fewforge.learners.loop import TorchConfig, TorchModel, seeded, torch_threads, train_torch
+from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ HEAD_FILE = "head.safetensors"
 PREDICT_BATCH = 32  # inference only; on 2 CPU cores 32 rows/batch was the fastest per row (64 was slower)
 
 
-class EncoderConfig(LearnerConfig):
+class EncoderConfig(TorchConfig):
     model: str | None = Field(
         None,
         description="Local Hugging Face encoder directory (or a hub id, which needs a network); "
@@ -55,36 +55,21 @@ class EncoderConfig(LearnerConfig):
     max_length: int = Field(128, ge=8, description="Tokens per input (pairs: both texts together); longer inputs are truncated.")
     # Defaults chosen on SST-2 16-shot (LM-BFF seeds 13/21/42) with the packaged 6-layer MiniLM and mean
     # pooling: lr 1e-4 for 48 steps of batch 8 gave 67.6 ± 4.8 (2e-4: 67.4 ± 6.4; 5e-5 for 100 steps 65.7 ± 7.3).
-    batch_size: int = Field(8, ge=1, description="Training examples per optimizer step (per source for 'paired').")
     learning_rate: float = Field(
         1e-4, gt=0, description="Peak AdamW learning rate (linear warmup, then linear decay to 0); 1e-4 suits "
         "the 6-layer MiniLM, base-size encoders want 2e-5 to 5e-5."
     )
-    pooling: Literal["mean", "cls"] = Field(
+    pooling: Literal["mean", "cls", "last"] = Field(
         "mean",
         description="How the head reads the encoder: 'mean' over tokens (how sentence-transformers models such as "
-        "the packaged MiniLM were trained; +4 points on SST-2 16-shot) or 'cls' (the pooler / [CLS] vector).",
+        "the packaged MiniLM were trained; +4 points on SST-2 16-shot), 'cls' (the pooler / [CLS] vector) or "
+        "'last' (the last token: causal LMs).",
     )
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the linear head.")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and LayerNorm).")
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of the steps spent warming the learning rate up.")
-    epochs: float = Field(5.0, gt=0, description="Passes over the training data, before the min/max step clamp.")
     min_steps: int = Field(
         48, ge=1, description="Least number of steps, so a 16-shot set still trains long enough (2 classes: 12 epochs)."
     )
-    max_steps: int = Field(
-        80, ge=1, description="Most steps, so a large synthetic set keeps the run's cost bounded."
-    )
-    eval_every: int | None = Field(
-        None,
-        ge=1,
-        description="Evaluate dev accuracy every this many steps and at the last one "
-        f"(default: every 1/{EVALS_PER_RUN} of the run, so about {EVALS_PER_RUN} evaluations whatever the budget).",
-    )
-    patience: int = Field(
-        0, ge=0, description="Stop after this many evaluations without dev improvement; 0 trains the whole budget."
-    )
-    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    max_steps: int = Field(80, ge=1, description="Most steps, so a large synthetic set keeps the run's cost bounded.")
     freeze_embeddings: bool = Field(
         True,
         description="Keep the word-embedding matrix fixed (half of MiniLM's 22.7M weights): a CPU step is ~25% "
@@ -96,31 +81,6 @@ class EncoderConfig(LearnerConfig):
         f"{GROUP_BATCHES} batches): a step costs what its longest row costs, so short synthetic rows no "
         "longer pad to the length of long real ones (BBC real+synthetic: steps ~33% cheaper).",
     )
-    threads: int | None = Field(
-        None,
-        ge=1,
-        description="CPU threads for torch while training/predicting (default: torch's choice); set 1 when other "
-        "processes share the cores, where spinning threads slow every step down several times.",
-        json_schema_extra={"semantic": False},
-    )
-    strategy: Literal["paired", "real+syn", "real", "syn"] = Field(
-        "paired",
-        description="How real and synthetic rows form batches: 'paired' (default, the fair rule) adds a "
-        "synthetic batch to every real batch; 'real+syn' shuffles both into one pool; 'real' / 'syn' train on "
-        "one source only (a grid sets these for its real-only and synthetic-only cells).",
-    )
-
-    @model_validator(mode="after")
-    def _check_steps(self) -> "EncoderConfig":
-        if self.min_steps > self.max_steps:
-            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
-        return self
-
-    def total_steps(self, n_real: int) -> int:
-        return step_budget(n_real, self.batch_size, self.epochs, self.min_steps, self.max_steps)
-
-    def eval_interval(self, total_steps: int) -> int:
-        return eval_interval(self.eval_every, total_steps)
 
 
 def _offline() -> bool:
@@ -162,6 +122,15 @@ class EncoderClassifier(Learner):
         self.tokenizer: Any = None
 
     # -- setup ---------------------------------------------------------------------------------------
+
+    def _source(self) -> str:
+        """Where the pretrained weights are (a .gguf file is dequantized once into the fewforge cache)."""
+        model = self.config.model
+        if model and model.endswith(".gguf"):
+            from fewforge.learners.prompt_tuning import lm_source
+
+            return lm_source(model)
+        return resolve_model(model)
 
     def _load(self, source: str, head: Path | None = None) -> None:
         """The pretrained encoder from `source` plus a new head (or the saved `head` weights)."""
@@ -240,64 +209,42 @@ class EncoderClassifier(Learner):
         progress: Callable[[int, int], None] | None,
     ) -> FitReport:
         import torch
-        from transformers import get_linear_schedule_with_warmup
 
         cfg = self.config
-        self._load(resolve_model(cfg.model))  # inside seeded(): the new head's init draws from torch's RNG
+        self._load(self._source())  # inside seeded(): the new head's init draws from torch's RNG
         if cfg.freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
-        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-        real_rows, syn_rows, dev_rows = self._encode(train), self._encode(synthetic), self._encode(dev)
-        real_y, syn_y = label_ids(self.task, train, "train"), label_ids(self.task, synthetic, "synthetic")
-        dev_y = label_ids(self.task, dev, "dev")
-        total = cfg.total_steps(len(train))
-        lengths = (lambda rows: [len(r["input_ids"]) for r in rows]) if cfg.group_by_length else (lambda rows: None)
-        batches = plan(
-            cfg.strategy, len(real_rows), len(syn_rows), total, cfg.batch_size, self.seed,
-            lengths(real_rows), lengths(syn_rows),
-        )
+        rows = {"real": self._encode(train), "syn": self._encode(synthetic)}
+        ys = {"real": label_ids(self.task, train, "train"), "syn": label_ids(self.task, synthetic, "synthetic")}
+        dev_rows, dev_y = self._encode(dev), label_ids(self.task, dev, "dev")
 
-        decay = [p for n, p in params if not _no_decay(n)]
-        no_decay = [p for n, p in params if _no_decay(n)]
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-            lr=cfg.learning_rate,
-        )
-        scheduler = get_linear_schedule_with_warmup(optimizer, round(cfg.warmup_ratio * total), total)
+        def loss(source: str, idx: list[int], smoothing: float) -> torch.Tensor:
+            labels = torch.tensor([ys[source][i] for i in idx], device=self.model.device)
+            logits = self.model(**self._batch([rows[source][i] for i in idx])).logits
+            return torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
 
-        def half_loss(rows: list[dict[str, list[int]]], ys: Sequence[int], idx: list[int]) -> float:
-            """Forward + backward on one source's half of the batch; gradients accumulate."""
-            labels = torch.tensor([ys[i] for i in idx], device=self.model.device)
-            out = self.model(**self._batch([rows[i] for i in idx]), labels=labels)
-            out.loss.backward()
-            return out.loss.item()
-
-        def step(batch: Batch) -> float:
-            # The two halves' mean losses add up: a real half weighs what it weighs in real-only training.
-            loss = 0.0
-            if batch.real:
-                loss += half_loss(real_rows, real_y, batch.real)
-            if batch.syn:
-                loss += half_loss(syn_rows, syn_y, batch.syn)
-            torch.nn.utils.clip_grad_norm_([p for _, p in params], cfg.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            return loss
+        def lengths(source: str) -> list[int] | None:
+            return [len(r["input_ids"]) for r in rows[source]] if cfg.group_by_length else None
 
         self.model.train()
-        report = run_loop(
-            batches,
-            step=step,
-            evaluate=lambda: self._evaluate(dev_rows, dev_y),
-            snapshot=lambda: {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-            restore=self.model.load_state_dict,
-            eval_every=cfg.eval_interval(total),
-            patience=cfg.patience,
+        report = train_torch(
+            cfg,
+            TorchModel(
+                parameters=[(n, p) for n, p in self.model.named_parameters() if p.requires_grad],
+                loss=loss,
+                evaluate=lambda: self._evaluate(dev_rows, dev_y),
+                snapshot=lambda: {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                restore=self.model.load_state_dict,
+                no_decay=_no_decay,
+            ),
+            len(train),
+            len(synthetic),
+            self.seed,
+            real_lengths=lengths("real"),
+            syn_lengths=lengths("syn"),
             progress=progress,
         )
         self.model.eval()
-        report.extra["strategy"] = cfg.strategy
         return report
 
     def _logits(self, rows: Sequence[dict[str, list[int]]]) -> "torch.Tensor":
@@ -372,7 +319,7 @@ class EncoderClassifier(Learner):
                 f"model in {directory} was trained for labels {meta['labels']}, task {task.name!r} has {task.label_names}",
                 hint="load it with the task it was trained on",
             )
-        learner = cls(task, EncoderConfig(**meta["config"]), seed=meta.get("seed", 0))
+        learner = cls(task, cls.Config(**meta["config"]), seed=meta.get("seed", 0))
         learner._load(str(directory), head=directory / HEAD_FILE)
         learner.model.eval()
         return learner
@@ -380,3 +327,24 @@ class EncoderClassifier(Learner):
 
 def _no_decay(name: str) -> bool:
     return name.endswith("bias") or "LayerNorm" in name or "layer_norm" in name
+
+
+class LMClassifierConfig(EncoderConfig):
+    """Fine-tuning (FT) on the prompt-tuning target: the causal LM with a linear head on its last token."""
+
+    pooling: Literal["mean", "cls", "last"] = Field("last", description="The last real token (causal LM).")
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate (LM-BFF's FT: 1e-5).")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout before the linear head.")
+
+
+class LMClassifier(EncoderClassifier):
+    """DawGen's FT baseline: the target LM (default: the packaged SmolLM2) + a classification head, no prompt."""
+
+    name: ClassVar[str] = "lm-ft"
+    Config: ClassVar[type[LearnerConfig]] = LMClassifierConfig
+    seconds_per_cell: ClassVar[float] = 600.0
+
+    def _source(self) -> str:
+        from fewforge.learners.prompt_tuning import lm_source
+
+        return lm_source(self.config.model)

@@ -6,6 +6,12 @@ evaluations without improvement, restore the best state.
 A learner supplies what differs: `step(batch) -> loss` (forward, backward, optimizer step),
 `evaluate() -> (dev accuracy, dev loss)`, and `snapshot()` / `restore(state)` of its trainable weights.
 `seeded(seed)` gives a learner its own random streams without touching the caller's global state.
+
+`TorchConfig` + `train_torch` are the part every torch learner shares on top of that: the step budget,
+the strategy's batch plan, AdamW with a warmup + linear/cosine schedule, one forward/backward per source
+half of a batch (label smoothing optional), gradient surgery for `paired+gs`, clipping, and the
+surgery series. A learner brings its model as `loss(source, rows)`, `evaluate()` and its trainable
+parameters (encoder.py, prompt_tuning.py).
 """
 
 from __future__ import annotations
@@ -14,10 +20,16 @@ import logging
 import math
 import random
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, get_args
 
-from fewforge.learners.base import FitReport
-from fewforge.learners.strategies import Batch
+from pydantic import Field, model_validator
+
+from fewforge.learners.base import FitReport, LearnerConfig
+from fewforge.learners.strategies import STRATEGY_NAMES, Batch, plan, step_budget, uses_surgery
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +116,160 @@ def run_loop(
     if best_state is not None:
         restore(best_state)
     return FitReport(best_dev_accuracy=best[0], best_step=best_step, steps=step_no, seconds=0.0, history=history)
+
+
+Strategy = Literal["real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs"]
+assert set(get_args(Strategy)) == set(STRATEGY_NAMES)  # one list of names, checked at import
+
+
+class TorchConfig(LearnerConfig):
+    """Options every torch learner shares; each learner sets its own defaults."""
+
+    strategy: Strategy = Field(
+        "paired",
+        description="How real and synthetic rows form batches: 'paired' (default, the fair rule) adds a synthetic "
+        "batch to every real batch; 'paired+gs' also applies gradient surgery; 'real+syn' shuffles both into one "
+        "pool; 'real->syn' / 'syn->real' alternate a pass over the real rows with as many synthetic batches; "
+        "'real' / 'syn' train on one source (a grid sets these for its real-only and synthetic-only cells).",
+    )
+    epsilon: float = Field(
+        1.0, ge=0, description="Weight ε of the projected synthetic gradient in 'paired+gs' (eq. 10; the paper gives "
+        "no value: 1 makes a step without conflict the same as 'paired')."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0, lt=1, description="Label smoothing of the cross-entropy (Syn+Real+LS in DawGen's Table 2)."
+    )
+    smooth: Literal["syn", "all"] = Field(
+        "syn", description="Which rows label smoothing applies to: the synthetic ones (noisy labels) or all."
+    )
+    batch_size: int = Field(8, ge=1, description="Training examples per optimizer step (per source for 'paired').")
+    learning_rate: float = Field(1e-4, gt=0, description="Peak AdamW learning rate.")
+    schedule: Literal["linear", "cosine"] = Field("linear", description="Decay after warmup: linear or cosine to 0.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to biases and norms).")
+    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Fraction of the steps spent warming the learning rate up.")
+    epochs: float = Field(5.0, gt=0, description="Passes over the real rows, before the min/max step clamp.")
+    min_steps: int = Field(48, ge=1, description="Least number of optimizer steps.")
+    max_steps: int = Field(80, ge=1, description="Most optimizer steps.")
+    eval_every: int | None = Field(
+        None,
+        ge=1,
+        description="Evaluate dev accuracy every this many steps and at the last one "
+        f"(default: every 1/{EVALS_PER_RUN} of the run).",
+    )
+    patience: int = Field(
+        0, ge=0, description="Stop after this many evaluations without dev improvement; 0 trains the whole budget."
+    )
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for torch while training/predicting (default: torch's choice); set 1 when other "
+        "processes share the cores, where spinning threads slow every step down several times.",
+        json_schema_extra={"semantic": False},
+    )
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> "TorchConfig":
+        if self.min_steps > self.max_steps:
+            raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        return self
+
+    def total_steps(self, n_real: int) -> int:
+        return step_budget(n_real, self.batch_size, self.epochs, self.min_steps, self.max_steps)
+
+    def eval_interval(self, total_steps: int) -> int:
+        return eval_interval(self.eval_every, total_steps)
+
+    def smoothing(self, source: str) -> float:
+        return self.label_smoothing if self.smooth == "all" or source == "syn" else 0.0
+
+
+@dataclass
+class TorchModel:
+    """What a torch learner hands `train_torch`: its trainable parameters and how to score rows."""
+
+    parameters: list[tuple[str, "torch.nn.Parameter"]]  # trainable only: the optimizer's and surgery's scope
+    loss: Callable[[str, list[int], float], "torch.Tensor"]  # (source "real"/"syn", row indices, smoothing)
+    evaluate: Callable[[], tuple[float, float]]  # dev (accuracy, loss)
+    snapshot: Callable[[], Any]
+    restore: Callable[[Any], None]
+    no_decay: Callable[[str], bool] = field(default=lambda name: name.endswith("bias") or "norm" in name.lower())
+
+
+def train_torch(
+    cfg: TorchConfig,
+    model: TorchModel,
+    n_real: int,
+    n_syn: int,
+    seed: int,
+    *,
+    real_lengths: Sequence[int] | None = None,
+    syn_lengths: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> FitReport:
+    """Plan the batches, build the optimizer and schedule, and run the loop; call inside `seeded()`."""
+    import torch
+    from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
+
+    from fewforge.learners.gradient_surgery import combine, conflict_rate
+
+    budget = cfg.total_steps(n_real)
+    batches = plan(cfg.strategy, n_real, n_syn, budget, cfg.batch_size, seed, real_lengths, syn_lengths)
+    total = len(batches)
+    params = [p for _, p in model.parameters]
+    decay = [p for n, p in model.parameters if not model.no_decay(n)]
+    no_decay = [p for n, p in model.parameters if model.no_decay(n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.learning_rate,
+    )
+    make_schedule = get_cosine_schedule_with_warmup if cfg.schedule == "cosine" else get_linear_schedule_with_warmup
+    scheduler = make_schedule(optimizer, round(cfg.warmup_ratio * total), total)
+    surgery = uses_surgery(cfg.strategy) and n_syn > 0
+    records: list[dict[str, Any]] = []
+
+    def backward(source: str, idx: list[int]) -> float:
+        loss = model.loss(source, idx, cfg.smoothing(source))
+        loss.backward()
+        return loss.item()
+
+    def step(batch: Batch) -> float:
+        # The two halves' mean losses add up: a real half weighs what it weighs in real-only training.
+        loss = 0.0
+        if surgery and batch.real and batch.syn:
+            loss += backward("real", batch.real)
+            real_grads = [None if p.grad is None else p.grad.clone() for p in params]
+            for p in params:
+                p.grad = None
+            loss += backward("syn", batch.syn)
+            update, record = combine(real_grads, [p.grad for p in params], cfg.epsilon)
+            for p, g in zip(params, update):
+                p.grad = g
+            records.append({"step": len(records) + 1, **record.as_dict()})
+        else:
+            if batch.real:
+                loss += backward("real", batch.real)
+            if batch.syn:
+                loss += backward("syn", batch.syn)
+        torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    report = run_loop(
+        batches,
+        step=step,
+        evaluate=model.evaluate,
+        snapshot=model.snapshot,
+        restore=model.restore,
+        eval_every=cfg.eval_interval(total),
+        patience=cfg.patience,
+        progress=progress,
+    )
+    report.extra["strategy"] = cfg.strategy
+    report.extra["trainable_parameters"] = sum(p.numel() for p in params)
+    if surgery:
+        report.surgery = records
+        report.extra["conflict_rate"] = conflict_rate(records)
+    return report

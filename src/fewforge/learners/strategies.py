@@ -13,6 +13,14 @@ full real batch (real rows cycled epoch by epoch, exactly as in real-only traini
 batch, so adding synthetic data never means seeing the real rows less — DawGen's (Real, Syn) scheme
 (§3.3). `real+syn` (one shuffled union, the first slice's behaviour) is kept for comparison: under the
 same step budget it shows each real row n_real / (n_real + n_syn) times as often.
+
+`real->syn` and `syn->real` (per-epoch order, DawGen Table 2) see exactly the batches `paired` sees, one
+source per optimizer step: each epoch is one pass over the real rows (R batches) and R synthetic
+batches, real first or synthetic first. They therefore take 2 x the step budget in half-size steps —
+the same rows and compute as `paired`, only the order differs, so the comparison isolates ordering.
+(An epoch over the synthetic set, as in the paper where it is 60x the real set, would leave the real
+rows unseen for most of the run.) `paired+gs` is `paired`'s batches with gradient surgery applied by
+the learner (gradient_surgery.py).
 """
 
 from __future__ import annotations
@@ -116,10 +124,43 @@ def paired(n_real, n_syn, steps, batch_size, rngs, real_lengths=None, syn_length
         yield Batch(real=next(real), syn=next(syn))
 
 
+def _sequential(n_real, n_syn, steps, batch_size, rngs, real_lengths, syn_lengths, real_first) -> Iterator[Batch]:
+    real = index_stream(n_real, batch_size, rngs[0], real_lengths)
+    syn = index_stream(n_syn, batch_size, rngs[1], syn_lengths)
+    per_epoch = math.ceil(n_real / batch_size)  # batches in one pass over the real rows
+    done = 0
+    while done < steps:
+        n = min(per_epoch, steps - done)
+        real_part = [Batch(real=next(real)) for _ in range(n)]
+        syn_part = [Batch(syn=next(syn)) for _ in range(n)]
+        yield from (real_part + syn_part) if real_first else (syn_part + real_part)
+        done += n
+
+
+def real_then_syn(n_real, n_syn, steps, batch_size, rngs, real_lengths=None, syn_lengths=None) -> Iterator[Batch]:
+    """Each epoch: a pass over the real rows, then as many synthetic batches (Real→Syn)."""
+    return _sequential(n_real, n_syn, steps, batch_size, rngs, real_lengths, syn_lengths, real_first=True)
+
+
+def syn_then_real(n_real, n_syn, steps, batch_size, rngs, real_lengths=None, syn_lengths=None) -> Iterator[Batch]:
+    """Each epoch: synthetic batches, then a pass over the real rows (Syn→Real)."""
+    return _sequential(n_real, n_syn, steps, batch_size, rngs, real_lengths, syn_lengths, real_first=False)
+
+
 STRATEGIES.register("real", f"{__name__}:real_only")
 STRATEGIES.register("syn", f"{__name__}:syn_only")
 STRATEGIES.register("real+syn", f"{__name__}:union")
+STRATEGIES.register("real->syn", f"{__name__}:real_then_syn")
+STRATEGIES.register("syn->real", f"{__name__}:syn_then_real")
 STRATEGIES.register("paired", f"{__name__}:paired")
+STRATEGIES.register("paired+gs", f"{__name__}:paired")  # same batches; the learner does the surgery
+
+SURGERY = frozenset({"paired+gs"})  # strategies whose learner projects δ_syn against δ_real
+STRATEGY_NAMES = ("real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs")
+
+
+def uses_surgery(strategy: str) -> bool:
+    return strategy in SURGERY
 
 
 def plan(
@@ -132,7 +173,8 @@ def plan(
     real_lengths: Sequence[int] | None = None,
     syn_lengths: Sequence[int] | None = None,
 ) -> list[Batch]:
-    """All batches of a run, decided up front from the seed alone."""
+    """All batches of a run, decided up front from the seed alone: `steps` of them, or 2 x `steps`
+    single-source ones for the sequential strategies (real->syn, syn->real)."""
     import torch
 
     check(strategy, n_real, n_syn)
