@@ -6,7 +6,7 @@ soft prompt trains, so the surgery works on prompt_tokens x hidden floats and sh
 beside the two forward/backward passes through the frozen LM that both strategies make.
 
 One process, runs interleaved (paired, gs, paired, gs, ...), the median step time of each; dev evaluation
-is outside the timed steps. Usage: python bench/gradient_surgery.py [--steps 12] [--rounds 3]
+is outside the timed steps. Usage: python bench/gradient_surgery.py [--steps 8] [--rounds 2]
 Last line: ratio=<gs step / paired step> (goal <= 1.3).
 """
 
@@ -43,8 +43,8 @@ def step_times(strategy: str, split, synthetic, steps: int, task) -> list[float]
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--data", default=os.environ.get("FEWFORGE_DATA", str(DATA)))
     args = parser.parse_args()
 

@@ -129,3 +129,12 @@ def test_strategies_are_an_axis_of_the_real_synthetic_cells(data_dir):
         plan_grid(RunConfig(**base, learners=[{"name": "encoder", "strategies": ["paired", "mix"]}]))
     with pytest.raises(ConfigError, match=r"learners\[0\]\.strategies\[0\] 'syn'"):
         plan_grid(RunConfig(**base, learners=[{"name": "encoder", "strategies": ["syn"]}]))
+
+
+def test_a_learner_can_be_limited_to_some_conditions(data_dir):
+    base = {"tasks": ["sst2"], "data": str(data_dir), "shots": [4], "seeds": [13], "per_label": [5]}
+    plan = plan_grid(RunConfig(**base, learners=[{"name": "zero-shot", "conditions": ["real"]}, "linear-probe"]))
+    assert [c.condition for c in plan.cells if c.learner == "zero-shot"] == ["real"]
+    assert {c.condition for c in plan.cells if c.learner == "linear-probe"} == {"real", "real+synthetic"}
+    with pytest.raises(ConfigError, match=r"learners\[0\]\.conditions \['synthetic'\] has no value"):
+        plan_grid(RunConfig(**base, learners=[{"name": "encoder", "conditions": ["synthetic"]}]))

@@ -54,6 +54,9 @@ class LearnerSpec(BaseModel):
     )
     shots: list[int] | None = Field(None, description="run only at these shots values (default: every one of the grid)")
     per_label: list[int] | None = Field(None, description="run only at these synthetic sizes (default: every one)")
+    conditions: list[Condition] | None = Field(
+        None, description="train only in these conditions (default: every one of the grid), e.g. [real] for a baseline"
+    )
     strategies: list[str] | None = Field(
         None,
         description="mixing strategies of its real+synthetic cells, one cell each (e.g. [real+syn, paired, "
@@ -64,7 +67,7 @@ class LearnerSpec(BaseModel):
     def label(self) -> str:
         return self.id or self.name
 
-    @field_validator("tasks", "shots", "per_label", "strategies", mode="before")
+    @field_validator("tasks", "shots", "per_label", "strategies", "conditions", mode="before")
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)

@@ -131,6 +131,11 @@ def plan_grid(cfg: RunConfig) -> Plan:
         )
     generator = _generator(cfg) if cfg.uses_synthetic else None
     for i, spec in enumerate(cfg.learners):
+        if spec.conditions is not None and not set(spec.conditions) & set(cfg.conditions):
+            raise ConfigError(
+                f"learners[{i}].conditions {spec.conditions} has no value in the grid's conditions {cfg.conditions}",
+                hint=f"add one of them to conditions, or remove learners[{i}].conditions",
+            )
         for axis in ("shots", "per_label"):
             wanted = getattr(spec, axis)
             if wanted is not None and not set(wanted) & set(getattr(cfg, axis)):
@@ -155,13 +160,14 @@ def plan_grid(cfg: RunConfig) -> Plan:
                 for spec in cfg.learners:
                     if (spec.shots is not None and shots not in spec.shots) or (spec.tasks and name not in spec.tasks):
                         continue
-                    if "real" in cfg.conditions:
+                    conditions = [c for c in cfg.conditions if spec.conditions is None or c in spec.conditions]
+                    if "real" in conditions:
                         cells.append(Cell(name, shots, seed, spec.label, "real"))
                     for method in methods:
                         for n in cfg.per_label:
                             if spec.per_label is not None and n not in spec.per_label:
                                 continue
-                            for condition in cfg.conditions:
+                            for condition in conditions:
                                 if condition == "synthetic":
                                     cells.append(Cell(name, shots, seed, spec.label, condition, method, n))
                                 elif condition != "real":

@@ -69,3 +69,20 @@ def test_condition_labels():
     assert (
         condition_label({"condition": "synthetic", "method": "zerogen", "per_label": 10}) == "zerogen only (10/label)"
     )
+
+
+def test_tables_show_trainable_parameters_and_conflict_rate():
+    from fewforge.evaluation.results import summary_rows
+
+    records = [dict(r) for r in RECORDS]
+    for r in records:
+        r["train"] = {"trainable_parameters": 57_600}
+        if r["condition"] != "real":
+            r["train"]["conflict_rate"] = 0.25 if r["seed"] == 13 else 0.75
+    header, rows = summary_rows(summarize(records))
+    assert header[-2:] == ["trainable params", "conflict rate"]
+    mixed = [row for row, g in zip(rows, summarize(records)) if g["condition"] != "real"]
+    assert mixed and all(row[-2] == "57.6K" and row[-1] == "50%" for row in mixed)
+    assert all(row[-1] == "-" for row, g in zip(rows, summarize(records)) if g["condition"] == "real")
+    plain_header, _ = summary_rows(summarize(RECORDS))  # without training facts: no extra columns
+    assert "conflict rate" not in plain_header

@@ -236,3 +236,29 @@ def test_config_validation_and_step_budget():
     with pytest.raises(ValidationError):
         EncoderConfig(strategy="syn-first")
     assert "learning rate" in EncoderConfig.model_fields["learning_rate"].description
+
+
+def test_head_starts_as_the_linear_probe_on_the_encoders_features(sst2, minilm_path):
+    """LP-FT: before any step, the classifier is the logistic regression best on dev over the frozen
+    pooled features, so its predictions are that regression's."""
+    import numpy as np
+    import torch
+
+    from fewforge.learners.base import label_ids
+    from fewforge.learners.linear_probe import fit_logistic_head
+
+    task = sst2["task"]
+    learner = EncoderClassifier(task, EncoderConfig(model=str(minilm_path), strategy="real", **FAST), seed=3)
+    with torch.random.fork_rng():
+        learner._load(str(minilm_path))
+    rows = {"real": learner._encode(sst2["train"]), "syn": []}
+    ys = {"real": label_ids(task, sst2["train"], "train"), "syn": []}
+    dev_rows, dev_y = learner._encode(sst2["dev"]), label_ids(task, sst2["dev"], "dev")
+    learner._init_head(rows, ys, dev_rows, dev_y)
+    test_rows = learner._encode(sst2["test"])
+    head, *_ = fit_logistic_head(
+        learner._pooled(rows["real"]), np.asarray(ys["real"]), np.ones(len(ys["real"])),
+        learner._pooled(dev_rows), np.asarray(dev_y), (0.1, 1.0, 10.0, 100.0), 2,
+    )
+    expected = head.predict(learner._pooled(test_rows))
+    assert np.array_equal(learner._logits(test_rows).argmax(-1).numpy(), expected)

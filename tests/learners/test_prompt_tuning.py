@@ -144,3 +144,17 @@ def test_baselines_share_the_target_model(sst2, tmp_path):
     ft = get_learner("lm-ft")(task, get_learner("lm-ft").Config(**tiny, strategy="real", max_length=32), seed=5)
     report = ft.fit(split.train, split.dev)
     assert report.steps == 4 and ft.predict_proba(test[:3]).shape == (3, 2)
+
+
+def test_lm_ft_reads_a_seq2seq_model_through_its_encoder(tmp_path):
+    from fewforge.learners import get_learner
+
+    task = load_task("sst2")
+    model = _tiny_t5(tmp_path / "t5")
+    rows = [("a fun film", "positive"), ("a dull movie", "negative"), ("fun", "positive"), ("dull", "negative")]
+    train = [Example(inputs={"text": t}, label=l, id=str(i)) for i, (t, l) in enumerate(rows)]
+    cls = get_learner("lm-ft")
+    learner = cls(task, cls.Config(model=str(model), pooling="mean", min_steps=2, max_steps=2, batch_size=2), seed=1)
+    assert learner.fit(train, train).steps == 2
+    learner.save(tmp_path / "ft")
+    assert np.allclose(cls.load(task, tmp_path / "ft").predict_proba(train), learner.predict_proba(train), atol=1e-6)

@@ -78,6 +78,7 @@ def summarize(
             if values:
                 mean, std = mean_std(values)
                 group["metrics"][name] = {"mean": mean, "std": std, "n": len(values)}
+        group["training"] = _training_facts(rows)
         group["per_class_f1"] = _mean_per_class(rows)
         group["confusion"] = _sum_confusion(rows)
         group["vs_baseline"] = None
@@ -85,6 +86,18 @@ def summarize(
             group["vs_baseline"] = _compare(rows, groups[baseline_key(key)], primary(key[0]), scores)
         out.append(group)
     return out
+
+
+def _training_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What the records say about training: trainable parameters (the same in every seed) and the mean
+    gradient-conflict rate of gradient surgery."""
+    trains = [r.get("train") or {} for r in rows]
+    params = [t["trainable_parameters"] for t in trains if t.get("trainable_parameters") is not None]
+    rates = [float(t["conflict_rate"]) for t in trains if t.get("conflict_rate") is not None]
+    return {
+        "trainable_parameters": max(params) if params else None,
+        "conflict_rate": math.fsum(rates) / len(rates) if rates else None,
+    }
 
 
 def _compare(rows, base_rows, metric: str, scores) -> dict[str, Any] | None:

@@ -85,9 +85,15 @@ def metric_names(summary: Sequence[Mapping[str, Any]]) -> list[str]:
 def summary_rows(summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and string rows shared by the rich, plain-text and Markdown tables."""
     metrics = metric_names(summary)
-    header = ["task", "shots", "learner", "training data", "seeds", *metrics, "Δ", "95% CI", "p"]
+    facts = [g.get("training") or {} for g in summary]
+    extra = [
+        (name, key)
+        for name, key in (("trainable params", "trainable_parameters"), ("conflict rate", "conflict_rate"))
+        if any(f.get(key) is not None for f in facts)
+    ]
+    header = ["task", "shots", "learner", "training data", "seeds", *metrics, "Δ", "95% CI", "p", *(n for n, _ in extra)]
     rows = []
-    for g in summary:
+    for g, f in zip(summary, facts):
         rows.append(
             [
                 str(g["task"]),
@@ -97,9 +103,18 @@ def summary_rows(summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[
                 str(g["n"]),
                 *(pct(g["metrics"].get(m)) for m in metrics),
                 *comparison_cells(g.get("vs_baseline")),
+                *(_fact(key, f.get(key)) for _, key in extra),
             ]
         )
     return header, rows
+
+
+def _fact(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key == "conflict_rate":
+        return f"{100 * value:.0f}%"
+    return f"{value / 1e6:.1f}M" if value >= 1e6 else f"{value / 1e3:.1f}K" if value >= 1e3 else str(value)
 
 
 def results_table(summary: Sequence[Mapping[str, Any]], title: str | None = None) -> "Table":

@@ -66,6 +66,11 @@ class EncoderConfig(TorchConfig):
         "'last' (the last token: causal LMs).",
     )
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the linear head.")
+    head_init: Literal["linear-probe", "random"] = Field(
+        "linear-probe",
+        description="Start the head from a logistic regression fitted on the pretrained encoder's pooled features "
+        "(LP-FT, Kumar et al. 2022; C chosen on dev, rows weighted as by the strategy) or from random weights.",
+    )
     min_steps: int = Field(
         48, ge=1, description="Least number of steps, so a 16-shot set still trains long enough (2 classes: 12 epochs)."
     )
@@ -135,7 +140,7 @@ class EncoderClassifier(Learner):
     def _load(self, source: str, head: Path | None = None) -> None:
         """The pretrained encoder from `source` plus a new head (or the saved `head` weights)."""
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoConfig, AutoModel, AutoModelForTextEncoding, AutoTokenizer
 
         from fewforge.learners.pooled import PooledClassifier
 
@@ -143,7 +148,11 @@ class EncoderClassifier(Learner):
         try:
             with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)
-                encoder = AutoModel.from_pretrained(source, local_files_only=offline)
+                config = AutoConfig.from_pretrained(source, local_files_only=offline)
+                # an encoder-decoder model (T5) is read through its encoder alone
+                encoder_only = any(a.endswith("EncoderModel") for a in config.architectures or ())  # a saved one
+                auto = AutoModelForTextEncoding if config.is_encoder_decoder or encoder_only else AutoModel
+                encoder = auto.from_pretrained(source, local_files_only=offline)
         except (OSError, ValueError) as exc:
             raise ConfigError(
                 f"cannot load encoder model from {source!r}: {exc}".splitlines()[0],
@@ -226,6 +235,9 @@ class EncoderClassifier(Learner):
         def lengths(source: str) -> list[int] | None:
             return [len(r["input_ids"]) for r in rows[source]] if cfg.group_by_length else None
 
+        if cfg.head_init == "linear-probe":
+            self._init_head(rows, ys, dev_rows, dev_y)
+
         self.model.train()
         report = train_torch(
             cfg,
@@ -246,6 +258,54 @@ class EncoderClassifier(Learner):
         )
         self.model.eval()
         return report
+
+    def _pooled(self, rows: Sequence[dict[str, list[int]]]) -> Any:
+        """The encoder's pooled features (eval mode, no dropout) as a numpy array, in input order."""
+        import torch
+
+        model = self.model
+        captured: list[torch.Tensor] = []
+        hook = model.dropout.register_forward_hook(lambda module, inputs, output: captured.append(inputs[0]))
+        try:
+            self._logits(rows)
+        finally:
+            hook.remove()
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))  # _logits' batch order
+        pooled = torch.cat(captured).float().cpu()
+        out = torch.empty_like(pooled)
+        out[order] = pooled
+        return out.numpy()
+
+    def _init_head(self, rows: dict[str, list], ys: dict[str, list[int]], dev_rows: list, dev_y: list[int]) -> None:
+        """LP-FT: the head starts as the logistic regression that is best on dev over frozen pooled features,
+        so fine-tuning begins from a sensible classifier instead of distorting features for a random one."""
+        import numpy as np
+        import torch
+
+        from fewforge.learners.linear_probe import fit_logistic_head
+
+        strategy = self.config.strategy
+        sources = [s for s in {"real": ["real"], "syn": ["syn"]}.get(strategy, ["real", "syn"]) if rows[s]]
+        x = np.concatenate([self._pooled(rows[s]) for s in sources])
+        y = np.concatenate([np.asarray(ys[s]) for s in sources])
+        weights = np.ones(len(y))
+        if strategy not in ("real", "syn", "real+syn") and len(sources) == 2:  # the paired rule's weights
+            weights[len(rows["real"]) :] = len(rows["real"]) / len(rows["syn"])
+        head, *_ = fit_logistic_head(
+            x, y, weights, self._pooled(dev_rows), np.asarray(dev_y), (0.1, 1.0, 10.0, 100.0), len(self.labels)
+        )
+        weight = torch.zeros_like(self.model.head.weight)
+        bias = torch.full_like(self.model.head.bias, -10.0)  # a class absent from training starts unlikely
+        coef, intercept = torch.tensor(head.coef_, dtype=weight.dtype), torch.tensor(head.intercept_, dtype=bias.dtype)
+        classes = list(head.classes_)
+        if len(classes) == 2 and coef.shape[0] == 1:  # binary: one logit difference, class 1 vs class 0
+            weight[classes[1]], bias[classes[1]], bias[classes[0]] = coef[0], intercept[0], 0.0
+        else:
+            for row, c in enumerate(classes):
+                weight[c], bias[c] = coef[row], intercept[row]
+        with torch.no_grad():
+            self.model.head.weight.copy_(weight)
+            self.model.head.bias.copy_(bias)
 
     def _logits(self, rows: Sequence[dict[str, list[int]]]) -> "torch.Tensor":
         """Logits in input order; rows are sorted by length so each batch pads little."""

@@ -93,46 +93,25 @@ class LinearProbe(Learner):
         dev_x, dev_y = self.features(dev), np.array(label_ids(self.task, dev, "dev"))
 
         grid = [self.config.C] if self.config.C is not None else sorted(self.config.c_grid)
-        history, best = [], None
-        for i, c in enumerate(grid, start=1):
-            head = self._fit_head(x, y, weights, c)
-            proba = self._proba(head, dev_x)
-            accuracy = float((proba.argmax(1) == dev_y).mean())
-            dev_loss = float(-np.log(np.clip(proba[np.arange(len(dev_y)), dev_y], 1e-12, None)).mean())
-            history.append({"step": i, "C": c, "dev_accuracy": accuracy, "dev_loss": dev_loss})
-            if best is None or (accuracy, -dev_loss) > best[0]:
-                best = ((accuracy, -dev_loss), i, head, c)
-            if progress is not None:
-                progress(i, len(grid))
-        assert best is not None
-        self.head = best[2]
+        head, history, best_step, best_score = fit_logistic_head(
+            x, y, weights, dev_x, dev_y, grid, len(self.task.label_names), self.config.max_iter, progress
+        )
+        self.head = head
         return FitReport(
-            best_dev_accuracy=best[0][0],
-            best_step=best[1],
+            best_dev_accuracy=best_score,
+            best_step=best_step,
             steps=len(grid),
             seconds=time.perf_counter() - start,
             history=history,
             extra={
-                "C": best[3],
+                "C": history[best_step - 1]["C"],
                 "strategy": strategy,
                 "synthetic_weight": float(weights[-1]) if syn else None,
             },
         )
 
-    def _fit_head(self, x: Any, y: Any, weights: Any, c: float) -> Any:
-        from sklearn.linear_model import LogisticRegression
-
-        head = LogisticRegression(C=c, max_iter=self.config.max_iter)
-        head.fit(x, y, sample_weight=weights)
-        return head
-
     def _proba(self, head: Any, x: Any) -> Any:
-        """Probabilities over every task label, also those absent from the training rows."""
-        import numpy as np
-
-        out = np.zeros((len(x), len(self.task.label_names)), dtype=np.float64)
-        out[:, head.classes_] = head.predict_proba(x)
-        return out
+        return head_proba(head, x, len(self.task.label_names))
 
     def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
         import numpy as np
@@ -186,3 +165,44 @@ class LinearProbe(Learner):
         head.intercept_ = np.array(meta["intercept"], dtype=meta.get("dtype", "float64"))
         learner.head = head
         return learner
+
+
+def head_proba(head: Any, x: Any, n_labels: int) -> Any:
+    """Probabilities over every task label, also those absent from the training rows."""
+    import numpy as np
+
+    out = np.zeros((len(x), n_labels), dtype=np.float64)
+    out[:, head.classes_] = head.predict_proba(x)
+    return out
+
+
+def fit_logistic_head(
+    x: Any,
+    y: Any,
+    weights: Any,
+    dev_x: Any,
+    dev_y: Any,
+    c_grid: Sequence[float],
+    n_labels: int,
+    max_iter: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Any, list[dict[str, Any]], int, float]:
+    """A logistic regression per C in `c_grid`, the best on dev kept (accuracy, ties: lower dev loss,
+    then the smaller C): (head, history, best step, best dev accuracy). Also the encoder's head init."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    history, best = [], None
+    for i, c in enumerate(c_grid, start=1):
+        head = LogisticRegression(C=c, max_iter=max_iter)
+        head.fit(x, y, sample_weight=weights)
+        proba = head_proba(head, dev_x, n_labels)
+        accuracy = float((proba.argmax(1) == dev_y).mean())
+        dev_loss = float(-np.log(np.clip(proba[np.arange(len(dev_y)), dev_y], 1e-12, None)).mean())
+        history.append({"step": i, "C": c, "dev_accuracy": accuracy, "dev_loss": dev_loss})
+        if best is None or (accuracy, -dev_loss) > best[0]:
+            best = ((accuracy, -dev_loss), i, head)
+        if progress is not None:
+            progress(i, len(c_grid))
+    assert best is not None
+    return best[2], history, best[1], best[0][0]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 META_FILE = "fewforge.json"
 PREDICT_BATCH = 16
+CAUSAL_PROMPT_LR = 0.01  # measured on SmolLM2 (see PromptTuningConfig.learning_rate)
 # Templates for a model that reads left to right, used when the task's cloze template has text after
 # {mask} (MLM-style, e.g. LM-BFF's "{text_a} ? {mask} , {text_b}"): the answer must come last.
 CAUSAL_CLOZE = {
@@ -79,7 +80,13 @@ class PromptTuningConfig(TorchConfig):
         256, ge=8, description="Tokens of the filled template (with demonstrations); longer inputs lose their start."
     )
     batch_size: int = Field(4, ge=1, description="Examples per step and source (paper: 4 paraphrase, 6 NLI).")
-    learning_rate: float = Field(0.3, gt=0, description="Peak learning rate (paper: 0.3 for the prompt).")
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description="Peak learning rate; default: the paper's 0.3 for a seq2seq (T5) target, 0.01 for a causal LM "
+        "(SmolLM2's embeddings are ~7x smaller than T5's: at 0.3 AdamW moves each prompt coordinate by twice its "
+        "scale per step; SST-2 16-shot, 32 steps: 54.3 at 0.3 vs ~68.5 at 0.01).",
+    )
     schedule: Literal["linear", "cosine"] = Field("cosine", description="Decay after warmup (paper: cosine).")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Fraction of steps warming up (the paper names none).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
@@ -315,6 +322,8 @@ class PromptTuning(Learner):
             return FitReport(best_dev_accuracy=accuracy, best_step=0, steps=0, seconds=0.0,
                              extra={"strategy": "none", "trainable_parameters": 0})
         params = self._trainable()
+        if cfg.learning_rate is None:
+            cfg = cfg.model_copy(update={"learning_rate": 0.3 if self.seq2seq else CAUSAL_PROMPT_LR})
 
         def loss(source: str, idx: list[int], smoothing: float) -> torch.Tensor:
             labels = torch.tensor([ys[source][i] for i in idx], device=self.lm.device)
