@@ -71,3 +71,29 @@ def test_report_files_from_a_run_folder(tmp_path):
     assert "| real + zerogen (40/label) | **" in text
     assert render_html({"summary": summary, "meta": {}}, [], "t").startswith("<!doctype html>")
     assert markdown({"summary": summary, "meta": {}}, [], "t", None).startswith("# t")
+
+
+def test_one_shots_value_and_several_learners_make_one_method_table():
+    records = [
+        record(seed, acc, learner=learner, condition=condition, task=task)
+        for seed in (13, 21)
+        for task in ("sst2", "rte")
+        for learner, condition, acc in (
+            ("zero-shot", "real", 0.5),
+            ("prompt-tuning", "real", 0.6),
+            ("prompt-tuning", "real+synthetic", 0.7),
+        )
+    ]
+    for r in records:
+        if r["condition"] != "real":
+            r["strategy"] = "paired+gs"
+    tables = paper_tables(summarize(records), "accuracy")
+    assert len(tables) == 1
+    title, header, rows, bold = tables[0]
+    assert title.startswith("every learner, 16 shots") and header == ["learner · training data", "sst2", "rte", "mean"]
+    assert [r[0] for r in rows] == [
+        "zero-shot · real only",
+        "prompt-tuning · real only",
+        "prompt-tuning · real + zerogen (40/label), paired+gs",
+    ]
+    assert rows[2][1:] == ["70.0 ± 0.0", "70.0 ± 0.0", "70.0"] and (2, 1) in bold

@@ -36,31 +36,41 @@ def paper_tables(
     summary: Sequence[Mapping[str, Any]], metric: str
 ) -> list[tuple[str, list[str], list[list[str]], set]]:
     """(title, header, rows, bold cells): the papers' shape, rows = training data, best of each column in
-    bold. Several tasks: a table per (learner, shots), a column per task plus their mean. One task: a
-    table per learner, a column per shots value (a learning curve)."""
+    bold. One shots value and several learners: one table, a row per (learner, training data), a column
+    per task (DawGen's Table 2). Otherwise, several tasks: a table per (learner, shots), a column per task
+    plus their mean; one task: a table per learner, a column per shots value (a learning curve)."""
     tasks = list(dict.fromkeys(g["task"] for g in summary))
-    if len(tasks) == 1:
-        blocks = [(learner, None) for learner in dict.fromkeys(g["learner"] for g in summary)]
+    learners = list(dict.fromkeys(g["learner"] for g in summary))
+    shots_values = list(dict.fromkeys(g["shots"] for g in summary))
+    label_of, first = condition_label, "training data"
+    if len(shots_values) == 1 and len(learners) > 1:
+        blocks: list[tuple[str | None, int | None]] = [(None, shots_values[0])]
+        column_of, columns = (lambda g: g["task"]), tasks
+        label_of, first = (lambda g: f"{g['learner']} · {condition_label(g)}"), "learner · training data"
+    elif len(tasks) == 1:
+        blocks = [(learner, None) for learner in learners]
         column_of, columns = (lambda g: f"{g['shots']} shots"), None
     else:
         blocks = list(dict.fromkeys((g["learner"], g["shots"]) for g in summary))
         column_of, columns = (lambda g: g["task"]), tasks
     out = []
     for learner, shots in blocks:
-        groups = [g for g in summary if g["learner"] == learner and (shots is None or g["shots"] == shots)]
+        groups = [
+            g for g in summary if learner in (None, g["learner"]) and (shots is None or g["shots"] == shots)
+        ]
         present = {column_of(g) for g in groups}  # a learner restricted to some tasks gets no empty columns
         cols = [c for c in columns if c in present] if columns else None
         cols = cols or list(dict.fromkeys(column_of(g) for g in sorted(groups, key=lambda g: g["shots"])))
-        conditions = list(dict.fromkeys(condition_label(g) for g in groups))
+        conditions = list(dict.fromkeys(label_of(g) for g in groups))
         with_mean = columns is not None and len(cols) > 1
-        header = ["training data", *cols] + (["mean"] if with_mean else [])
+        header = [first, *cols] + (["mean"] if with_mean else [])
         values: dict[tuple[str, str], float] = {}
         rows = []
         for label in conditions:
             row = [label]
             means = []
             for col in cols:
-                g = next((g for g in groups if column_of(g) == col and condition_label(g) == label), None)
+                g = next((g for g in groups if column_of(g) == col and label_of(g) == label), None)
                 stats = g["metrics"].get(metric) if g else None
                 row.append(pct(stats))
                 if stats:
@@ -79,7 +89,7 @@ def paper_tables(
                 best = max(column_values.values())
                 bold |= {(r, c) for r, label in enumerate(conditions) if column_values.get(label) == best}
         where = f"{shots} shots per class" if shots is not None else f"{tasks[0]}, by shots per class"
-        out.append((f"{learner}, {where}: {metric} (%)", header, rows, bold))
+        out.append((f"{learner or 'every learner'}, {where}: {metric} (%)", header, rows, bold))
     return out
 
 

@@ -99,19 +99,13 @@ def lm_source(model: str | None) -> str:
     """What `from_pretrained` reads: a directory or hub id; a .gguf file (default: the packaged SmolLM2)
     is dequantized once into <cache_root>/models/<file id>/, since loading a GGUF costs ~11 s."""
     from fewforge.generators._gguf import file_id, require_file
+    from fewforge.packaged import cache_root, smollm2_gguf
 
     if model and not model.endswith(".gguf"):
         path = Path(model).expanduser()
         return str(path.resolve()) if path.is_dir() else model
-    if model:
-        gguf = require_file(Path(model))
-    else:
-        from fewforge.packaged import smollm2_gguf
-
-        gguf = require_file(smollm2_gguf())
+    gguf = require_file(Path(model) if model else smollm2_gguf())
     name, digest = file_id(gguf).split("@")
-    from fewforge.packaged import cache_root
-
     target = cache_root() / "models" / f"{Path(name).stem}-{digest}"
     if not (target / "config.json").is_file():
         from fewforge.generators.hf import HFGenerator
