@@ -78,7 +78,7 @@ def summarize(
             if values:
                 mean, std = mean_std(values)
                 group["metrics"][name] = {"mean": mean, "std": std, "n": len(values)}
-        group["training"] = _training_facts(rows)
+        group["training"] = training_facts(rows)
         group["per_class_f1"] = _mean_per_class(rows)
         group["confusion"] = _sum_confusion(rows)
         group["vs_baseline"] = None
@@ -88,7 +88,7 @@ def summarize(
     return out
 
 
-def _training_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def training_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """What the records say about training: trainable parameters (the same in every seed) and the mean
     gradient-conflict rate of gradient surgery."""
     trains = [r.get("train") or {} for r in rows]

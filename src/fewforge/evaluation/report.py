@@ -128,8 +128,22 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], bold: set = 
     return "\n".join(lines)
 
 
+def _with_training_facts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The summary, each group with its training facts (trainable parameters, conflict rate), computed from
+    the records when results.json predates them."""
+    from fewforge.evaluation.aggregate import group_key, training_facts
+
+    by_group: dict[tuple, list[Mapping[str, Any]]] = {}
+    for record in results.get("records", []):
+        by_group.setdefault(group_key(record), []).append(record)
+    return [
+        g if "training" in g else {**g, "training": training_facts(by_group.get(group_key(g), []))}
+        for g in results["summary"]
+    ]
+
+
 def markdown(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str, command: str | None) -> str:
-    summary, meta = results["summary"], results["meta"]
+    summary, meta = _with_training_facts(results), results["meta"]
     metric = (metric_names(summary) or ["accuracy"])[0]
     parts = [f"# {title}", ""]
     if meta.get("description"):
@@ -311,7 +325,7 @@ def _set_browser(index: int, s: Mapping[str, Any]) -> str:
 
 
 def render_html(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str) -> str:
-    summary, meta = results["summary"], results["meta"]
+    summary, meta = _with_training_facts(results), results["meta"]
     metric = (metric_names(summary) or ["accuracy"])[0]
     body = [f"<h1>{_esc(title)}</h1>"]
     if meta.get("description"):
