@@ -94,6 +94,63 @@ class Learner(ABC):
     @abstractmethod
     def save(self, directory: Path) -> None: ...
 
+    # -- shared by the learners that train with torch (their own random streams and thread count) --------
+
+    META_FILE: ClassVar[str] = "fewforge.json"
+
+    def _fit_seeded(
+        self,
+        train: Any,
+        dev: Any,
+        synthetic: Any,
+        progress: Callable[[int, int], None] | None,
+        run: Callable[..., FitReport],
+    ) -> FitReport:
+        """Check the inputs, then `run(train, dev, synthetic, progress)` with the learner's seed (the caller's
+        global random state untouched) and thread count; the report is timed."""
+        import time
+
+        from fewforge.learners.loop import seeded, torch_threads
+
+        train, dev, synthetic = self._training_data(train, dev, synthetic)
+        start = time.perf_counter()
+        with torch_threads(getattr(self.config, "threads", None)), seeded(self.seed):
+            report = run(train, dev, synthetic, progress)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    def _meta(self, **extra: Any) -> dict[str, Any]:
+        """What every saved learner records beside its weights (read back by `_read_meta`)."""
+        return {
+            "learner": self.name,
+            "task": self.task.name,
+            "labels": self.task.label_names,
+            "seed": self.seed,
+            "config": self.config.model_dump(mode="json"),
+            **extra,
+        }
+
+    @classmethod
+    def _read_meta(cls, task: Task, directory: Path) -> dict[str, Any]:
+        """The saved meta of `directory`, checked: written by this learner, for this task's labels."""
+        import json
+
+        from fewforge.errors import ConfigError, TaskError
+
+        path = Path(directory) / cls.META_FILE
+        if not path.is_file():
+            raise ConfigError(f"{path} not found", hint=f"pass a directory written by the {cls.name!r} learner")
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if meta.get("learner") != cls.name:
+            raise ConfigError(f"{directory} holds a {meta.get('learner')!r} learner, not {cls.name!r}")
+        if meta.get("labels") != task.label_names:
+            raise TaskError(
+                f"model in {directory} was trained for labels {meta.get('labels')}, task {task.name!r} has "
+                f"{task.label_names}",
+                hint="load it with the task it was trained on",
+            )
+        return meta
+
     @classmethod
     @abstractmethod
     def load(cls, task: Task, directory: Path) -> "Learner": ...

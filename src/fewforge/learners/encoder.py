@@ -18,21 +18,19 @@ instead of diluting it. That is far below LM-BFF's 1000 steps because a step of 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
 from fewforge.data.schema import Example
-from fewforge.errors import ConfigError, TaskError
+from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
-from fewforge.learners.loop import TorchConfig, TorchModel, seeded, torch_threads, train_torch
+from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
 
@@ -41,7 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-META_FILE = "fewforge.json"
 HEAD_FILE = "head.safetensors"
 PREDICT_BATCH = 32  # inference only; on 2 CPU cores 32 rows/batch was the fastest per row (64 was slower)
 
@@ -203,12 +200,7 @@ class EncoderClassifier(Learner):
         synthetic: Sequence[Example] = (),
         progress: Callable[[int, int], None] | None = None,
     ) -> FitReport:
-        train, dev, synthetic = self._training_data(train, dev, synthetic)
-        start = time.perf_counter()
-        with torch_threads(self.config.threads), seeded(self.seed):
-            report = self._train(train, dev, synthetic, progress)
-        report.seconds = time.perf_counter() - start
-        return report
+        return self._fit_seeded(train, dev, synthetic, progress, self._train)
 
     def _train(
         self,
@@ -356,29 +348,12 @@ class EncoderClassifier(Learner):
             self.model.encoder.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
         save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(directory / HEAD_FILE))
-        meta = {
-            "learner": self.name,
-            "task": self.task.name,
-            "labels": self.labels,
-            "seed": self.seed,
-            "config": self.config.model_dump(mode="json"),
-        }
-        write_json(directory / META_FILE, meta)
+        write_json(directory / self.META_FILE, self._meta())
 
     @classmethod
     def load(cls, task: Task, directory: Path) -> "EncoderClassifier":
         directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise ConfigError(f"{meta_path} not found", hint="pass a directory written by EncoderClassifier.save")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("learner") != cls.name:
-            raise ConfigError(f"{directory} holds a {meta.get('learner')!r} learner, not {cls.name!r}")
-        if meta["labels"] != task.label_names:
-            raise TaskError(
-                f"model in {directory} was trained for labels {meta['labels']}, task {task.name!r} has {task.label_names}",
-                hint="load it with the task it was trained on",
-            )
+        meta = cls._read_meta(task, directory)
         learner = cls(task, cls.Config(**meta["config"]), seed=meta.get("seed", 0))
         learner._load(str(directory), head=directory / HEAD_FILE)
         learner.model.eval()

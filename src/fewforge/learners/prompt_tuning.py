@@ -20,9 +20,7 @@ docs/fidelity.md lists what the committed 2-core grids reduce.
 
 from __future__ import annotations
 
-import json
 import string
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
@@ -33,13 +31,12 @@ from fewforge.errors import ConfigError, TaskError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
-from fewforge.learners.loop import TorchConfig, TorchModel, seeded, torch_threads, train_torch
+from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
 from fewforge.tasks.base import Task
 
 if TYPE_CHECKING:
     import torch
 
-META_FILE = "fewforge.json"
 PREDICT_BATCH = 16
 CAUSAL_PROMPT_LR = 0.01  # measured on SmolLM2 (see PromptTuningConfig.learning_rate)
 # Templates for a model that reads left to right, used when the task's cloze template has text after
@@ -289,12 +286,7 @@ class PromptTuning(Learner):
         synthetic: Sequence[Example] = (),
         progress: Callable[[int, int], None] | None = None,
     ) -> FitReport:
-        train, dev, synthetic = self._training_data(train, dev, synthetic)
-        start = time.perf_counter()
-        with torch_threads(self.config.threads), seeded(self.seed):
-            report = self._train(train, dev, synthetic, progress)
-        report.seconds = time.perf_counter() - start
-        return report
+        return self._fit_seeded(train, dev, synthetic, progress, self._train)
 
     def _train(
         self,
@@ -393,33 +385,14 @@ class PromptTuning(Learner):
             if self.config.train in ("model", "both"):
                 self.lm.save_pretrained(directory / "lm")
                 self.tokenizer.save_pretrained(directory / "lm")
-        meta = {
-            "learner": self.name,
-            "task": self.task.name,
-            "labels": self.labels,
-            "seed": self.seed,
-            "config": self.config.model_dump(mode="json"),
-            "template_prefix": self.prefix,
-            "context": self.context,
-            "verbalizer_token_ids": self.verbalizer,
-        }
-        write_json(directory / META_FILE, meta)
+        meta = self._meta(template_prefix=self.prefix, context=self.context, verbalizer_token_ids=self.verbalizer)
+        write_json(directory / self.META_FILE, meta)
 
     @classmethod
     def load(cls, task: Task, directory: Path) -> "PromptTuning":
         directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise ConfigError(f"{meta_path} not found", hint="pass a directory written by PromptTuning.save")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("learner") != cls.name:
-            raise ConfigError(f"{directory} holds a {meta.get('learner')!r} learner, not {cls.name!r}")
-        if meta["labels"] != task.label_names:
-            raise TaskError(
-                f"model in {directory} was trained for labels {meta['labels']}, task {task.name!r} has {task.label_names}",
-                hint="load it with the task it was trained on",
-            )
-        config = PromptTuningConfig(**meta["config"])
+        meta = cls._read_meta(task, directory)
+        config = cls.Config(**meta["config"])
         learner = cls(task, config, seed=meta.get("seed", 0))
         source = str(directory / "lm") if config.train in ("model", "both") else lm_source(config.model)
         learner._load(source, adapter=directory / "prompt" if learner.uses_prompt else None)

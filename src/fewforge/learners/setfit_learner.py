@@ -16,9 +16,7 @@ the hub by the `evaluate` package, so fewforge scores predictions itself.
 
 from __future__ import annotations
 
-import json
 import tempfile
-import time
 from itertools import islice
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Sequence
@@ -26,14 +24,12 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from fewforge.data.schema import Example
-from fewforge.errors import ConfigError, TaskError
+from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
-from fewforge.learners.loop import seeded, torch_threads
+from fewforge.learners.loop import torch_threads
 from fewforge.tasks.base import Task
-
-META_FILE = "fewforge.json"
 
 
 class SetFitConfig(LearnerConfig):
@@ -82,12 +78,7 @@ class SetFitLearner(Learner):
         synthetic: Sequence[Example] = (),
         progress: Callable[[int, int], None] | None = None,
     ) -> FitReport:
-        train, dev, synthetic = self._training_data(train, dev, synthetic)
-        start = time.perf_counter()
-        with torch_threads(self.config.threads), seeded(self.seed):
-            report = self._train(train, dev, synthetic, progress)
-        report.seconds = time.perf_counter() - start
-        return report
+        return self._fit_seeded(train, dev, synthetic, progress, self._train)
 
     def _train(self, train, dev, synthetic, progress) -> FitReport:
         import numpy as np
@@ -190,26 +181,14 @@ class SetFitLearner(Learner):
         directory = Path(directory)
         with quiet_transformers():
             self.model.save_pretrained(str(directory))
-        meta = {"learner": self.name, "task": self.task.name, "labels": self.task.label_names,
-                "seed": self.seed, "config": self.config.model_dump(mode="json")}
-        write_json(directory / META_FILE, meta)
+        write_json(directory / self.META_FILE, self._meta())
 
     @classmethod
     def load(cls, task: Task, directory: Path) -> "SetFitLearner":
         from setfit import SetFitModel
 
         directory = Path(directory)
-        meta_path = directory / META_FILE
-        if not meta_path.is_file():
-            raise ConfigError(f"{meta_path} not found", hint="pass a directory written by SetFitLearner.save")
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        if meta.get("learner") != cls.name:
-            raise ConfigError(f"{directory} holds a {meta.get('learner')!r} learner, not {cls.name!r}")
-        if meta["labels"] != task.label_names:
-            raise TaskError(
-                f"model in {directory} was trained for labels {meta['labels']}, task {task.name!r} has {task.label_names}",
-                hint="load it with the task it was trained on",
-            )
+        meta = cls._read_meta(task, directory)
         learner = cls(task, SetFitConfig(**meta["config"]), seed=meta.get("seed", 0))
         with quiet_transformers():
             learner.model = SetFitModel.from_pretrained(str(directory), local_files_only=True)
