@@ -2,7 +2,8 @@
 predict labels and probabilities.
 
 A learner is one module holding a pydantic `Config` and a class implementing this interface; register
-it in `fewforge/learners/__init__.py`. Inputs may be lists of `Example`s or `datasets.Dataset`s; `predict`
+it in `fewforge/learners/__init__.py`. A learner whose training is random subclasses
+`SeededLearner` and writes `_train`: checking inputs, seeding, threads and timing are done once there. Inputs may be lists of `Example`s or `datasets.Dataset`s; `predict`
 and `predict_proba` also take plain strings (tuples of two strings for pair tasks).
 
 How real and synthetic rows are combined is the config's `strategy` (learners/strategies.py). In a grid
@@ -94,30 +95,9 @@ class Learner(ABC):
     @abstractmethod
     def save(self, directory: Path) -> None: ...
 
-    # -- shared by the learners that train with torch (their own random streams and thread count) --------
+    # -- what saved learners record beside their weights ------------------------------------------------
 
     META_FILE: ClassVar[str] = "fewforge.json"
-
-    def _fit_seeded(
-        self,
-        train: Any,
-        dev: Any,
-        synthetic: Any,
-        progress: Callable[[int, int], None] | None,
-        run: Callable[..., FitReport],
-    ) -> FitReport:
-        """Check the inputs, then `run(train, dev, synthetic, progress)` with the learner's seed (the caller's
-        global random state untouched) and thread count; the report is timed."""
-        import time
-
-        from fewforge.learners.loop import seeded, torch_threads
-
-        train, dev, synthetic = self._training_data(train, dev, synthetic)
-        start = time.perf_counter()
-        with torch_threads(getattr(self.config, "threads", None)), seeded(self.seed):
-            report = run(train, dev, synthetic, progress)
-        report.seconds = time.perf_counter() - start
-        return report
 
     def _meta(self, **extra: Any) -> dict[str, Any]:
         """What every saved learner records beside its weights (read back by `_read_meta`)."""
@@ -203,3 +183,38 @@ class Learner(ABC):
                 )
             out.append(Example(inputs=dict(zip(fields, values)), label=self.task.label_names[0], id=f"input-{i}"))
         return out
+
+
+class SeededLearner(Learner):
+    """A learner whose training draws random numbers (torch learners, SetFit): `fit` checks the inputs and
+    runs `_train` with the learner's own seed — the caller's global random state untouched — and thread
+    count, and times it."""
+
+    def fit(
+        self,
+        train: Sequence[Example],
+        dev: Sequence[Example],
+        *,
+        synthetic: Sequence[Example] = (),
+        progress: Callable[[int, int], None] | None = None,
+    ) -> FitReport:
+        import time
+
+        from fewforge.learners.loop import seeded, torch_threads
+
+        train, dev, synthetic = self._training_data(train, dev, synthetic)
+        start = time.perf_counter()
+        with torch_threads(getattr(self.config, "threads", None)), seeded(self.seed):
+            report = self._train(train, dev, synthetic, progress)
+        report.seconds = time.perf_counter() - start
+        return report
+
+    @abstractmethod
+    def _train(
+        self,
+        train: list[Example],
+        dev: list[Example],
+        synthetic: list[Example],
+        progress: Callable[[int, int], None] | None,
+    ) -> FitReport:
+        """Train on checked inputs inside the learner's random streams."""

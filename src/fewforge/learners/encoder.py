@@ -29,7 +29,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
+from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids
 from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
@@ -110,7 +110,7 @@ def resolve_model(model: str | None) -> str:
     return model
 
 
-class EncoderClassifier(Learner):
+class EncoderClassifier(SeededLearner):
     """Fine-tunes AutoModelForSequenceClassification on real (+ synthetic) examples."""
 
     name: ClassVar[str] = "encoder"
@@ -191,16 +191,6 @@ class EncoderClassifier(Learner):
         }
 
     # -- training ------------------------------------------------------------------------------------
-
-    def fit(
-        self,
-        train: Sequence[Example],
-        dev: Sequence[Example],
-        *,
-        synthetic: Sequence[Example] = (),
-        progress: Callable[[int, int], None] | None = None,
-    ) -> FitReport:
-        return self._fit_seeded(train, dev, synthetic, progress, self._train)
 
     def _train(
         self,

@@ -30,7 +30,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
+from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids
 from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
 from fewforge.tasks.base import Task
 
@@ -123,7 +123,7 @@ def answer_prefix(template: str, kind: str) -> tuple[str, str]:
     return stripped, " " if stripped != before else ""
 
 
-class PromptTuning(Learner):
+class PromptTuning(SeededLearner):
     """A frozen LM read through a cloze template and verbalizer, with a trained soft prompt."""
 
     name: ClassVar[str] = "prompt-tuning"
@@ -277,16 +277,6 @@ class PromptTuning(Learner):
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
 
     # -- training --------------------------------------------------------------------------------
-
-    def fit(
-        self,
-        train: Sequence[Example],
-        dev: Sequence[Example],
-        *,
-        synthetic: Sequence[Example] = (),
-        progress: Callable[[int, int], None] | None = None,
-    ) -> FitReport:
-        return self._fit_seeded(train, dev, synthetic, progress, self._train)
 
     def _train(
         self,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import tempfile
 from itertools import islice
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 from pydantic import Field
 
@@ -27,7 +27,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
+from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids
 from fewforge.learners.loop import torch_threads
 from fewforge.tasks.base import Task
 
@@ -52,7 +52,7 @@ class SetFitConfig(LearnerConfig):
     )
 
 
-class SetFitLearner(Learner):
+class SetFitLearner(SeededLearner):
     name: ClassVar[str] = "setfit"
     Config: ClassVar[type[LearnerConfig]] = SetFitConfig
     config: SetFitConfig
@@ -69,16 +69,6 @@ class SetFitLearner(Learner):
             a, b = self.task.encoder_input(e)
             out.append(a if b is None else f"{a} [SEP] {b}")
         return out
-
-    def fit(
-        self,
-        train: Sequence[Example],
-        dev: Sequence[Example],
-        *,
-        synthetic: Sequence[Example] = (),
-        progress: Callable[[int, int], None] | None = None,
-    ) -> FitReport:
-        return self._fit_seeded(train, dev, synthetic, progress, self._train)
 
     def _train(self, train, dev, synthetic, progress) -> FitReport:
         import numpy as np
