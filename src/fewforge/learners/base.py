@@ -2,9 +2,10 @@
 predict labels and probabilities.
 
 A learner is one module holding a pydantic `Config` and a class implementing this interface; register
-it in `fewforge/learners/__init__.py`. A learner whose training is random subclasses
-`SeededLearner` and writes `_train`: checking inputs, seeding, threads and timing are done once there. Inputs may be lists of `Example`s or `datasets.Dataset`s; `predict`
-and `predict_proba` also take plain strings (tuples of two strings for pair tasks).
+it in `fewforge/learners/__init__.py`. A learner whose training is random subclasses `SeededLearner` and
+writes `_train`: checking inputs, seeding, threads and timing are done once there. Inputs may be lists
+of `Example`s or `datasets.Dataset`s; `predict` and `predict_proba` also take plain strings (tuples of
+two strings for pair tasks).
 
 How real and synthetic rows are combined is the config's `strategy` (learners/strategies.py). In a grid
 the condition decides it: real-only cells train with "real", synthetic-only cells with "syn", and
