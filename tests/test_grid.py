@@ -138,3 +138,15 @@ def test_a_learner_can_be_limited_to_some_conditions(data_dir):
     assert {c.condition for c in plan.cells if c.learner == "linear-probe"} == {"real", "real+synthetic"}
     with pytest.raises(ConfigError, match=r"learners\[0\]\.conditions \['synthetic'\] has no value"):
         plan_grid(RunConfig(**base, learners=[{"name": "encoder", "conditions": ["synthetic"]}]))
+
+
+def test_a_variant_names_the_learner_it_is_compared_with(data_dir):
+    base = {"tasks": ["sst2"], "data": str(data_dir), "shots": [4], "seeds": [13], "per_label": [5]}
+    variant = {"name": "linear-probe", "id": "lp-variant", "conditions": ["real+synthetic"], "baseline": "linear-probe"}
+    plan = plan_grid(RunConfig(**base, learners=["linear-probe", variant]))
+    assert [c.condition for c in plan.cells if c.learner == "lp-variant"] == ["real+synthetic"]
+    with pytest.raises(ConfigError, match=r"learners\[1\]\.baseline 'probe' names no learner"):
+        plan_grid(RunConfig(**base, learners=["linear-probe", {**variant, "baseline": "probe"}]))
+    only_mixed = {"name": "encoder", "conditions": ["real+synthetic"]}
+    with pytest.raises(ConfigError, match=r"learners\[2\]\.baseline 'encoder' names no learner.*\['linear-probe'\]"):
+        plan_grid(RunConfig(**base, learners=["linear-probe", only_mixed, {**variant, "baseline": "encoder"}]))

@@ -62,6 +62,12 @@ class LearnerSpec(BaseModel):
         description="mixing strategies of its real+synthetic cells, one cell each (e.g. [real+syn, paired, "
         "paired+gs]); default: the learner's `strategy` option, one cell",
     )
+    baseline: str | None = Field(
+        None,
+        description="id of the learner whose real-only cells this learner's Δ is measured against (default: "
+        "its own), for a variant listed under its own id, e.g. prompt-tuning+ls against prompt-tuning",
+        json_schema_extra=_NOT_SEMANTIC,
+    )
 
     @property
     def label(self) -> str:

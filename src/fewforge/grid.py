@@ -143,7 +143,14 @@ def plan_grid(cfg: RunConfig) -> Plan:
                     f"learners[{i}].{axis} {wanted} has no value in the grid's {axis} {getattr(cfg, axis)}",
                     hint=f"add one of them to {axis}, or remove learners[{i}].{axis}",
                 )
+    labels = {spec.label: spec for spec in cfg.learners}
     for i, spec in enumerate(cfg.learners):
+        base = labels.get(spec.baseline) if spec.baseline else None
+        if spec.baseline and (base is None or base.conditions is not None and "real" not in base.conditions):
+            raise ConfigError(
+                f"learners[{i}].baseline {spec.baseline!r} names no learner of the grid with real-only cells",
+                hint=f"name one of {[s.label for s in cfg.learners if s.conditions is None or 'real' in s.conditions]}",
+            )
         unknown = sorted(set(spec.tasks or ()) - set(data))
         if unknown:
             raise ConfigError(

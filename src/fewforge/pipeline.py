@@ -415,7 +415,10 @@ def write_run_results(
         values = [json.loads(line).get("score") for line in lines if line]
         return None if any(v is None for v in values) else np.asarray(values, dtype=float)
 
-    summary = summarize(records, scores=scores, primary=lambda name: primary_metric(tasks[name]))
+    baselines = {spec.label: spec.baseline for spec in plan.cfg.learners if spec.baseline}
+    summary = summarize(
+        records, scores=scores, primary=lambda name: primary_metric(tasks[name]), baselines=baselines
+    )
     stage_dirs = [
         *(run.split_dir(*key) for key in plan.splits),
         *(run.synthetic_dir(k.task, k.seed, k.method, k.shots) for k in plan.synthetic_sets),
@@ -433,7 +436,8 @@ def write_run_results(
         "from the split seed): the std over seeds covers both",
         "ci": "95% bootstrap interval over test examples of the primary metric's difference to real only "
         "(averaged over seeds, 2000 resamples)",
-        "p": "paired t-test over seeds against real only (same task, shots and learner)",
+        "p": "paired t-test over seeds against real only (same task, shots and learner, or the learner "
+        "named as its baseline)",
         "synthetic_sets": {
             str(run.synthetic_dir(k.task, k.seed, k.method, k.shots).relative_to(run.root)): run.done_info(
                 run.synthetic_dir(k.task, k.seed, k.method, k.shots)

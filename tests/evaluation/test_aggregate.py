@@ -40,6 +40,16 @@ def test_comparison_pairs_seeds_with_the_same_task_shots_and_learner():
     assert encoder[1]["vs_baseline"] is None  # the encoder's real-only cell is seed 13, its syn cell seed 21
 
 
+def test_a_variant_is_compared_with_the_real_only_cells_of_the_learner_named_as_its_baseline():
+    variant = [record(s, a, learner="pt+ls", condition="real+synthetic") for s, a in ((13, 0.70), (21, 0.90))]
+    alone = summarize(RECORDS + variant)
+    assert alone[-1]["learner"] == "pt+ls" and alone[-1]["vs_baseline"] is None  # no real-only cells of its own
+    summary = summarize(RECORDS + variant, baselines={"pt+ls": "linear-probe"})
+    vs = summary[-1]["vs_baseline"]
+    assert vs["pairs"] == 2 and vs["delta"] == pytest.approx(0.80 - 0.82)  # against seeds 13/21 of real only
+    assert summary[-1]["baseline_learner"] == "linear-probe" and "baseline_learner" not in summary[1]
+
+
 def test_bootstrap_ci_from_per_example_scores():
     rng = np.random.default_rng(0)
     base = {13: rng.random(400) < 0.6, 21: rng.random(400) < 0.6}

@@ -37,9 +37,11 @@ def group_key(record: Mapping[str, Any]) -> tuple:
     return tuple(record.get(axis) for axis in AXES)
 
 
-def baseline_key(key: tuple) -> tuple:
+def baseline_key(key: tuple, baselines: Mapping[str, str] | None = None) -> tuple:
+    """The real-only group a group is compared with: same task and shots, and the same learner unless
+    `baselines` names another for it (a variant such as prompt-tuning+ls against prompt-tuning)."""
     task, shots, learner, *_ = key
-    return (task, shots, learner, BASELINE, None, None, None)
+    return (task, shots, (baselines or {}).get(learner, learner), BASELINE, None, None, None)
 
 
 def summarize(
@@ -47,9 +49,11 @@ def summarize(
     *,
     scores: Callable[[Mapping[str, Any]], Any] | None = None,
     primary: Callable[[str], str] = lambda task: "accuracy",
+    baselines: Mapping[str, str] | None = None,
 ) -> list[Group]:
     """One group per grid point, in first-seen order. `scores(record)` returns the cell's per-example
-    scores of the primary metric (for the bootstrap); `primary(task)` names that metric."""
+    scores of the primary metric (for the bootstrap); `primary(task)` names that metric; `baselines`
+    maps a learner to the learner whose real-only groups are its baseline (default: itself)."""
     records = list(records)
     seen: dict[tuple, int] = {}
     groups: dict[tuple, list[Mapping[str, Any]]] = {}
@@ -82,8 +86,11 @@ def summarize(
         group["per_class_f1"] = _mean_per_class(rows)
         group["confusion"] = _sum_confusion(rows)
         group["vs_baseline"] = None
-        if key[3] != BASELINE and baseline_key(key) in groups:
-            group["vs_baseline"] = _compare(rows, groups[baseline_key(key)], primary(key[0]), scores)
+        base = baseline_key(key, baselines)
+        if key[3] != BASELINE and base in groups:
+            group["vs_baseline"] = _compare(rows, groups[base], primary(key[0]), scores)
+            if base[2] != key[2]:
+                group["baseline_learner"] = base[2]
         out.append(group)
     return out
 

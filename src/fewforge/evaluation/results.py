@@ -7,7 +7,7 @@
      "meta": {...}}
 
 Values are fractions; tables show percent ("84.3 ± 1.2"), Δ in points against the real-only row of the
-same task, shots and learner, its 95 % bootstrap CI over test examples and the paired p over seeds.
+same task, shots and learner (or the learner named as its `baseline`), its 95 % bootstrap CI over test examples and the paired p over seeds.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def summary_rows(summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[
                 str(g["task"]),
                 str(g["shots"]),
                 str(g["learner"]),
-                condition_label(g),
+                condition_label(g) + (f" (Δ vs {g['baseline_learner']})" if g.get("baseline_learner") else ""),
                 str(g["n"]),
                 *(pct(g["metrics"].get(m)) for m in metrics),
                 *comparison_cells(g.get("vs_baseline")),
