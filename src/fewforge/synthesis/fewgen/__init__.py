@@ -1,0 +1,1 @@
+"""FewGen (weighted label-conditional generator tuning) and DawGen (+ its distribution-aligned hinge)."""

@@ -1,0 +1,134 @@
+"""Label-conditional soft prompts Q_l on a frozen causal LM (DawGen §3.2; FewGen).
+
+Two placements, one tensor of trainable values per label:
+- `prompt`: n vectors prepended to the input embeddings (Lester et al. 2021), values [L, n, d];
+- `prefix`: n key/value vectors in every layer (Li & Liang 2021; the paper's choice), values
+  [L, layers, 2, kv_heads, n, head_dim], fed to the model as its cache of n past positions.
+
+Both start from the task's natural-language generation prompt: its token embeddings (`prompt`) or the
+keys/values the frozen LM computes for it (`prefix`), so the untrained Q_l generates exactly what the
+natural prompt does and n is the prompt's token count (the paper's prefix length, D L281).
+
+`forward` takes the values as an argument (default: the module's own), so the bi-level step can score
+a batch under a virtually updated Q' = Q - lr * grad without copying the model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal, NamedTuple, Sequence
+
+from fewforge.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+Placement = Literal["prompt", "prefix"]
+
+
+class Scored(NamedTuple):
+    logits: "torch.Tensor"  # [B, T, V]: the next-token logits at each input position
+    hidden: "torch.Tensor"  # [B, T, d]: the last layer's hidden states at each input position
+
+
+def _torch_module():
+    from torch import nn
+
+    return nn.Module
+
+
+class LabelPrompts(_torch_module()):  # type: ignore[misc]
+    """One trainable soft prompt per label in front of a frozen causal LM."""
+
+    def __init__(self, lm: "torch.nn.Module", init_ids: Sequence[Sequence[int]], placement: Placement = "prefix"):
+        """`init_ids`: per label, the token ids of its natural-language prompt; the prompts are
+        left-padded (repeating their first token) to the longest one's length, so all Q_l share n."""
+        import torch
+
+        super().__init__()
+        if placement not in ("prompt", "prefix"):
+            raise ConfigError(f"unknown soft prompt placement {placement!r}", hint="use prompt or prefix")
+        if not init_ids or any(len(ids) == 0 for ids in init_ids):
+            raise ConfigError("every label needs a non-empty natural-language prompt to start its soft prompt from")
+        self.lm = lm
+        self.placement: Placement = placement
+        for p in lm.parameters():
+            p.requires_grad_(False)
+        n = max(len(ids) for ids in init_ids)
+        ids = torch.tensor([[row[0]] * (n - len(row)) + list(row) for row in init_ids])
+        with torch.no_grad():
+            values = self._embed(ids) if placement == "prompt" else self._prefix_of(ids)
+        self.values = torch.nn.Parameter(values.detach().clone().float())
+
+    @property
+    def n_labels(self) -> int:
+        return self.values.shape[0]
+
+    @property
+    def n_tokens(self) -> int:
+        return self.values.shape[1] if self.placement == "prompt" else self.values.shape[-2]
+
+    def _embed(self, ids: "torch.Tensor") -> "torch.Tensor":
+        return self.lm.get_input_embeddings()(ids)
+
+    def _prefix_of(self, ids: "torch.Tensor") -> "torch.Tensor":
+        """[L, layers, 2, kv_heads, n, head_dim]: the frozen LM's keys/values for each label's prompt."""
+        import torch
+
+        cache = self.lm(input_ids=ids, use_cache=True).cache
+        layers = [(layer.keys, layer.values) for layer in cache.layers]
+        return torch.stack([torch.stack(kv, dim=1) for kv in layers], dim=1)
+
+    def forward(
+        self,
+        input_ids: "torch.Tensor",
+        attention_mask: "torch.Tensor",
+        label_index: "torch.Tensor",
+        values: "torch.Tensor | None" = None,
+    ) -> Scored:
+        """Score right-padded rows [B, T] under the prompts of `label_index` [B]; outputs align with
+        `input_ids` (position t predicts token t+1), so a row's first token is context, never a target."""
+        import torch
+
+        values = self.values if values is None else values
+        chosen = values.index_select(0, label_index)
+        n = self.n_tokens
+        ones = attention_mask.new_ones(attention_mask.shape[0], n)
+        mask = torch.cat([ones, attention_mask], dim=1)
+        if self.placement == "prompt":
+            embeds = torch.cat([chosen.to(self._dtype), self._embed(input_ids)], dim=1)
+            out = self.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True, use_cache=False)
+            return Scored(out.logits[:, n:], out.hidden_states[-1][:, n:])
+        from transformers import DynamicCache
+
+        chosen = chosen.to(self._dtype)  # [B, layers, 2, kv_heads, n, head_dim]
+        cache = DynamicCache(ddp_cache_data=[(chosen[:, i, 0], chosen[:, i, 1]) for i in range(chosen.shape[1])])
+        positions = torch.arange(n, n + input_ids.shape[1]).unsqueeze(0).expand(input_ids.shape[0], -1)
+        out = self.lm(
+            input_ids=input_ids,
+            attention_mask=mask,
+            cache=cache,
+            position_ids=positions,
+            output_hidden_states=True,
+            use_cache=True,
+        )
+        return Scored(out.logits, out.hidden_states[-1])
+
+    @property
+    def _dtype(self) -> "torch.dtype":
+        return self.lm.get_input_embeddings().weight.dtype
+
+    def score_all_labels(
+        self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", values: "torch.Tensor | None" = None
+    ) -> tuple["torch.Tensor", "torch.Tensor"]:
+        """(label_logp [L, B, T-1], hidden [L, B, T-1, d]): every row's own next tokens scored under every
+        label's prompt, one batched forward of L*B rows (what eq. 5 needs)."""
+        import torch
+
+        from fewforge.synthesis.fewgen.losses import target_log_probs
+
+        b = input_ids.shape[0]
+        labels = torch.arange(self.n_labels).repeat_interleave(b)
+        out = self.forward(input_ids.repeat(self.n_labels, 1), attention_mask.repeat(self.n_labels, 1), labels, values)
+        logp = target_log_probs(out.logits[:, :-1], input_ids.repeat(self.n_labels, 1)[:, 1:])
+        hidden = out.hidden[:, :-1]
+        return logp.view(self.n_labels, b, -1), hidden.reshape(self.n_labels, b, *hidden.shape[1:])

@@ -1,0 +1,102 @@
+"""Label-conditional soft prompts on a tiny random causal LM (GQA, like SmolLM2): an untrained prompt is
+the natural-language prompt, only the prompts train, and scores can be taken under given values."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fewforge.errors import ConfigError
+from fewforge.synthesis.fewgen.prompts import LabelPrompts
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=60,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    # eager attention: the bi-level step differentiates twice, which CPU flash attention cannot
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+
+
+PROMPTS = [[5, 6, 7], [8, 9, 10]]  # label 0 and label 1 "natural prompts", same length
+ROWS = torch.tensor([[11, 12, 13, 14], [15, 16, 17, 18]])
+MASK = torch.ones_like(ROWS)
+
+
+@pytest.mark.parametrize("placement", ["prompt", "prefix"])
+def test_an_untrained_prompt_scores_exactly_like_its_natural_prompt(lm, placement):
+    prompts = LabelPrompts(lm, PROMPTS, placement)
+    assert prompts.n_tokens == 3 and prompts.n_labels == 2
+    out = prompts(ROWS, MASK, torch.tensor([0, 1]))
+    full = lm(input_ids=torch.cat([torch.tensor(PROMPTS), ROWS], dim=1)).logits[:, 3:]
+    assert out.logits.shape == (2, 4, 60) and out.hidden.shape == (2, 4, 32)
+    torch.testing.assert_close(out.logits, full, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("placement", ["prompt", "prefix"])
+def test_right_padding_does_not_change_a_rows_scores(lm, placement):
+    prompts = LabelPrompts(lm, PROMPTS, placement)
+    short = prompts(ROWS[:1, :2], MASK[:1, :2], torch.tensor([1])).logits
+    padded = prompts(torch.tensor([[11, 12, 0, 0]]), torch.tensor([[1, 1, 0, 0]]), torch.tensor([1])).logits[:, :2]
+    torch.testing.assert_close(padded, short, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("placement", ["prompt", "prefix"])
+def test_only_the_prompts_train_and_the_generator_stays_frozen(lm, placement):
+    prompts = LabelPrompts(lm, PROMPTS, placement)
+    before = {n: p.detach().clone() for n, p in lm.named_parameters()}
+    start = prompts.values.detach().clone()
+    optimizer = torch.optim.AdamW([prompts.values], lr=0.05, weight_decay=0.0)
+    for _ in range(3):
+        logp, _ = prompts.score_all_labels(ROWS, MASK)
+        loss = -logp[0].mean()  # every row as label 0
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert all(p.grad is None for p in lm.parameters())
+    assert all(torch.equal(p, before[n]) for n, p in lm.named_parameters())
+    assert not torch.equal(prompts.values[0], start[0])
+    assert torch.equal(prompts.values[1], start[1])  # label 1's prompt scored rows only in the unused half
+
+
+def test_labels_with_different_prompts_score_rows_differently_and_all_at_once(lm):
+    prompts = LabelPrompts(lm, PROMPTS, "prefix")
+    logp, hidden = prompts.score_all_labels(ROWS, MASK)
+    assert logp.shape == (2, 2, 3) and hidden.shape == (2, 2, 3, 32)
+    for label in (0, 1):
+        one = prompts(ROWS, MASK, torch.tensor([label, label]))
+        expected = torch.log_softmax(one.logits[:, :-1], -1).gather(-1, ROWS[:, 1:].unsqueeze(-1)).squeeze(-1)
+        torch.testing.assert_close(logp[label], expected, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(hidden[label], one.hidden[:, :-1], atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(logp[0], logp[1])
+
+
+def test_scores_under_given_values_carry_second_order_gradients(lm):
+    """The bi-level step scores a batch under Q' = Q - lr * g(Q, W) and differentiates through it."""
+    prompts = LabelPrompts(lm, PROMPTS, "prompt")
+    scale = torch.tensor(1.0, requires_grad=True)  # stands in for the weight net
+    logp, _ = prompts.score_all_labels(ROWS, MASK)
+    (grad,) = torch.autograd.grad(-(scale * logp[0]).mean(), prompts.values, create_graph=True)
+    moved = prompts.values - 0.1 * grad
+    after, _ = prompts.score_all_labels(ROWS, MASK, values=moved)
+    (meta,) = torch.autograd.grad(-after[0].mean(), scale)
+    assert meta.item() != 0.0
+
+
+def test_prompts_of_different_lengths_share_n_and_bad_input_is_an_error(lm):
+    prompts = LabelPrompts(lm, [[5, 6], [7, 8, 9, 10]], "prompt")
+    assert prompts.values.shape == (2, 4, 32)
+    with pytest.raises(ConfigError, match="placement"):
+        LabelPrompts(lm, PROMPTS, "suffix")
+    with pytest.raises(ConfigError, match="non-empty"):
+        LabelPrompts(lm, [[5], []], "prefix")

@@ -1,0 +1,105 @@
+"""Generator tuning steps on a tiny random causal LM: each loss trains only what it should."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fewforge.errors import DataError
+from fewforge.synthesis.fewgen.prompts import LabelPrompts
+from fewforge.synthesis.fewgen.tune import Tuner, TuningConfig, TuningRow, collate
+
+
+@pytest.fixture(scope="module")
+def lm():
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=40,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=64,
+    )
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+
+
+# label 0 rows write tokens 20-24, label 1 rows tokens 30-34; token 3 is the context (prompt's last token)
+ROWS = [
+    TuningRow((3, 20, 21, 22), 1, 0),
+    TuningRow((3, 21, 22, 23, 24), 1, 0),
+    TuningRow((3, 30, 31), 1, 1),
+    TuningRow((3, 31, 32, 33), 1, 1),
+]
+PROMPTS = [[5, 6], [7, 8]]
+
+
+def _lm_loss(prompts, rows, label_of=lambda r: r.label):
+    from fewforge.synthesis.fewgen import losses
+
+    batch = collate(rows)
+    with torch.no_grad():
+        out = prompts(batch.ids, batch.attention, torch.tensor([label_of(r) for r in rows]))
+        logp = losses.target_log_probs(out.logits[:, :-1], batch.ids[:, 1:])
+    return losses.lm_loss(logp, batch.targets).item()
+
+
+def test_collate_marks_the_positions_that_predict_target_tokens():
+    batch = collate([TuningRow((3, 4, 5, 6), 2, 0), TuningRow((3, 9), 1, 1)])
+    assert batch.ids.tolist() == [[3, 4, 5, 6], [3, 9, 0, 0]]
+    assert batch.attention.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert batch.targets.tolist() == [[0, 1, 1], [1, 0, 0]]  # row 0 learns tokens 5, 6; row 1 token 9
+    assert batch.labels.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("loss", ["lm", "weighted", "dawgen"])
+def test_each_loss_trains_the_prompts_and_leaves_the_generator_frozen(lm, loss):
+    prompts = LabelPrompts(lm, PROMPTS, "prefix")
+    frozen = {n: p.detach().clone() for n, p in lm.named_parameters()}
+    start = prompts.values.detach().clone()
+    tuner = Tuner(prompts, TuningConfig(loss=loss, epochs=6, learning_rate=0.05), seed=1)
+    net_before = [p.detach().clone() for p in tuner.weight_net.parameters()]
+    before = _lm_loss(prompts, ROWS)
+    calls = []
+    history = tuner.fit(ROWS, progress=lambda done, total: calls.append((done, total)))
+    assert len(history) == 12 and calls[-1] == (12, 12)
+    assert _lm_loss(prompts, ROWS) < before  # the rows grow likelier under their own label's prompt
+    assert not torch.equal(prompts.values, start)
+    assert all(torch.equal(p, frozen[n]) for n, p in lm.named_parameters())
+    net_moved = any(not torch.equal(a, b) for a, b in zip(net_before, tuner.weight_net.parameters()))
+    assert net_moved == (loss != "lm")  # only the bi-level losses train the weight net
+    assert ("hinge" in history[0]) == (loss == "dawgen") and ("disc_loss" in history[0]) == (loss != "lm")
+
+
+@pytest.mark.parametrize("loss", ["lm", "weighted", "dawgen"])
+def test_tuning_widens_the_margin_of_each_rows_own_label_over_the_other(lm, loss):
+    def margin(prompts):  # LM loss under the other label's prompt minus under the row's own
+        return _lm_loss(prompts, ROWS, label_of=lambda r: 1 - r.label) - _lm_loss(prompts, ROWS)
+
+    prompts = LabelPrompts(lm, PROMPTS, "prompt")
+    before = margin(prompts)
+    Tuner(prompts, TuningConfig(loss=loss, epochs=15, learning_rate=0.05), seed=0).fit(ROWS)
+    assert margin(prompts) > before
+
+
+def test_tuning_is_reproducible_for_a_seed_and_held_out_meta_batches_run(lm):
+    runs = []
+    for _ in range(2):
+        prompts = LabelPrompts(lm, PROMPTS, "prefix")
+        Tuner(prompts, TuningConfig(loss="dawgen", epochs=2, meta_batch="held-out"), seed=7).fit(ROWS)
+        runs.append(prompts.values.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_bad_rows_are_clear_errors(lm):
+    prompts = LabelPrompts(lm, PROMPTS, "prefix")
+    with pytest.raises(DataError, match="no real rows"):
+        Tuner(prompts, TuningConfig(), seed=0).fit([])
+    with pytest.raises(DataError, match="compares labels"):
+        Tuner(prompts, TuningConfig(loss="weighted"), seed=0).fit(ROWS[:2])
+    Tuner(prompts, TuningConfig(loss="lm", epochs=1), seed=0).fit(ROWS[:2])  # one label is fine for lm
+    with pytest.raises(DataError, match="has no prompt"):
+        Tuner(prompts, TuningConfig(loss="lm"), seed=0).fit([TuningRow((3, 4), 1, 2)])
