@@ -100,3 +100,21 @@ def test_prompts_of_different_lengths_share_n_and_bad_input_is_an_error(lm):
         LabelPrompts(lm, PROMPTS, "suffix")
     with pytest.raises(ConfigError, match="non-empty"):
         LabelPrompts(lm, [[5], []], "prefix")
+
+
+@pytest.mark.parametrize("placement", ["prompt", "prefix"])
+def test_generation_under_an_untrained_prompt_is_generation_from_the_natural_prompt(lm, placement):
+    """Greedy continuations of left-padded contexts of different lengths match the natural prompt's."""
+    prompts = LabelPrompts(lm, PROMPTS, placement)
+    contexts = [[11, 12, 13], [14]]
+    ids = torch.tensor([[11, 12, 13], [0, 0, 14]])
+    mask = torch.tensor([[1, 1, 1], [0, 0, 1]])
+    kwargs = prompts.generation_inputs(1, ids, mask)
+    start = kwargs.pop("input_length")
+    with torch.no_grad():
+        out = lm.generate(**kwargs, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+    for row, context in enumerate(contexts):
+        natural = torch.tensor([PROMPTS[1] + context])
+        with torch.no_grad():
+            expected = lm.generate(natural, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
+        assert out[row, start:].tolist() == expected[0, natural.shape[1] :].tolist()

@@ -132,3 +132,34 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         logp = target_log_probs(out.logits[:, :-1], input_ids.repeat(self.n_labels, 1)[:, 1:])
         hidden = out.hidden[:, :-1]
         return logp.view(self.n_labels, b, -1), hidden.reshape(self.n_labels, b, *hidden.shape[1:])
+
+    def generation_inputs(
+        self, label: int, input_ids: "torch.Tensor", attention_mask: "torch.Tensor"
+    ) -> dict[str, "torch.Tensor | object"]:
+        """Keyword arguments for `lm.generate` that continue left-padded contexts [B, T] under label
+        `label`'s prompt. The prompt's n positions come first and the mask keeps them visible, so the
+        positions generate derives from the mask are the ones tuning used. Outputs hold the n + T input
+        positions before the new tokens (prefix: n placeholder ids; prompt: none — slice by the
+        returned `input_length`)."""
+        import torch
+
+        b, n = input_ids.shape[0], self.n_tokens
+        values = self.values.detach()[label].to(self._dtype)
+        mask = torch.cat([attention_mask.new_ones(b, n), attention_mask], dim=1)
+        if self.placement == "prompt":
+            embeds = torch.cat([values.unsqueeze(0).expand(b, -1, -1), self._embed(input_ids)], dim=1)
+            return {"inputs_embeds": embeds, "attention_mask": mask, "input_length": 0}
+        from transformers import DynamicCache
+
+        layers = [
+            (values[i, 0].unsqueeze(0).expand(b, -1, -1, -1), values[i, 1].unsqueeze(0).expand(b, -1, -1, -1))
+            for i in range(values.shape[0])
+        ]
+        # generate skips the input positions its cache already holds: n placeholders stand for the prefix
+        placeholders = input_ids[:, :1].expand(b, n)
+        return {
+            "input_ids": torch.cat([placeholders, input_ids], dim=1),
+            "attention_mask": mask,
+            "cache": DynamicCache(ddp_cache_data=[(k.contiguous(), v.contiguous()) for k, v in layers]),
+            "input_length": n + input_ids.shape[1],
+        }
