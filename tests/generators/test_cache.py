@@ -14,7 +14,15 @@ from typing import Sequence
 import pytest
 
 from fewforge.errors import BackendError
-from fewforge.generators.base import Completion, Generator, Positions, ProgressCallback, SamplingParams, positions
+from fewforge.generators.base import (
+    AdapterRequest,
+    Completion,
+    Generator,
+    Positions,
+    ProgressCallback,
+    SamplingParams,
+    positions,
+)
 from fewforge.generators.cache import CachedGenerator, cache_info, cache_key
 
 PROMPTS = [f"Write one word about the number {i}." for i in range(5)]
@@ -28,6 +36,7 @@ class Recording(Generator):
         self.inner, self.fail_on = inner, fail_on
         self.calls: list[list[int]] = []  # the seed positions of each call's prompts
         self.backend = inner.backend  # type: ignore[misc]
+        self.supports_adapters = inner.supports_adapters  # type: ignore[misc]
 
     @property
     def model_id(self) -> str:
@@ -43,11 +52,13 @@ class Recording(Generator):
         *,
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
         if len(self.calls) == self.fail_on:
             raise KeyboardInterrupt  # an interruption in the middle of the run
         self.calls.append(positions(start_index, len(prompts)))
-        return self.inner.generate(prompts, params, start_index=start_index, progress=progress)
+        extra = {"adapter": adapter} if adapter is not None else {}
+        return self.inner.generate(prompts, params, start_index=start_index, progress=progress, **extra)
 
 
 def rows(path: Path) -> int:

@@ -102,3 +102,63 @@ def test_missing_model_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(BackendError):
         HFGenerator(empty).load()
     shutil.rmtree(empty)
+
+
+def _label_prompts(hf_gen: HFGenerator, tmp_path: Path, name: str = "prompts.safetensors") -> Path:
+    """Soft prompts started from two natural prompts, saved as an adapter file."""
+    from fewforge.generators.soft_prompts import LabelPrompts
+
+    natural = [hf_gen.tokenizer(t)["input_ids"] for t in ("A glowing movie review:", "A scathing movie review:")]
+    return LabelPrompts.from_natural_prompts(hf_gen.model, natural, "prefix").save(tmp_path / name)
+
+
+def test_a_soft_prompt_adapter_conditions_generation_and_keys_the_cache(hf_gen: HFGenerator, tmp_path: Path):
+    import torch
+
+    from fewforge.generators.base import AdapterRequest
+    from fewforge.generators.cache import CachedGenerator
+    from fewforge.generators.soft_prompts import LabelPrompts
+
+    path = _label_prompts(hf_gen, tmp_path)
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=8)
+    contexts = [" The", " I watched it and"]
+    out = hf_gen.generate(contexts, greedy, adapter=AdapterRequest("reviews", str(path), label=1))
+    # an untrained prefix is its natural prompt: the same greedy text as the prompt written out
+    natural = hf_gen.tokenizer("A scathing movie review:")["input_ids"]
+    for context, completion in zip(contexts, out):
+        ids = torch.tensor([natural + hf_gen._encode(context)])
+        with torch.no_grad():
+            expected = hf_gen.model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
+        text = hf_gen.tokenizer.decode(expected[0, ids.shape[1] :], skip_special_tokens=True)
+        assert completion.text == text[: len(completion.text)] and completion.text
+    other = hf_gen.generate(contexts, greedy, adapter=AdapterRequest("reviews", str(path), label=0))
+    assert [c.text for c in other] != [c.text for c in out]  # the label's prompt conditions the text
+
+    cached = CachedGenerator(hf_gen, tmp_path / "cache.sqlite")
+    adapter = AdapterRequest("reviews", str(path), label=1)
+    first = cached.generate(contexts, greedy, adapter=adapter)
+    assert [c.text for c in first] == [c.text for c in out] and cached.misses == 2
+    cached.generate(contexts, greedy, adapter=AdapterRequest("reviews", str(path), label=1))
+    assert cached.hits == 2  # the same adapter content: hits
+    cached.generate(contexts, greedy)
+    assert cached.misses == 4  # no adapter is another key
+    prompts = LabelPrompts.load(hf_gen.model, path)
+    with torch.no_grad():
+        prompts.values.add_(0.5)  # retrained
+    prompts.save(path)
+    retrained = cached.generate(contexts, greedy, adapter=AdapterRequest("reviews", str(path), label=1))
+    assert cached.misses == 6 and not any(c.cached for c in retrained)  # never the old prompt's rows
+    cached.close()
+
+
+def test_adapters_fail_clearly_where_they_cannot_load(hf_gen: HFGenerator, tmp_path: Path):
+    from fewforge.generators.base import AdapterRequest
+    from fewforge.generators.llamacpp import LlamaCppGenerator
+
+    path = _label_prompts(hf_gen, tmp_path)
+    with pytest.raises(BackendError, match="llamacpp backend cannot load adapters"):
+        LlamaCppGenerator("unused.gguf").generate(["x"], SamplingParams(), adapter=AdapterRequest("a", str(path)))
+    with pytest.raises(BackendError, match="has 2 label prompts, not label 5"):
+        hf_gen.generate(["x"], SamplingParams(), adapter=AdapterRequest("a", str(path), label=5))
+    with pytest.raises(BackendError, match="no file at"):
+        hf_gen.generate(["x"], SamplingParams(), adapter=AdapterRequest("a", str(tmp_path / "gone.safetensors")))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fewforge.errors import DataError
-from fewforge.synthesis.fewgen.prompts import LabelPrompts
+from fewforge.generators.soft_prompts import LabelPrompts
 from fewforge.synthesis.fewgen.tune import Tuner, TuningConfig, TuningRow, collate
 
 
@@ -57,7 +57,7 @@ def test_collate_marks_the_positions_that_predict_target_tokens():
 
 @pytest.mark.parametrize("loss", ["lm", "weighted", "dawgen"])
 def test_each_loss_trains_the_prompts_and_leaves_the_generator_frozen(lm, loss):
-    prompts = LabelPrompts(lm, PROMPTS, "prefix")
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
     frozen = {n: p.detach().clone() for n, p in lm.named_parameters()}
     start = prompts.values.detach().clone()
     tuner = Tuner(prompts, TuningConfig(loss=loss, epochs=6, learning_rate=0.05), seed=1)
@@ -79,7 +79,7 @@ def test_tuning_widens_the_margin_of_each_rows_own_label_over_the_other(lm, loss
     def margin(prompts):  # LM loss under the other label's prompt minus under the row's own
         return _lm_loss(prompts, ROWS, label_of=lambda r: 1 - r.label) - _lm_loss(prompts, ROWS)
 
-    prompts = LabelPrompts(lm, PROMPTS, "prompt")
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prompt")
     before = margin(prompts)
     Tuner(prompts, TuningConfig(loss=loss, epochs=15, learning_rate=0.05), seed=0).fit(ROWS)
     assert margin(prompts) > before
@@ -88,14 +88,14 @@ def test_tuning_widens_the_margin_of_each_rows_own_label_over_the_other(lm, loss
 def test_tuning_is_reproducible_for_a_seed_and_held_out_meta_batches_run(lm):
     runs = []
     for _ in range(2):
-        prompts = LabelPrompts(lm, PROMPTS, "prefix")
+        prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
         Tuner(prompts, TuningConfig(loss="dawgen", epochs=2, meta_batch="held-out"), seed=7).fit(ROWS)
         runs.append(prompts.values.detach().clone())
     torch.testing.assert_close(runs[0], runs[1])
 
 
 def test_bad_rows_are_clear_errors(lm):
-    prompts = LabelPrompts(lm, PROMPTS, "prefix")
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
     with pytest.raises(DataError, match="no real rows"):
         Tuner(prompts, TuningConfig(), seed=0).fit([])
     with pytest.raises(DataError, match="compares labels"):

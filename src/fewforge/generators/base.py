@@ -11,9 +11,11 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable, ClassVar, Literal, Sequence, Union
 
-from fewforge.errors import ConfigError
+from fewforge.errors import BackendError, ConfigError
 
 FinishReason = Literal["stop", "length"]
 # Called with the number of prompts finished since the last call (drives progress bars).
@@ -90,6 +92,31 @@ class Completion:
         return sum(c.n_tokens for c in self.candidates)
 
 
+@dataclass(frozen=True)
+class AdapterRequest:
+    """A tuned adapter sent with a request while the engine's weights stay frozen, in vLLM's
+    `lora_request` shape (a name and a local path). `label` picks one of a label-conditional adapter's
+    prompts. Its `content_hash` (the file's bytes, the label) is part of every cache key, so a retrained
+    adapter never reads the completions of the old one."""
+
+    name: str
+    path: str
+    label: int = 0
+    kind: Literal["soft-prompt"] = "soft-prompt"
+
+    @cached_property
+    def content_hash(self) -> str:
+        path = Path(self.path)
+        if not path.is_file():
+            raise BackendError(f"adapter {self.name!r}: no file at {path}", hint="tune it again, or fix the path")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        return f"{self.kind}:{digest}:{self.label}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """For lineage records: which adapter wrote a row."""
+        return {"name": self.name, "kind": self.kind, "label": self.label, "hash": self.content_hash}
+
+
 class Generator(ABC):
     """Base class of every backend. Constructors only store settings; `load()` does the heavy work."""
 
@@ -111,6 +138,16 @@ class Generator(ABC):
         part of every cache key and synthesis fingerprint."""
         return {}
 
+    supports_adapters: ClassVar[bool] = False
+
+    def check_adapter(self, adapter: AdapterRequest | None) -> None:
+        """A clear error from a backend that cannot load `adapter`."""
+        if adapter is not None and not self.supports_adapters:
+            raise BackendError(
+                f"the {self.backend} backend cannot load adapters ({adapter.kind} {adapter.name!r})",
+                hint="generate with a tuned adapter through the transformers backend: --generator hf:MODEL",
+            )
+
     @abstractmethod
     def generate(
         self,
@@ -119,12 +156,14 @@ class Generator(ABC):
         *,
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
         """One Completion per prompt, in order. Prompt i uses seeds params.request_seed(position_i, j),
         position_i = `positions(start_index, len(prompts))[i]`.
 
         `start_index` lets a caller (the cache, or a method that grows a set label by label) generate
-        a sub-list while keeping each prompt's seed tied to its position in the full list.
+        a sub-list while keeping each prompt's seed tied to its position in the full list. `adapter`
+        is applied to every prompt of the call; backends without adapters raise (`check_adapter`).
         """
 
     def __enter__(self) -> "Generator":

@@ -20,6 +20,7 @@ from typing import Any, Sequence
 
 from fewforge.errors import BackendError
 from fewforge.generators.base import (
+    AdapterRequest,
     Candidate,
     Completion,
     Generator,
@@ -44,14 +45,27 @@ _LOOKUP_BATCH = 500  # keys per SELECT ... IN (...), well under SQLite's variabl
 
 
 def cache_key(
-    backend: str, model_id: str, prompt: str, params: SamplingParams, seed: int, options: dict[str, Any] | None = None
+    backend: str,
+    model_id: str,
+    prompt: str,
+    params: SamplingParams,
+    seed: int,
+    options: dict[str, Any] | None = None,
+    adapter: AdapterRequest | None = None,
 ) -> str:
     sampling = {k: v for k, v in params.to_dict().items() if k not in ("seed", "n")}
     identity: list[Any] = [backend, model_id, prompt, sampling, seed]
     if options:  # only when a backend reports some, so keys of backends without any stay as they were
         identity.append(options)
+    if adapter is not None:  # likewise: keys without an adapter are unchanged
+        identity.append({"adapter": adapter.content_hash})
     payload = json.dumps(identity, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _with(adapter: AdapterRequest | None) -> dict[str, Any]:
+    """`adapter=` only when there is one: backends written before adapters keep working without it."""
+    return {"adapter": adapter} if adapter is not None else {}
 
 
 def cache_info(path: str | Path) -> dict[str, Any]:
@@ -61,9 +75,7 @@ def cache_info(path: str | Path) -> dict[str, Any]:
     rows = 0
     if path.exists():
         with sqlite3.connect(path) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='generations'"
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='generations'").fetchone()
             rows = conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0] if exists else 0
         conn.close()
     return {
@@ -173,11 +185,13 @@ class CachedGenerator(Generator):
         *,
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
+        self.inner.check_adapter(adapter)  # before any lookup: a cache hit must not hide the error
         if not self.enabled:
-            return self.inner.generate(prompts, params, start_index=start_index, progress=progress)
+            return self.inner.generate(prompts, params, start_index=start_index, progress=progress, **_with(adapter))
         with self._lock:
-            return self._generate(list(prompts), params, start_index, progress)
+            return self._generate(list(prompts), params, start_index, progress, adapter)
 
     def _generate(
         self,
@@ -185,12 +199,13 @@ class CachedGenerator(Generator):
         params: SamplingParams,
         start_index: Positions,
         progress: ProgressCallback | None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
         backend, model_id, options = self.inner.backend, self.inner.model_id, self.inner.output_options()
         where = positions(start_index, len(prompts))
         keys = [
             [
-                cache_key(backend, model_id, p, params, params.request_seed(where[i], j), options)
+                cache_key(backend, model_id, p, params, params.request_seed(where[i], j), options, adapter)
                 for j in range(params.n)
             ]
             for i, p in enumerate(prompts)
@@ -213,7 +228,11 @@ class CachedGenerator(Generator):
             # Explicit positions keep every seed tied to its place in the caller's list.
             chunk = missing[c : c + self.chunk_size]
             out = self.inner.generate(
-                [prompts[i] for i in chunk], params, start_index=[where[i] for i in chunk], progress=progress
+                [prompts[i] for i in chunk],
+                params,
+                start_index=[where[i] for i in chunk],
+                progress=progress,
+                **_with(adapter),
             )
             rows = []
             for i, completion in zip(chunk, out):

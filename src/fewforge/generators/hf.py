@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from fewforge.errors import BackendError
 from fewforge.generators._gguf import file_id, read_string_field, require_file
 from fewforge.generators.base import (
+    AdapterRequest,
     Candidate,
     Completion,
     Generator,
@@ -67,6 +68,7 @@ class HFGenerator(Generator):
     """
 
     backend = "hf"
+    supports_adapters = True  # soft-prompt adapters (label-conditional prompts or prefixes), causal LMs
 
     def __init__(
         self,
@@ -88,6 +90,7 @@ class HFGenerator(Generator):
         self._tokenizer: Any = None
         self._model_id: str | None = None
         self._lock = threading.Lock()
+        self._adapters: dict[str, Any] = {}  # content hash -> loaded LabelPrompts
 
     def __repr__(self) -> str:
         return f"HFGenerator({self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
@@ -143,6 +146,7 @@ class HFGenerator(Generator):
     def close(self) -> None:
         with self._lock:
             self._model = self._tokenizer = None
+            self._adapters = {}
 
     @property
     def model(self) -> Any:
@@ -219,8 +223,11 @@ class HFGenerator(Generator):
         *,
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
+        self.check_adapter(adapter)
         self.load()
+        prompts_module = self._adapter(adapter) if adapter is not None else None
         encoded = [self._encode(p) for p in prompts]
         where = positions(start_index, len(prompts))
         # Rows are (prompt, candidate) pairs, prompt-major, so a batch holds whole prompts when it can.
@@ -230,7 +237,7 @@ class HFGenerator(Generator):
         for b in range(0, len(rows), self.batch_size):
             batch = rows[b : b + self.batch_size]
             seeds = [params.request_seed(where[i], j) for i, j in batch]
-            candidates = self._generate_batch([encoded[i] for i, _ in batch], seeds, params)
+            candidates = self._generate_batch([encoded[i] for i, _ in batch], seeds, params, prompts_module, adapter)
             for (i, j), cand in zip(batch, candidates):
                 results[i, j] = cand
                 left[i] -= 1
@@ -241,8 +248,33 @@ class HFGenerator(Generator):
             for i, p in enumerate(prompts)
         ]
 
+    def _adapter(self, adapter: AdapterRequest) -> Any:
+        """The adapter's soft prompts on this model, loaded once per content."""
+        from fewforge.generators.soft_prompts import LabelPrompts
+
+        if self._model.config.is_encoder_decoder:
+            raise BackendError(
+                f"adapter {adapter.name!r}: soft prompts are implemented for causal LMs, and {self.model_name} "
+                "is an encoder-decoder",
+                hint="tune and generate with a causal LM (e.g. the packaged SmolLM2)",
+            )
+        key = adapter.content_hash
+        if key not in self._adapters:
+            self._adapters[key] = LabelPrompts.load(self._model, Path(adapter.path))
+        prompts = self._adapters[key]
+        if not 0 <= adapter.label < prompts.n_labels:
+            raise BackendError(
+                f"adapter {adapter.name!r} has {prompts.n_labels} label prompts, not label {adapter.label}"
+            )
+        return prompts
+
     def _generate_batch(
-        self, inputs: list[list[int]], seeds: list[int], params: SamplingParams
+        self,
+        inputs: list[list[int]],
+        seeds: list[int],
+        params: SamplingParams,
+        prompts: Any = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Candidate]:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
@@ -264,15 +296,20 @@ class HFGenerator(Generator):
         processors = LogitsProcessorList()
         if params.temperature > 0:
             processors.append(_SeededSampler(seeds, params.temperature, params.top_k, params.top_p))
+        inputs_kw: dict[str, Any] = dict(batch)
+        start = batch["input_ids"].shape[1]
+        if prompts is not None and adapter is not None:
+            inputs_kw = prompts.generation_inputs(adapter.label, batch["input_ids"], batch["attention_mask"])
+            start = inputs_kw.pop("input_length")
         with torch.inference_mode():
             out = model.generate(
-                **batch,
+                **inputs_kw,
                 generation_config=config,
                 logits_processor=processors,
                 tokenizer=tok if params.stop else None,
             )
         # Causal models echo the (left-padded) prompt; seq2seq outputs start with the decoder start.
-        new = out[:, 1:] if model.config.is_encoder_decoder else out[:, batch["input_ids"].shape[1] :]
+        new = out[:, 1:] if model.config.is_encoder_decoder else out[:, start:]
         end_ids = eos_ids | {tok.pad_token_id}  # finished rows are filled with pad
         return [self._candidate(row.tolist(), end_ids, params) for row in new]
 
@@ -314,9 +351,7 @@ class _SeededSampler:
             sorted_logits = sorted_logits.masked_fill(probs.cumsum(-1) - probs >= self.top_p, float("-inf"))
             logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
         probs = logits.softmax(-1)
-        chosen = torch.stack(
-            [torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)]
-        )
+        chosen = torch.stack([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)])
         return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
 
 

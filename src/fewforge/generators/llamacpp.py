@@ -16,6 +16,7 @@ from typing import Any, Sequence
 from fewforge.errors import BackendError
 from fewforge.generators._gguf import file_id, has_chat_template, require_file
 from fewforge.generators.base import (
+    AdapterRequest,
     Candidate,
     Completion,
     Generator,
@@ -173,7 +174,9 @@ class LlamaCppGenerator(Generator):
         *,
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
+        self.check_adapter(adapter)
         n = params.n
         where = positions(start_index, len(prompts))
         results: list[list[Candidate | None]] = [[None] * n for _ in prompts]

@@ -14,6 +14,7 @@ from typing import Any, Coroutine, Sequence, TypeVar
 
 from fewforge.errors import BackendError
 from fewforge.generators.base import (
+    AdapterRequest,
     Candidate,
     Completion,
     Generator,
@@ -180,7 +181,9 @@ class OpenAICompatGenerator(Generator):
         *,
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
+        adapter: AdapterRequest | None = None,
     ) -> list[Completion]:
+        self.check_adapter(adapter)
         if not prompts:
             return []
         return run_sync(self._generate(list(prompts), params, start_index, progress))

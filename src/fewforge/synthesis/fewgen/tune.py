@@ -29,7 +29,7 @@ from fewforge.synthesis.fewgen import losses
 if TYPE_CHECKING:
     import torch
 
-    from fewforge.synthesis.fewgen.prompts import LabelPrompts
+    from fewforge.generators.soft_prompts import LabelPrompts
 
 Loss = Literal["lm", "weighted", "dawgen"]
 

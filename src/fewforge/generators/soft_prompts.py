@@ -1,4 +1,5 @@
-"""Label-conditional soft prompts Q_l on a frozen causal LM (DawGen §3.2; FewGen).
+"""Label-conditional soft prompts Q_l on a frozen causal LM (DawGen §3.2; FewGen): what the
+transformers backend loads for a soft-prompt `AdapterRequest`, and what synthesis/fewgen tunes.
 
 Two placements, one tensor of trainable values per label:
 - `prompt`: n vectors prepended to the input embeddings (Lester et al. 2021), values [L, n, d];
@@ -15,6 +16,7 @@ a batch under a virtually updated Q' = Q - lr * grad without copying the model.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Literal, NamedTuple, Sequence
 
 from fewforge.errors import ConfigError
@@ -39,25 +41,75 @@ def _torch_module():
 class LabelPrompts(_torch_module()):  # type: ignore[misc]
     """One trainable soft prompt per label in front of a frozen causal LM."""
 
-    def __init__(self, lm: "torch.nn.Module", init_ids: Sequence[Sequence[int]], placement: Placement = "prefix"):
-        """`init_ids`: per label, the token ids of its natural-language prompt; the prompts are
-        left-padded (repeating their first token) to the longest one's length, so all Q_l share n."""
+    def __init__(self, lm: "torch.nn.Module", values: "torch.Tensor", placement: Placement = "prefix"):
+        """`values`: the prompts' trainable tensor (see the module docstring for its shape); use
+        `from_natural_prompts` to start one and `load` to read a saved one."""
         import torch
 
         super().__init__()
         if placement not in ("prompt", "prefix"):
             raise ConfigError(f"unknown soft prompt placement {placement!r}", hint="use prompt or prefix")
-        if not init_ids or any(len(ids) == 0 for ids in init_ids):
-            raise ConfigError("every label needs a non-empty natural-language prompt to start its soft prompt from")
         self.lm = lm
         self.placement: Placement = placement
         for p in lm.parameters():
             p.requires_grad_(False)
+        self.values = torch.nn.Parameter(values.detach().clone().float())
+
+    @classmethod
+    def from_natural_prompts(
+        cls, lm: "torch.nn.Module", init_ids: Sequence[Sequence[int]], placement: Placement = "prefix"
+    ) -> "LabelPrompts":
+        """`init_ids`: per label, the token ids of its natural-language prompt; the prompts are
+        left-padded (repeating their first token) to the longest one's length, so all Q_l share n."""
+        import torch
+
+        if not init_ids or any(len(ids) == 0 for ids in init_ids):
+            raise ConfigError("every label needs a non-empty natural-language prompt to start its soft prompt from")
         n = max(len(ids) for ids in init_ids)
         ids = torch.tensor([[row[0]] * (n - len(row)) + list(row) for row in init_ids])
+        prompts = cls(lm, torch.zeros(0), placement)  # validates the placement before any forward
         with torch.no_grad():
-            values = self._embed(ids) if placement == "prompt" else self._prefix_of(ids)
-        self.values = torch.nn.Parameter(values.detach().clone().float())
+            values = prompts._embed(ids) if placement == "prompt" else prompts._prefix_of(ids)
+        prompts.values = torch.nn.Parameter(values.detach().clone().float())
+        return prompts
+
+    def save(self, path: Path) -> Path:
+        """One safetensors file: the values, with the placement in its metadata (atomic write)."""
+        from safetensors.torch import save as to_bytes
+
+        from fewforge.files import atomic_write
+
+        data = to_bytes({"values": self.values.detach().contiguous()}, metadata={"placement": self.placement})
+        return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+    @classmethod
+    def load(cls, lm: "torch.nn.Module", path: Path) -> "LabelPrompts":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                placement, values = (f.metadata() or {}).get("placement", ""), f.get_tensor("values")
+        except (OSError, ValueError, KeyError, SafetensorError) as exc:  # missing, not safetensors, no values
+            raise ConfigError(f"cannot read soft prompts from {path}: {exc}", hint="tune them again") from None
+        prompts = cls(lm, values, placement)  # type: ignore[arg-type]
+        if prompts._shape_without_n(prompts.values) != prompts._shape_without_n(prompts._one_token()):
+            raise ConfigError(
+                f"the soft prompts in {path} (shape {tuple(values.shape)}) do not fit this generator",
+                hint="they were tuned for another model: tune them again for this one",
+            )
+        return prompts
+
+    def _one_token(self) -> "torch.Tensor":
+        import torch
+
+        with torch.no_grad():
+            ids = torch.zeros((1, 1), dtype=torch.long)
+            return self._embed(ids) if self.placement == "prompt" else self._prefix_of(ids)
+
+    def _shape_without_n(self, values: "torch.Tensor") -> tuple[int, ...]:
+        """The shape but the label count and n (dims 0 and the token axis)."""
+        token_axis = 1 if self.placement == "prompt" else values.dim() - 2
+        return tuple(d for i, d in enumerate(values.shape) if i not in (0, token_axis))
 
     @property
     def n_labels(self) -> int:
@@ -95,12 +147,12 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         ones = attention_mask.new_ones(attention_mask.shape[0], n)
         mask = torch.cat([ones, attention_mask], dim=1)
         if self.placement == "prompt":
-            embeds = torch.cat([chosen.to(self._dtype), self._embed(input_ids)], dim=1)
+            embeds = torch.cat([self._place(chosen), self._embed(input_ids)], dim=1)
             out = self.lm(inputs_embeds=embeds, attention_mask=mask, output_hidden_states=True, use_cache=False)
             return Scored(out.logits[:, n:], out.hidden_states[-1][:, n:])
         from transformers import DynamicCache
 
-        chosen = chosen.to(self._dtype)  # [B, layers, 2, kv_heads, n, head_dim]
+        chosen = self._place(chosen)  # [B, layers, 2, kv_heads, n, head_dim]
         cache = DynamicCache(ddp_cache_data=[(chosen[:, i, 0], chosen[:, i, 1]) for i in range(chosen.shape[1])])
         positions = torch.arange(n, n + input_ids.shape[1]).unsqueeze(0).expand(input_ids.shape[0], -1)
         out = self.lm(
@@ -113,9 +165,10 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         )
         return Scored(out.logits, out.hidden_states[-1])
 
-    @property
-    def _dtype(self) -> "torch.dtype":
-        return self.lm.get_input_embeddings().weight.dtype
+    def _place(self, values: "torch.Tensor") -> "torch.Tensor":
+        """On the LM's device, in its dtype (the trainable copy stays float32)."""
+        weight = self.lm.get_input_embeddings().weight
+        return values.to(device=weight.device, dtype=weight.dtype)
 
     def score_all_labels(
         self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", values: "torch.Tensor | None" = None
@@ -124,12 +177,11 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         label's prompt, one batched forward of L*B rows (what eq. 5 needs)."""
         import torch
 
-        from fewforge.synthesis.fewgen.losses import target_log_probs
-
         b = input_ids.shape[0]
         labels = torch.arange(self.n_labels).repeat_interleave(b)
         out = self.forward(input_ids.repeat(self.n_labels, 1), attention_mask.repeat(self.n_labels, 1), labels, values)
-        logp = target_log_probs(out.logits[:, :-1], input_ids.repeat(self.n_labels, 1)[:, 1:])
+        targets = input_ids.repeat(self.n_labels, 1)[:, 1:].unsqueeze(-1)
+        logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, targets).squeeze(-1)
         hidden = out.hidden[:, :-1]
         return logp.view(self.n_labels, b, -1), hidden.reshape(self.n_labels, b, *hidden.shape[1:])
 
@@ -144,7 +196,7 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         import torch
 
         b, n = input_ids.shape[0], self.n_tokens
-        values = self.values.detach()[label].to(self._dtype)
+        values = self._place(self.values.detach()[label])
         mask = torch.cat([attention_mask.new_ones(b, n), attention_mask], dim=1)
         if self.placement == "prompt":
             embeds = torch.cat([values.unsqueeze(0).expand(b, -1, -1), self._embed(input_ids)], dim=1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fewforge.errors import ConfigError
-from fewforge.synthesis.fewgen.prompts import LabelPrompts
+from fewforge.generators.soft_prompts import LabelPrompts
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ MASK = torch.ones_like(ROWS)
 
 @pytest.mark.parametrize("placement", ["prompt", "prefix"])
 def test_an_untrained_prompt_scores_exactly_like_its_natural_prompt(lm, placement):
-    prompts = LabelPrompts(lm, PROMPTS, placement)
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, placement)
     assert prompts.n_tokens == 3 and prompts.n_labels == 2
     out = prompts(ROWS, MASK, torch.tensor([0, 1]))
     full = lm(input_ids=torch.cat([torch.tensor(PROMPTS), ROWS], dim=1)).logits[:, 3:]
@@ -45,7 +45,7 @@ def test_an_untrained_prompt_scores_exactly_like_its_natural_prompt(lm, placemen
 
 @pytest.mark.parametrize("placement", ["prompt", "prefix"])
 def test_right_padding_does_not_change_a_rows_scores(lm, placement):
-    prompts = LabelPrompts(lm, PROMPTS, placement)
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, placement)
     short = prompts(ROWS[:1, :2], MASK[:1, :2], torch.tensor([1])).logits
     padded = prompts(torch.tensor([[11, 12, 0, 0]]), torch.tensor([[1, 1, 0, 0]]), torch.tensor([1])).logits[:, :2]
     torch.testing.assert_close(padded, short, atol=1e-4, rtol=1e-4)
@@ -53,7 +53,7 @@ def test_right_padding_does_not_change_a_rows_scores(lm, placement):
 
 @pytest.mark.parametrize("placement", ["prompt", "prefix"])
 def test_only_the_prompts_train_and_the_generator_stays_frozen(lm, placement):
-    prompts = LabelPrompts(lm, PROMPTS, placement)
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, placement)
     before = {n: p.detach().clone() for n, p in lm.named_parameters()}
     start = prompts.values.detach().clone()
     optimizer = torch.optim.AdamW([prompts.values], lr=0.05, weight_decay=0.0)
@@ -70,7 +70,7 @@ def test_only_the_prompts_train_and_the_generator_stays_frozen(lm, placement):
 
 
 def test_labels_with_different_prompts_score_rows_differently_and_all_at_once(lm):
-    prompts = LabelPrompts(lm, PROMPTS, "prefix")
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
     logp, hidden = prompts.score_all_labels(ROWS, MASK)
     assert logp.shape == (2, 2, 3) and hidden.shape == (2, 2, 3, 32)
     for label in (0, 1):
@@ -83,7 +83,7 @@ def test_labels_with_different_prompts_score_rows_differently_and_all_at_once(lm
 
 def test_scores_under_given_values_carry_second_order_gradients(lm):
     """The bi-level step scores a batch under Q' = Q - lr * g(Q, W) and differentiates through it."""
-    prompts = LabelPrompts(lm, PROMPTS, "prompt")
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prompt")
     scale = torch.tensor(1.0, requires_grad=True)  # stands in for the weight net
     logp, _ = prompts.score_all_labels(ROWS, MASK)
     (grad,) = torch.autograd.grad(-(scale * logp[0]).mean(), prompts.values, create_graph=True)
@@ -94,18 +94,18 @@ def test_scores_under_given_values_carry_second_order_gradients(lm):
 
 
 def test_prompts_of_different_lengths_share_n_and_bad_input_is_an_error(lm):
-    prompts = LabelPrompts(lm, [[5, 6], [7, 8, 9, 10]], "prompt")
+    prompts = LabelPrompts.from_natural_prompts(lm, [[5, 6], [7, 8, 9, 10]], "prompt")
     assert prompts.values.shape == (2, 4, 32)
     with pytest.raises(ConfigError, match="placement"):
-        LabelPrompts(lm, PROMPTS, "suffix")
+        LabelPrompts.from_natural_prompts(lm, PROMPTS, "suffix")
     with pytest.raises(ConfigError, match="non-empty"):
-        LabelPrompts(lm, [[5], []], "prefix")
+        LabelPrompts.from_natural_prompts(lm, [[5], []], "prefix")
 
 
 @pytest.mark.parametrize("placement", ["prompt", "prefix"])
 def test_generation_under_an_untrained_prompt_is_generation_from_the_natural_prompt(lm, placement):
     """Greedy continuations of left-padded contexts of different lengths match the natural prompt's."""
-    prompts = LabelPrompts(lm, PROMPTS, placement)
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, placement)
     contexts = [[11, 12, 13], [14]]
     ids = torch.tensor([[11, 12, 13], [0, 0, 14]])
     mask = torch.tensor([[1, 1, 1], [0, 0, 1]])
@@ -118,3 +118,39 @@ def test_generation_under_an_untrained_prompt_is_generation_from_the_natural_pro
         with torch.no_grad():
             expected = lm.generate(natural, max_new_tokens=6, do_sample=False, pad_token_id=0, eos_token_id=None)
         assert out[row, start:].tolist() == expected[0, natural.shape[1] :].tolist()
+
+
+@pytest.mark.parametrize("placement", ["prompt", "prefix"])
+def test_tuned_prompts_round_trip_through_a_file(lm, tmp_path, placement):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, placement)
+    with torch.no_grad():
+        prompts.values.add_(torch.randn_like(prompts.values) * 0.1)  # as if tuned
+    path = prompts.save(tmp_path / "prompts.safetensors")
+    again = LabelPrompts.load(lm, path)
+    assert again.placement == placement
+    torch.testing.assert_close(again.values, prompts.values)
+    torch.testing.assert_close(
+        again(ROWS, MASK, torch.tensor([0, 1])).logits, prompts(ROWS, MASK, torch.tensor([0, 1])).logits
+    )
+
+
+def test_prompts_for_another_model_or_a_bad_file_are_clear_errors(lm, tmp_path):
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    path = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix").save(tmp_path / "p.safetensors")
+    config = LlamaConfig(
+        vocab_size=60,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    other = AutoModelForCausalLM.from_config(config)
+    with pytest.raises(ConfigError, match="do not fit this generator"):
+        LabelPrompts.load(other, path)
+    (tmp_path / "bad.safetensors").write_text("not tensors")
+    with pytest.raises(ConfigError, match="cannot read soft prompts"):
+        LabelPrompts.load(lm, tmp_path / "bad.safetensors")
+    with pytest.raises(ConfigError, match="cannot read soft prompts"):
+        LabelPrompts.load(lm, tmp_path / "missing.safetensors")
