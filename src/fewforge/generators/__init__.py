@@ -11,12 +11,13 @@ import inspect
 from typing import Any
 
 from fewforge.errors import ConfigError
-from fewforge.generators.base import Candidate, Completion, Generator, SamplingParams
+from fewforge.generators.base import AdapterRequest, Candidate, Completion, Generator, SamplingParams
 from fewforge.generators.cache import CachedGenerator
 from fewforge.registry import Registry
 
 __all__ = [
     "DEFAULT_GENERATOR",
+    "AdapterRequest",
     "GENERATORS",
     "CachedGenerator",
     "Candidate",
