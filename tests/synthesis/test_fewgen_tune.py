@@ -103,3 +103,41 @@ def test_bad_rows_are_clear_errors(lm):
     Tuner(prompts, TuningConfig(loss="lm", epochs=1), seed=0).fit(ROWS[:2])  # one label is fine for lm
     with pytest.raises(DataError, match="has no prompt"):
         Tuner(prompts, TuningConfig(loss="lm"), seed=0).fit([TuningRow((3, 4), 1, 2)])
+
+
+@pytest.mark.parametrize("loss", ["lm", pytest.param("dawgen", marks=pytest.mark.slow)])
+def test_on_the_packaged_generator_tuning_makes_dev_rows_likelier_under_their_true_label(loss, data_dir):
+    """SST-2, 8 real rows per label, 2 epochs, prefixes started from the natural prompts: on 32 dev rows
+    the true label's prompt gains on the other's (untuned, the two are a coin flip)."""
+    import json
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from fewforge.learners.prompt_tuning import lm_source
+
+    source = lm_source(None)
+    tok = AutoTokenizer.from_pretrained(source)
+    lm = AutoModelForCausalLM.from_pretrained(source, attn_implementation="eager").eval()
+    natural = [tok(t)["input_ids"] for t in ("Write a positive movie review:", "Write a negative movie review:")]
+    lines = [json.loads(line) for line in (data_dir / "sst2" / "train.jsonl").read_text().splitlines()]
+    by_label = [[r["text"] for r in lines if r["label"] == name][:24] for name in ("positive", "negative")]
+
+    def row(text: str, label: int) -> TuningRow:  # the prompt's last token is each row's context
+        return TuningRow((natural[label][-1], *tok(" " + text)["input_ids"][:40]), 1, label)
+
+    train = [row(t, k) for k in (0, 1) for t in by_label[k][:8]]
+    dev = [row(t, k) for k in (0, 1) for t in by_label[k][8:24]]
+
+    def true_label_wins() -> tuple[float, float]:  # (mean NLL gap other - true, share of rows the true wins)
+        batch = collate(dev)
+        with torch.no_grad():
+            logp, _ = prompts.score_all_labels(batch.ids, batch.attention)
+        nll = -(logp * batch.targets).sum(-1) / batch.targets.sum(-1)  # [L, B]
+        true, other = nll.gather(0, batch.labels.view(1, -1)), nll.gather(0, (1 - batch.labels).view(1, -1))
+        return (other - true).mean().item(), (true < other).float().mean().item()
+
+    prompts = LabelPrompts.from_natural_prompts(lm, [ids[:-1] for ids in natural], "prefix")
+    gap_before, wins_before = true_label_wins()
+    Tuner(prompts, TuningConfig(loss=loss, epochs=2), seed=0).fit(train)
+    gap_after, wins_after = true_label_wins()
+    assert gap_after > gap_before + 0.02 and wins_after > max(wins_before, 0.6)
