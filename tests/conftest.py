@@ -37,3 +37,27 @@ def minilm_path() -> Path:
     from fewforge.packaged import minilm_dir
 
     return minilm_dir()
+
+
+@pytest.fixture(scope="session")
+def tiny_causal_lm():
+    """A factory of tiny random Llama models (GQA, like SmolLM2), eager attention so the bi-level step
+    can differentiate twice (CPU flash attention cannot): tiny_causal_lm(layers=3, hidden=16, ...)."""
+
+    def make(vocab: int = 60, hidden: int = 32, layers: int = 2, heads: int = 4, kv_heads: int = 2):
+        import torch
+        from transformers import AutoModelForCausalLM, LlamaConfig
+
+        torch.manual_seed(0)
+        config = LlamaConfig(
+            vocab_size=vocab,
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=kv_heads,
+            max_position_embeddings=64,
+        )
+        return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+
+    return make

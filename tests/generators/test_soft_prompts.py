@@ -11,21 +11,8 @@ from fewforge.generators.soft_prompts import LabelPrompts
 
 
 @pytest.fixture(scope="module")
-def lm():
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=60,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )
-    # eager attention: the bi-level step differentiates twice, which CPU flash attention cannot
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+def lm(tiny_causal_lm):
+    return tiny_causal_lm()
 
 
 PROMPTS = [[5, 6, 7], [8, 9, 10]]  # label 0 and label 1 "natural prompts", same length
@@ -134,19 +121,9 @@ def test_tuned_prompts_round_trip_through_a_file(lm, tmp_path, placement):
     )
 
 
-def test_prompts_for_another_model_or_a_bad_file_are_clear_errors(lm, tmp_path):
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
+def test_prompts_for_another_model_or_a_bad_file_are_clear_errors(lm, tmp_path, tiny_causal_lm):
     path = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix").save(tmp_path / "p.safetensors")
-    config = LlamaConfig(
-        vocab_size=60,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-    )
-    other = AutoModelForCausalLM.from_config(config)
+    other = tiny_causal_lm(layers=3)
     with pytest.raises(ConfigError, match="do not fit this generator"):
         LabelPrompts.load(other, path)
     (tmp_path / "bad.safetensors").write_text("not tensors")

@@ -11,20 +11,8 @@ from fewforge.synthesis.fewgen.tune import Tuner, TuningConfig, TuningRow, colla
 
 
 @pytest.fixture(scope="module")
-def lm():
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=40,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=64,
-    )
-    return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
+def lm(tiny_causal_lm):
+    return tiny_causal_lm(vocab=40, hidden=16, heads=2, kv_heads=1)
 
 
 # label 0 rows write tokens 20-24, label 1 rows tokens 30-34; token 3 is the context (prompt's last token)

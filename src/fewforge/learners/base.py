@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from fewforge.data.schema import Example
-from fewforge.errors import DataError
+from fewforge.errors import ConfigError, DataError
 from fewforge.tasks.base import Task
 
 CONDITION_STRATEGY = {"real": "real", "synthetic": "syn"}  # real+synthetic: the learner's own strategy
@@ -186,6 +186,12 @@ class Learner(ABC):
         return out
 
 
+def require_fitted(learner: Learner, model: Any) -> None:
+    """One clear error when predict or save come before fit (or load)."""
+    if model is None:
+        raise ConfigError(f"the {learner.name} learner has no model yet", hint="call fit() or load() first")
+
+
 class SeededLearner(Learner):
     """A learner whose training draws random numbers (torch learners, SetFit): `fit` checks the inputs and
     runs `_train` with the learner's own seed — the caller's global random state untouched — and thread
@@ -219,3 +225,30 @@ class SeededLearner(Learner):
         progress: Callable[[int, int], None] | None,
     ) -> FitReport:
         """Train on checked inputs inside the learner's random streams."""
+
+
+class TorchLearner(SeededLearner):
+    """A seeded learner whose torch `model` turns encoded rows into class logits (encoder, prompt tuning):
+    prediction is written once here."""
+
+    model: Any = None
+
+    @abstractmethod
+    def _encode(self, examples: Sequence[Example]) -> Any:
+        """The rows as the model reads them."""
+
+    @abstractmethod
+    def _logits(self, rows: Any) -> Any:
+        """[n, labels] logits of encoded rows, without gradients."""
+
+    def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
+        import numpy as np
+
+        from fewforge.learners.loop import torch_threads
+
+        require_fitted(self, self.model)
+        rows = self._inputs(examples)
+        if not rows:
+            return np.zeros((0, len(self.task.label_names)), dtype=np.float32)
+        with torch_threads(getattr(self.config, "threads", None)):
+            return self._logits(self._encode(rows)).softmax(-1).numpy()

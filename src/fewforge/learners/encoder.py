@@ -29,8 +29,8 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids
-from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
+from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
 
@@ -110,7 +110,7 @@ def resolve_model(model: str | None) -> str:
     return model
 
 
-class EncoderClassifier(SeededLearner):
+class EncoderClassifier(TorchLearner):
     """Fine-tunes AutoModelForSequenceClassification on real (+ synthetic) examples."""
 
     name: ClassVar[str] = "encoder"
@@ -314,22 +314,8 @@ class EncoderClassifier(SeededLearner):
 
     # -- inference and persistence -------------------------------------------------------------------
 
-    def _require_model(self) -> None:
-        if self.model is None:
-            raise ConfigError("the encoder learner has no model yet", hint="call fit() or load() first")
-
-    def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
-        import numpy as np
-
-        self._require_model()
-        rows = self._inputs(examples)
-        if not rows:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        with torch_threads(self.config.threads):
-            return self._logits(self._encode(rows)).softmax(-1).numpy()
-
     def save(self, directory: Path) -> None:
-        self._require_model()
+        require_fitted(self, self.model)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         from safetensors.torch import save_file

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
-from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids
+from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids, require_fitted
 from fewforge.tasks.base import Task
 
 HEAD_FILE = "head.json"
@@ -116,8 +116,7 @@ class LinearProbe(Learner):
     def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
         import numpy as np
 
-        if self.head is None:
-            raise ConfigError("the linear-probe learner has no model yet", hint="call fit() or load() first")
+        require_fitted(self, self.head)
         rows = self._inputs(examples)
         if not rows:
             return np.zeros((0, len(self.task.label_names)))
@@ -127,8 +126,7 @@ class LinearProbe(Learner):
         """head.json: the config, the label order and the head's weights (plain JSON, no pickle)."""
         from fewforge.files import write_json
 
-        if self.head is None:
-            raise ConfigError("the linear-probe learner has no model yet", hint="call fit() first")
+        require_fitted(self, self.head)
         write_json(
             Path(directory) / HEAD_FILE,
             {

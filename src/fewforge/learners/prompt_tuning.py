@@ -30,8 +30,8 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids
-from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
+from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
 from fewforge.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def answer_prefix(template: str, kind: str) -> tuple[str, str]:
     return stripped, " " if stripped != before else ""
 
 
-class PromptTuning(SeededLearner):
+class PromptTuning(TorchLearner):
     """A frozen LM read through a cloze template and verbalizer, with a trained soft prompt."""
 
     name: ClassVar[str] = "prompt-tuning"
@@ -349,24 +349,10 @@ class PromptTuning(SeededLearner):
 
     # -- inference and persistence ---------------------------------------------------------------
 
-    def _require_model(self) -> None:
-        if self.model is None:
-            raise ConfigError("the prompt-tuning learner has no model yet", hint="call fit() or load() first")
-
-    def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
-        import numpy as np
-
-        self._require_model()
-        rows = self._inputs(examples)
-        if not rows:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        with torch_threads(self.config.threads):
-            return self._logits(self._encode(rows)).softmax(-1).numpy()
-
     def save(self, directory: Path) -> None:
         """The soft prompt as a PEFT adapter (adapter_config.json + adapter_model.safetensors, a few hundred
         kB), the whole LM when its weights trained, and fewforge.json naming the base model."""
-        self._require_model()
+        require_fitted(self, self.model)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         with quiet_transformers():

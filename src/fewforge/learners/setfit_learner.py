@@ -24,10 +24,9 @@ from typing import Any, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from fewforge.data.schema import Example
-from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids
+from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids, require_fitted
 from fewforge.learners.loop import torch_threads
 from fewforge.tasks.base import Task
 
@@ -153,8 +152,7 @@ class SetFitLearner(SeededLearner):
     def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
         import numpy as np
 
-        if self.model is None:
-            raise ConfigError("the setfit learner has no model yet", hint="call fit() or load() first")
+        require_fitted(self, self.model)
         rows = self._inputs(examples)
         if not rows:
             return np.zeros((0, len(self.task.label_names)))
@@ -166,8 +164,7 @@ class SetFitLearner(SeededLearner):
         return proba
 
     def save(self, directory: Path) -> None:
-        if self.model is None:
-            raise ConfigError("the setfit learner has no model yet", hint="call fit() first")
+        require_fitted(self, self.model)
         directory = Path(directory)
         with quiet_transformers():
             self.model.save_pretrained(str(directory))
