@@ -31,6 +31,8 @@ def test_target_log_probs_reads_the_aligned_token():
 def test_lm_loss_is_the_mean_nll_of_each_rows_tokens_under_its_own_label():
     own = losses.own_label(LABELP, LABELS)
     assert own.exp().flatten().tolist() == pytest.approx([0.5, 0.2, 0.9, 0.3, 0.1, 0.6])
+    hidden = torch.arange(2 * 2 * 3 * 4, dtype=torch.float).view(2, 2, 3, 4)  # [L, B, T, d] takes the same pick
+    assert torch.equal(losses.own_label(hidden, LABELS), torch.stack([hidden[0, 0], hidden[1, 1]]))
     expected = -(math.log(0.5) + math.log(0.2) + math.log(0.3) + math.log(0.1) + math.log(0.6)) / 5
     assert losses.lm_loss(own, MASK).item() == pytest.approx(expected)
 

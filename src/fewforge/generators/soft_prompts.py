@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 Placement = Literal["prompt", "prefix"]
 
 
+def target_log_probs(logits: "torch.Tensor", targets: "torch.Tensor") -> "torch.Tensor":
+    """log-probabilities of `targets` [..., T] under next-token `logits` [..., T, V] (already aligned:
+    position t of the logits predicts targets[t]); padded targets may hold any valid id."""
+    import torch
+
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
 class Scored(NamedTuple):
     logits: "torch.Tensor"  # [B, T, V]: the next-token logits at each input position
     hidden: "torch.Tensor"  # [B, T, d]: the last layer's hidden states at each input position
@@ -180,8 +188,7 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         b = input_ids.shape[0]
         labels = torch.arange(self.n_labels).repeat_interleave(b)
         out = self.forward(input_ids.repeat(self.n_labels, 1), attention_mask.repeat(self.n_labels, 1), labels, values)
-        targets = input_ids.repeat(self.n_labels, 1)[:, 1:].unsqueeze(-1)
-        logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1).gather(-1, targets).squeeze(-1)
+        logp = target_log_probs(out.logits[:, :-1], input_ids.repeat(self.n_labels, 1)[:, 1:])
         hidden = out.hidden[:, :-1]
         return logp.view(self.n_labels, b, -1), hidden.reshape(self.n_labels, b, *hidden.shape[1:])
 

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from fewforge.generators.soft_prompts import target_log_probs
+
+__all__ = ["target_log_probs"]  # re-exported: the tuner scores rows with it
+
 if TYPE_CHECKING:
     import torch
 
@@ -29,18 +33,10 @@ if TYPE_CHECKING:
 WEIGHT_NET_HIDDEN = 100
 
 
-def target_log_probs(logits: "torch.Tensor", targets: "torch.Tensor") -> "torch.Tensor":
-    """log-probabilities of `targets` [..., T] under next-token `logits` [..., T, V] (already aligned:
-    position t of the logits predicts targets[t]); padded targets may hold any valid id."""
-    import torch
-
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
-def own_label(label_logp: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
-    """[L, B, T] -> [B, T]: each row's log-probs under its own label's prompt."""
-    index = labels.view(1, -1, 1).expand(1, *label_logp.shape[1:])
-    return label_logp.gather(0, index).squeeze(0)
+def own_label(per_label: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
+    """[L, B, ...] -> [B, ...]: each row's values (log-probs, hidden states) under its own label's prompt."""
+    index = labels.view(1, -1, *[1] * (per_label.dim() - 2)).expand(1, *per_label.shape[1:])
+    return per_label.gather(0, index).squeeze(0)
 
 
 def lm_loss(logp: "torch.Tensor", mask: "torch.Tensor") -> "torch.Tensor":

@@ -147,8 +147,7 @@ class Tuner:
         loss = losses.weighted_lm_loss(own, losses.token_weights(scores, batch.targets))
         record = {"weighted_loss": loss.item(), "disc_loss": disc}
         if self.cfg.loss == "dawgen":
-            own_hidden = hidden.gather(0, batch.labels.view(1, -1, 1, 1).expand(1, *hidden.shape[1:])).squeeze(0)
-            hinge = self._hinge(own_hidden, scores, batch, rows, pool)
+            hinge = self._hinge(losses.own_label(hidden, batch.labels), scores, batch, rows, pool)
             loss = loss + self.cfg.hinge_weight * hinge
             record["hinge"] = hinge.item()
         self._update(loss)
@@ -191,7 +190,7 @@ class Tuner:
             negatives.append(other[self.rng.randrange(len(other))])
         extra = collate(positives + negatives, self.pad_id)
         label_logp, hidden = self.prompts.score_all_labels(extra.ids, extra.attention)
-        own = hidden.gather(0, extra.labels.view(1, -1, 1, 1).expand(1, *hidden.shape[1:])).squeeze(0)
+        own = losses.own_label(hidden, extra.labels)
         with torch.no_grad():
             token_disc = losses.discriminative_token_loss(label_logp, extra.labels)
             extra_scores = self.weight_net(token_disc.unsqueeze(-1)).squeeze(-1)
