@@ -50,7 +50,7 @@ def main() -> None:
 
     from fewforge.data.fewshot import sample_fewshot
     from fewforge.data.sources import load_task_data
-    from fewforge.learners.prompt_tuning import lm_source
+    from fewforge.packaged import lm_source
     from fewforge.tasks import load_task
 
     task = load_task("sst2")

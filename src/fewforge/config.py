@@ -122,7 +122,7 @@ class RunConfig(BaseModel):
     )
     generator: str = Field(
         "smollm2",
-        description="generator spec: smollm2 | gemma3-270m | llamacpp:PATH.gguf | hf:PATH_OR_ID | openai:MODEL@URL",
+        description="generator spec: smollm2 | gemma3-270m | llamacpp:PATH.gguf | hf:smollm2 | hf:PATH_OR_ID | openai:MODEL@URL",
     )
     generator_options: dict[str, Any] = Field(
         default_factory=dict, description="options of the generator backend (e.g. n_parallel, device, chat)"

@@ -130,6 +130,13 @@ def plan_grid(cfg: RunConfig) -> Plan:
             "the grid has synthetic conditions but no method", hint="add a method, e.g. methods: [zerogen]"
         )
     generator = _generator(cfg) if cfg.uses_synthetic else None
+    for label, method in methods.items():
+        if method.needs_adapters and generator is not None and not generator.supports_adapters:
+            raise ConfigError(
+                f"method {label!r} tunes the generator and sends its soft prompts as adapters, and the "
+                f"{generator.backend} backend ({cfg.generator}) cannot load adapters",
+                hint="use --generator hf:smollm2 (the packaged SmolLM2 through transformers) or hf:MODEL",
+            )
     for i, spec in enumerate(cfg.learners):
         if spec.conditions is not None and not set(spec.conditions) & set(cfg.conditions):
             raise ConfigError(

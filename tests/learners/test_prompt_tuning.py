@@ -10,7 +10,8 @@ from fewforge.data.fewshot import sample_fewshot
 from fewforge.data.schema import Example
 from fewforge.data.sources import load_task_data
 from fewforge.errors import DataError, TaskError
-from fewforge.learners.prompt_tuning import PromptTuning, PromptTuningConfig, answer_prefix, lm_source
+from fewforge.learners.prompt_tuning import PromptTuning, PromptTuningConfig, answer_prefix
+from fewforge.packaged import lm_source
 from fewforge.tasks import load_task
 
 TINY = dict(prompt_tokens=4, min_steps=4, max_steps=4, eval_every=2, batch_size=2, threads=2)

@@ -82,6 +82,19 @@ def test_tuning_is_reproducible_for_a_seed_and_held_out_meta_batches_run(lm):
     torch.testing.assert_close(runs[0], runs[1])
 
 
+def test_meta_every_spaces_the_weight_nets_steps_and_the_hinge_reads_the_memory_bank(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    tuner = Tuner(prompts, TuningConfig(loss="dawgen", epochs=3, meta_every=3), seed=0)
+    history = tuner.fit(ROWS)
+    assert [("disc_loss" in h) for h in history] == [True, False, False, True, False, False]
+    assert all("hinge" in h for h in history)
+    # after tuning, the bank holds each row's vector from its last step as an anchor: close to a fresh
+    # score under the final prompts (one step stale at most)
+    fresh = tuner._sentence_vectors(collate(ROWS))
+    assert tuner.bank.shape == fresh.shape
+    assert torch.nn.functional.cosine_similarity(tuner.bank, fresh).min() > 0.9
+
+
 def test_bad_rows_are_clear_errors(lm):
     prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
     with pytest.raises(DataError, match="no real rows"):
@@ -101,7 +114,7 @@ def test_on_the_packaged_generator_tuning_makes_dev_rows_likelier_under_their_tr
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from fewforge.learners.prompt_tuning import lm_source
+    from fewforge.packaged import lm_source
 
     source = lm_source(None)
     tok = AutoTokenizer.from_pretrained(source)

@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 from rich.console import Console
 
-from fewforge.cli import cache, evaluate, generate, predict, report, run, sample, tasks, train
+from fewforge.cli import cache, evaluate, generate, predict, quality, report, run, sample, tasks, train
 
 app = typer.Typer(
     name="fewforge",
@@ -29,6 +29,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("predict")(predict.predict)
 app.command("run")(run.run)
 app.command("report")(report.report)
+app.command("quality")(quality.quality)
 app.add_typer(cache.app, name="cache")
 
 

@@ -63,7 +63,7 @@ GeneratorOpt = Annotated[
 ]
 MethodOpt = Annotated[
     Optional[str],
-    typer.Option("--method", help="comma-separated synthesis methods" + _default("methods"), show_default=False),
+    typer.Option("--method", help="comma-separated synthesis methods: zerogen, fewgen, dawgen (the last two tune the generator: --generator hf:smollm2)" + _default("methods"), show_default=False),
 ]
 LearnerOpt = Annotated[
     Optional[str],

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from fewforge.evaluation.plots import accuracy_vs_shots, accuracy_vs_size
+from fewforge.evaluation.quality import QUALITY_FILE, auditor_note, quality_rows
 from fewforge.evaluation.results import (
     condition_label,
     metric_names,
@@ -24,7 +25,7 @@ from fewforge.evaluation.results import (
     read_results,
     summary_rows,
 )
-from fewforge.files import write_text
+from fewforge.files import read_json, write_text
 
 SAMPLE_ROWS = 25  # kept and dropped rows shown per synthetic set
 
@@ -142,7 +143,13 @@ def _with_training_facts(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-def markdown(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str, command: str | None) -> str:
+def markdown(
+    results: Mapping[str, Any],
+    sets: Sequence[Mapping[str, Any]],
+    title: str,
+    command: str | None,
+    quality: Mapping[str, Any] | None = None,
+) -> str:
     summary, meta = _with_training_facts(results), results["meta"]
     metric = (metric_names(summary) or ["accuracy"])[0]
     parts = [f"# {title}", ""]
@@ -169,6 +176,9 @@ def markdown(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], titl
         parts += ["## Per-class F1 (mean over seeds)", ""]
         for task, (head, body) in per_class.items():
             parts += [f"### {task}", "", _md_table(head, body), ""]
+    if quality:
+        parts += ["## Synthetic data quality (`fewforge quality`)", "", auditor_note(quality), ""]
+        parts += [_md_table(*quality_rows(quality)), ""]
     if sets:
         parts += ["## Synthetic sets", "", _md_table(*_set_rows(sets)), ""]
     return "\n".join(parts).rstrip() + "\n"
@@ -324,7 +334,9 @@ def _set_browser(index: int, s: Mapping[str, Any]) -> str:
     )
 
 
-def render_html(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str) -> str:
+def render_html(
+    results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], title: str, quality: Mapping[str, Any] | None = None
+) -> str:
     summary, meta = _with_training_facts(results), results["meta"]
     metric = (metric_names(summary) or ["accuracy"])[0]
     body = [f"<h1>{_esc(title)}</h1>"]
@@ -366,6 +378,9 @@ def render_html(results: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], t
         for task, (head, rows) in per_class.items():
             body.append(f"<h3>{_esc(task)}</h3>" + _html_table(head, rows, left=3))
         body.append("<h3>Confusion matrices</h3>" + _confusions(summary))
+    if quality:
+        body.append("<h2>Synthetic data quality</h2><p class='meta'>" + _esc(auditor_note(quality)) + "</p>")
+        body.append(_html_table(*quality_rows(quality), left=2))
     if sets:
         body.append("<h2>Synthetic data</h2>" + _html_table(*_set_rows(sets), left=1))
         body += [_set_browser(i, s) for i, s in enumerate(sets)]
@@ -429,6 +444,8 @@ def write_report(
     title = title or f"fewforge report: {run_dir.name}"
     html_path = html_path or run_dir / "report.html"
     markdown_path = markdown_path or run_dir / "report.md"
-    write_text(html_path, render_html(results, sets, title))
-    write_text(markdown_path, markdown(results, sets, title, command))
+    quality_path = run_dir / QUALITY_FILE
+    quality = read_json(quality_path) if quality_path.is_file() else None
+    write_text(html_path, render_html(results, sets, title, quality))
+    write_text(markdown_path, markdown(results, sets, title, command, quality))
     return html_path, markdown_path

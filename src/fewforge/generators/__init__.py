@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from fewforge.errors import ConfigError
-from fewforge.generators.base import AdapterRequest, Candidate, Completion, Generator, SamplingParams
+from fewforge.generators.base import AdapterRequest, Candidate, Completion, Generator, SamplingParams, TrainableLM
 from fewforge.generators.cache import CachedGenerator
 from fewforge.registry import Registry
 
@@ -24,6 +24,7 @@ __all__ = [
     "Completion",
     "Generator",
     "SamplingParams",
+    "TrainableLM",
     "get_generator",
 ]
 
@@ -38,6 +39,7 @@ SPEC_FORMS = (
     "smollm2 (default: packaged SmolLM2-135M-Instruct GGUF)",
     "gemma3-270m (Gemma 3 270M base GGUF; needs fewforge[gemma], Gemma Terms of Use)",
     "llamacpp:PATH.gguf",
+    "hf:smollm2 (the packaged SmolLM2 through transformers: loads adapters, can be tuned)",
     "hf:DIR_OR_GGUF_OR_HUB_ID",
     "openai:MODEL@URL (e.g. openai:Qwen/Qwen2.5-7B@http://localhost:8000/v1)",
     "openai:MODEL (OpenAI's API, key in OPENAI_API_KEY)",
@@ -74,6 +76,10 @@ def get_generator(spec: str | None = None, **options: Any) -> Generator:
         return _build("llamacpp", gemma3_270m_gguf(), options)
     name, sep, arg = spec.partition(":")
     if sep and arg and name in GENERATORS:
+        if name == "hf" and arg == "smollm2":  # dequantized once into the fewforge cache
+            from fewforge.packaged import lm_source
+
+            arg = lm_source(None)
         if name == "openai":
             model, at, url = arg.rpartition("@")
             if at and model and url.startswith(("http://", "https://")):

@@ -117,6 +117,18 @@ class AdapterRequest:
         return {"name": self.name, "kind": self.kind, "label": self.label, "hash": self.content_hash}
 
 
+@dataclass(frozen=True)
+class TrainableLM:
+    """What a method needs to tune an adapter for a backend (`Generator.trainable`): the frozen torch
+    model and tokenizer the backend generates with, and how the backend turns text into token ids — so
+    the rows an adapter is tuned on are tokenised exactly as its generation requests will be."""
+
+    model: Any
+    tokenizer: Any
+    render: Callable[[str], str]  # a prompt as the model reads it (the chat template applied, if any)
+    encode: Callable[[str, bool], list[int]]  # (text, starts the sequence) -> ids; see `Generator.generate`
+
+
 class Generator(ABC):
     """Base class of every backend. Constructors only store settings; `load()` does the heavy work."""
 
@@ -148,6 +160,13 @@ class Generator(ABC):
                 hint="generate with a tuned adapter through the transformers backend: --generator hf:MODEL",
             )
 
+    def trainable(self) -> TrainableLM:
+        """The torch model behind the backend, for methods that tune adapters on it (FewGen, DawGen)."""
+        raise BackendError(
+            f"the {self.backend} backend cannot be tuned: it serves a model fewforge cannot train",
+            hint="tune through the transformers backend: --generator hf:smollm2 (the packaged SmolLM2) or hf:MODEL",
+        )
+
     @abstractmethod
     def generate(
         self,
@@ -163,7 +182,9 @@ class Generator(ABC):
 
         `start_index` lets a caller (the cache, or a method that grows a set label by label) generate
         a sub-list while keeping each prompt's seed tied to its position in the full list. `adapter`
-        is applied to every prompt of the call; backends without adapters raise (`check_adapter`).
+        is applied to every prompt of the call; backends without adapters raise (`check_adapter`). With
+        an adapter, a prompt is the raw text that follows the adapter's soft prompt — no chat template
+        and no start-of-sequence token: the tuned prompt stands in for the instruction.
         """
 
     def __enter__(self) -> "Generator":

@@ -27,6 +27,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    TrainableLM,
     positions,
 )
 
@@ -121,6 +122,13 @@ class CachedGenerator(Generator):
 
     def output_options(self) -> dict[str, Any]:
         return self.inner.output_options()
+
+    @property
+    def supports_adapters(self) -> bool:  # type: ignore[override]  # delegated, not a class constant here
+        return self.inner.supports_adapters
+
+    def trainable(self) -> TrainableLM:
+        return self.inner.trainable()
 
     def stats(self, since: dict[str, Any] | None = None) -> dict[str, Any]:
         """Hit/miss counts of this generator's life, or since an earlier `stats()` snapshot."""

@@ -27,6 +27,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    TrainableLM,
     positions,
 )
 
@@ -207,14 +208,25 @@ class HFGenerator(Generator):
         return {"chat": self.chat, "dtype": self.dtype}  # template on/off and precision change the text
 
     # -- generation ------------------------------------------------------------------------------
+    def _render(self, prompt: str) -> str:
+        """The prompt as the model reads it: inside the chat template when the backend uses one."""
+        if not self.chat:
+            return prompt
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+        )
+
+    def _tokens(self, text: str, start: bool = True) -> list[int]:
+        """Ids of `text`; `start`: it begins the sequence (the tokenizer's special tokens, e.g. BOS, unless
+        the chat template already wrote them as text)."""
+        return self.tokenizer(text, add_special_tokens=start and not self.chat)["input_ids"]
+
     def _encode(self, prompt: str) -> list[int]:
-        tok = self.tokenizer
-        if self.chat:
-            text = tok.apply_chat_template(
-                [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-            )
-            return tok(text, add_special_tokens=False)["input_ids"]
-        return tok(prompt)["input_ids"]
+        return self._tokens(self._render(prompt))
+
+    def trainable(self) -> TrainableLM:
+        self.load()
+        return TrainableLM(self._model, self._tokenizer, self._render, self._tokens)
 
     def generate(
         self,
@@ -228,7 +240,8 @@ class HFGenerator(Generator):
         self.check_adapter(adapter)
         self.load()
         prompts_module = self._adapter(adapter) if adapter is not None else None
-        encoded = [self._encode(p) for p in prompts]
+        # with an adapter the prompt is the raw context after the soft prompt (Generator.generate)
+        encoded = [self._encode(p) if adapter is None else self._tokens(p, start=False) for p in prompts]
         where = positions(start_index, len(prompts))
         # Rows are (prompt, candidate) pairs, prompt-major, so a batch holds whole prompts when it can.
         rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]

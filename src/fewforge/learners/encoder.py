@@ -129,7 +129,7 @@ class EncoderClassifier(TorchLearner):
         """Where the pretrained weights are (a .gguf file is dequantized once into the fewforge cache)."""
         model = self.config.model
         if model and model.endswith(".gguf"):
-            from fewforge.learners.prompt_tuning import lm_source
+            from fewforge.packaged import lm_source
 
             return lm_source(model)
         return resolve_model(model)
@@ -356,6 +356,6 @@ class LMClassifier(EncoderClassifier):
     seconds_per_cell: ClassVar[float] = 600.0
 
     def _source(self) -> str:
-        from fewforge.learners.prompt_tuning import lm_source
+        from fewforge.packaged import lm_source
 
         return lm_source(self.config.model)

@@ -32,6 +32,7 @@ from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted
 from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.packaged import lm_source
 from fewforge.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -90,25 +91,6 @@ class PromptTuningConfig(TorchConfig):
     min_steps: int = Field(1000, ge=1, description="Least optimizer steps (paper: up to 1000 steps).")
     max_steps: int = Field(1000, ge=1, description="Most optimizer steps (paper: 1000).")
     eval_every: int | None = Field(4, ge=1, description="Dev accuracy every this many steps (paper: 4), best kept.")
-
-
-def lm_source(model: str | None) -> str:
-    """What `from_pretrained` reads: a directory or hub id; a .gguf file (default: the packaged SmolLM2)
-    is dequantized once into <cache_root>/models/<file id>/, since loading a GGUF costs ~11 s."""
-    from fewforge.generators._gguf import file_id, require_file
-    from fewforge.packaged import cache_root, smollm2_gguf
-
-    if model and not model.endswith(".gguf"):
-        path = Path(model).expanduser()
-        return str(path.resolve()) if path.is_dir() else model
-    gguf = require_file(Path(model) if model else smollm2_gguf())
-    name, digest = file_id(gguf).split("@")
-    target = cache_root() / "models" / f"{Path(name).stem}-{digest}"
-    if not (target / "config.json").is_file():
-        from fewforge.generators.hf import HFGenerator
-
-        HFGenerator(gguf, device="cpu", dtype="float32").export(target)
-    return str(target)
 
 
 def answer_prefix(template: str, kind: str) -> tuple[str, str]:

@@ -12,6 +12,8 @@ __all__ = ["METHODS", "MethodConfig", "SynthesisMethod", "SyntheticDataset", "ge
 
 METHODS: Registry[type[SynthesisMethod]] = Registry("synthesis method")
 METHODS.register("zerogen", "fewforge.synthesis.zerogen:ZeroGen")
+METHODS.register("fewgen", "fewforge.synthesis.fewgen.method:FewGen")
+METHODS.register("dawgen", "fewforge.synthesis.fewgen.method:DawGen")
 
 
 def _fields(model: type[MethodConfig], path: tuple[Any, ...]) -> list[str]:

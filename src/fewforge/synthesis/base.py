@@ -80,6 +80,9 @@ class SynthesisMethod(ABC):
     Config: ClassVar[type[MethodConfig]]
     # False for a method that never reads the real few-shot examples (ZeroGen): one set per (task, seed).
     reads_fewshot: ClassVar[bool] = True
+    # True for a method that tunes the generator and sends what it tuned as `adapter=` (FewGen, DawGen):
+    # the grid then refuses a backend that cannot load adapters before any work starts.
+    needs_adapters: ClassVar[bool] = False
     citation: ClassVar[str] = ""  # BibTeX of the method's paper, for the dataset card
 
     def __init__(self, config: MethodConfig | None = None) -> None:

@@ -34,7 +34,7 @@ from pydantic import Field
 from fewforge.data.schema import Example
 from fewforge.errors import DataError
 from fewforge.fingerprint import derive_seed
-from fewforge.generators.base import Completion, SamplingParams
+from fewforge.generators.base import Completion, Generator, SamplingParams
 from fewforge.synthesis.base import MethodConfig, SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, PostprocessReport, postprocess
 from fewforge.tasks.base import Task
@@ -126,10 +126,10 @@ class ZeroGen(SynthesisMethod):
                 for j in range(next_j[label], next_j[label] + want.get(label, 0))
             )
             tracker.add_total(len(plan))
-            prompts = [task.generation_prompt(labels[k], parent_at(j)) for j, k in plan]
+            prompts = [self._prompt(task, labels[k], parent_at(j)) for j, k in plan]
             where = [j * len(labels) + k for j, k in plan]
             t0 = time.perf_counter()
-            completions = generator.generate(prompts, params, start_index=where, progress=tracker.step)
+            completions = self._generate(generator, plan, prompts, params, where, tracker.step)
             gen_seconds += time.perf_counter() - t0
             for (j, k), prompt, position, completion in zip(plan, prompts, where, completions, strict=True):
                 candidate = completion.candidates[0]
@@ -191,6 +191,26 @@ class ZeroGen(SynthesisMethod):
         }
         return SyntheticDataset(examples=examples, card=card, dropped=report.rows)
 
+    def _prompt(self, task: Task, label: str, parent: Example | None) -> str:
+        """The request for one example of `label` (a subclass may send less: the context after a tuned prompt)."""
+        return task.generation_prompt(label, parent)
+
+    def _generate(
+        self,
+        generator: Generator,
+        plan: Sequence[tuple[int, int]],
+        prompts: list[str],
+        params: SamplingParams,
+        where: list[int],
+        progress: Callable[[int], None],
+    ) -> list[Completion]:
+        """Completions of `prompts` (plan entry (j, label index) each), in order; one call for every label."""
+        return generator.generate(prompts, params, start_index=where, progress=progress)
+
+    def _lineage(self, label: str) -> dict:
+        """What a subclass adds to (or overrides in) a row's lineage: the adapter that wrote it."""
+        return {}
+
     def _draft(
         self,
         index: int,
@@ -206,7 +226,7 @@ class ZeroGen(SynthesisMethod):
         """One raw completion with its full lineage (what a reader needs to regenerate or audit it)."""
         candidate = completion.candidates[0]
         return Draft(
-            id=f"zerogen-{index:06d}",
+            id=f"{self.name}-{index:06d}",
             label=label,
             text=candidate.text,
             finish_reason=candidate.finish_reason,
@@ -227,6 +247,7 @@ class ZeroGen(SynthesisMethod):
                 "finish_reason": candidate.finish_reason,
                 "n_tokens": candidate.n_tokens,
                 "cached": completion.cached,
+                **self._lineage(label),
             },
         )
 
@@ -277,4 +298,4 @@ def _check(task: Task, examples: list[Example]) -> None:
     for e in examples:
         task.check_label(e.label)
         if any(not e.inputs.get(f, "").strip() for f in task.input_fields):
-            raise AssertionError(f"zerogen produced an empty input in {e.id}")  # a bug, not a user error
+            raise AssertionError(f"synthesis produced an empty input in {e.id}")  # a bug, not a user error

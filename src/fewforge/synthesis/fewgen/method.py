@@ -1,0 +1,327 @@
+"""FewGen (Meng et al. 2023) and DawGen (DawGen §3.1-3.2) as synthesis methods: tune one soft prompt per
+label on the real few-shot examples, then sample from the frozen generator under each label's prompt.
+
+The soft prompt Q_l stands in for the instruction part of the task's generation prompt, as the generator
+reads it (chat template included): Q_l starts as that text — its token embeddings, or for prefixes its
+keys and values — so an untuned Q_l writes what ZeroGen writes. The rest of the prompt is each request's
+context: for single-input tasks the prompt's last word or template line (e.g. the chat template's
+assistant turn), for pair tasks the first sentence and what follows it. Tuning teaches Q_l to continue
+that context with the real examples of label l (`tune.py`: lm, FewGen's weighted loss, or DawGen's).
+
+Tuning is a resumable stage of its own: the tuned prompts are saved as one safetensors file named by a
+fingerprint of everything that shapes them (model, rows, config, seed) in the method's work folder, and a
+rerun reuses them. Generation then runs ZeroGen's loop (top-ups, post-processing, per-example lineage),
+one request batch per label with that label's prompt sent as the generator's `adapter=`; the adapter's
+content hash is in every cache key and in every row's lineage.
+
+Decoding: nucleus sampling (DawGen L67: stochastic decoding; ZeroGen's top_p 0.9, temperature 0.9) by
+default; `decoding: fewgen` is FewGen's released setting (PROTOCOLS §4): temperature 0.5, top-k 10 for
+single-input tasks, greedy for pairs (each with its own first sentence from the pool), at most 50 new
+tokens, and `label_repetition_penalty` per label (FewGen's RTE: not_entailment 1.5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, Literal, Sequence
+
+from pydantic import Field, field_validator
+
+from fewforge.data.schema import Example
+from fewforge.errors import ConfigError, DataError
+from fewforge.files import read_json, write_json
+from fewforge.fingerprint import derive_seed, file_digest, fingerprint
+from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams, TrainableLM
+from fewforge.generators.soft_prompts import Placement
+from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
+from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow
+from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
+from fewforge.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+TUNING_VERSION = 1  # bump when tuning changes what it produces for the same inputs
+# Stands for a pair task's first sentence while locating where the per-request context starts.
+_FIRST_SENTENCE = "\u2063FEWFORGE-FIRST-SENTENCE\u2063"
+
+
+class FewGenConfig(ZeroGenConfig):
+    version: int = 1
+    tuning: TuningConfig = Field(
+        default_factory=lambda: TuningConfig(loss="weighted"),
+        description="generator tuning (loss, epochs, batch size, learning rates: the paper's defaults)",
+    )
+    placement: Placement = Field("prefix", description="prefix: every layer's keys/values (the paper's); prompt: input embeddings")
+    decoding: Literal["sample", "fewgen"] = Field(
+        "sample", description="sample: the sampling options below; fewgen: FewGen's released decoding (PROTOCOLS §4)"
+    )
+    label_repetition_penalty: dict[str, float] = Field(
+        default_factory=dict, description="per-label repetition penalty (FewGen's RTE: not_entailment 1.5)"
+    )
+
+    default_loss: ClassVar[str] = "weighted"
+
+    @field_validator("tuning", mode="before")
+    @classmethod
+    def _method_loss(cls, value: Any) -> Any:
+        """`tuning: {epochs: 2}` keeps the method's own loss (FewGen: weighted, DawGen: dawgen)."""
+        if isinstance(value, dict) and "loss" not in value:
+            return {"loss": cls.default_loss, **value}
+        return value
+
+
+class DawGenConfig(FewGenConfig):
+    tuning: TuningConfig = Field(
+        default_factory=TuningConfig,
+        description="generator tuning (loss, epochs, batch size, learning rates: the paper's defaults)",
+    )
+    default_loss: ClassVar[str] = "dawgen"
+
+
+FEWGEN_CITATION = """@inproceedings{meng2023tuning,
+  title = {Tuning Language Models as Training Data Generators for Augmentation-Enhanced Few-Shot Learning},
+  author = {Meng, Yu and Michalski, Martin and Huang, Jiaxin and Zhang, Yu and Abdelzaher, Tarek and Han, Jiawei},
+  booktitle = {Proceedings of ICML},
+  year = {2023}
+}"""
+
+DAWGEN_CITATION = """@article{dawgen2024,
+  title = {Distribution-Aligned Generation and Gradient Surgery for Few-Shot Learning with Synthetic Data},
+  journal = {arXiv preprint arXiv:2410.10865},
+  year = {2024}
+}"""
+
+
+@dataclass
+class _Tuned:
+    """What one `synthesize` call tuned, for the generation hooks."""
+
+    lm: TrainableLM
+    heads: dict[str, str]  # label -> the rendered prompt text its soft prompt replaces
+    adapters: dict[str, AdapterRequest]  # label -> its prompt in the tuned file
+    params: dict[str, SamplingParams] = field(default_factory=dict)  # label -> its sampling
+
+
+class FewGen(ZeroGen):
+    name = "fewgen"
+    Config = FewGenConfig
+    config: FewGenConfig
+    reads_fewshot = True
+    needs_adapters = True
+    citation = FEWGEN_CITATION
+
+    def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
+        params = super().sampling_params(task, split_seed)
+        if self.config.decoding == "fewgen":
+            temperature = 0.0 if task.kind == "pair" else 0.5
+            params = dataclasses.replace(params, temperature=temperature, top_k=10, top_p=1.0, max_new_tokens=50)
+        return params
+
+    def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
+        task, c = ctx.task, self.config
+        unknown = sorted(set(c.label_repetition_penalty) - set(task.label_names))
+        if unknown:
+            raise ConfigError(f"label_repetition_penalty names unknown labels {unknown}", hint=f"labels are {task.label_names}")
+        if not ctx.train:
+            raise DataError(f"{self.name} tunes the generator on the real few-shot examples, and there are none")
+        if not ctx.generator.supports_adapters:
+            ctx.generator.check_adapter(AdapterRequest(self.name, ""))  # the backend's own one-line error
+        lm = ctx.generator.trainable()
+        heads = {label: self._head(task, label, lm) for label in task.label_names}
+        rows = [self._row(task, e, lm, heads) for e in ctx.train]
+        path, summary = self._tune(ctx, lm, heads, rows)
+        base = self.sampling_params(task, ctx.seed)
+        self._tuned = _Tuned(
+            lm,
+            heads,
+            {label: AdapterRequest(f"{self.name}:{task.name}", str(path), label=k) for k, label in enumerate(task.label_names)},
+            {label: dataclasses.replace(base, repetition_penalty=c.label_repetition_penalty.get(label, base.repetition_penalty))
+             for label in task.label_names},
+        )
+        try:
+            dataset = super().synthesize(ctx)
+        finally:
+            del self._tuned
+        dataset.card.update(
+            tuning=summary,
+            adapter={"path": str(path), "sha256": file_digest(path)},
+            natural_prompts=heads,
+            citation=self.citation,
+        )
+        return dataset
+
+    # -- where the soft prompt ends and a request's context begins ----------------------------------
+    def _head(self, task: Task, label: str, lm: TrainableLM) -> str:
+        """The rendered prompt text that label's soft prompt replaces: everything before a pair's first
+        sentence, or before a single prompt's last word / template line. Spaces stay with the context,
+        so the context's first word is tokenised as in running text."""
+        if task.kind == "pair":
+            rendered = lm.render(task.generation_prompt(label, Example({"text_a": _FIRST_SENTENCE, "text_b": ""}, label)))
+            cut = rendered.find(_FIRST_SENTENCE)
+        else:
+            rendered = lm.render(task.generation_prompt(label))
+            body = rendered.rstrip()
+            cut = max(body.rfind("\n"), body.rfind(" "))
+        head = rendered[: max(cut, 0)].rstrip(" ")
+        if not head.strip():
+            raise ConfigError(
+                f"task {task.name!r}: the generation prompt of {label!r} has no instruction before its "
+                f"{'first sentence' if task.kind == 'pair' else 'last word'} for a soft prompt to start from",
+                hint="write the task's generation template with an instruction first",
+            )
+        return head
+
+    def _context(self, task: Task, label: str, parent: Example | None, lm: TrainableLM, heads: dict[str, str]) -> str:
+        rendered = lm.render(task.generation_prompt(label, parent))
+        if not rendered.startswith(heads[label]):  # the template put sentence text before the instruction
+            raise ConfigError(f"task {task.name!r}: the generation prompt of {label!r} does not start with its instruction")
+        return rendered[len(heads[label]) :]
+
+    def _prompt(self, task: Task, label: str, parent: Example | None) -> str:
+        return self._context(task, label, parent, self._tuned.lm, self._tuned.heads)
+
+    def _row(self, task: Task, example: Example, lm: TrainableLM, heads: dict[str, str]) -> TuningRow:
+        """A real example as the generator should write it: its request context, then its text (the
+        field the generator writes), then the model's end-of-sequence token."""
+        context = self._context(task, example.label, example if task.kind == "pair" else None, lm, heads)
+        target = example.inputs[task.input_fields[-1]].strip()
+        if context and not context[-1].isspace():
+            target = " " + target
+        context_ids = lm.encode(context, False)
+        limit = self.sampling_params(task).max_new_tokens
+        target_ids = lm.encode(target, False)[: limit - 1] + [_eos_id(lm)]
+        return TuningRow(tuple(context_ids + target_ids), len(context_ids), task.label_names.index(example.label))
+
+    # -- tuning: a stage of its own ------------------------------------------------------------------
+    def _tune(
+        self, ctx: SynthesisContext, lm: TrainableLM, heads: dict[str, str], rows: Sequence[TuningRow]
+    ) -> tuple[Path, dict[str, Any]]:
+        """The tuned prompts' file and a summary; reused when the same tuning already finished."""
+        from fewforge.generators.soft_prompts import LabelPrompts
+        from fewforge.synthesis.fewgen.tune import Tuner
+
+        c, generator = self.config, ctx.generator
+        head_ids = [lm.encode(heads[label], True) for label in ctx.task.label_names]
+        seed = derive_seed(ctx.seed, c.seed, "tune")
+        key = fingerprint(
+            {
+                "v": TUNING_VERSION,
+                "model": generator.model_id,
+                "options": generator.output_options(),
+                "tuning": c.tuning.model_dump(mode="json"),
+                "placement": c.placement,
+                "heads": head_ids,
+                "rows": [[list(r.ids), r.target_start, r.label] for r in rows],
+                "seed": seed,
+            }
+        )[:16]
+        workdir = Path(ctx.workdir) if ctx.workdir is not None else Path(tempfile.mkdtemp(prefix="fewforge-tune-"))
+        path, summary_path = workdir / f"prompts-{key}.safetensors", workdir / f"prompts-{key}.json"
+        if path.is_file() and summary_path.is_file():
+            log.info("%s: reusing the tuned prompts in %s", self.name, path)
+            return path, {**read_json(summary_path), "reused": True}
+
+        started = time.perf_counter()
+        with _attention_for_second_order(lm.model, c.tuning.loss != "lm"):
+            prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
+            pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
+            history = Tuner(prompts, c.tuning, seed=seed, pad_id=pad).fit(rows, _tuning_progress(ctx.progress, self.name))
+        workdir.mkdir(parents=True, exist_ok=True)
+        prompts.save(path)
+        summary = {
+            "loss": c.tuning.loss,
+            "placement": c.placement,
+            "prompt_tokens": prompts.n_tokens,
+            "rows": len(rows),
+            "steps": len(history),
+            "seed": seed,
+            "wall_time_s": round(time.perf_counter() - started, 1),
+            "first_step": history[0],
+            "last_epoch_mean_loss": _mean_loss(history, -(-len(rows) // c.tuning.batch_size)),
+            "file": path.name,
+        }
+        write_json(summary_path, {**summary, "history": history})
+        return path, {**summary, "reused": False}
+
+    # -- generation: one batch of requests per label, each with its label's prompt -----------------
+    def _generate(
+        self,
+        generator: Generator,
+        plan: Sequence[tuple[int, int]],
+        prompts: list[str],
+        params: SamplingParams,
+        where: list[int],
+        progress: Callable[[int], None],
+    ) -> list[Completion]:
+        out: list[Completion | None] = [None] * len(prompts)
+        labels = list(self._tuned.adapters)
+        for k, label in enumerate(labels):
+            rows = [i for i, (_, label_index) in enumerate(plan) if label_index == k]
+            if not rows:
+                continue
+            completions = generator.generate(
+                [prompts[i] for i in rows],
+                self._tuned.params[label],
+                start_index=[where[i] for i in rows],
+                progress=progress,
+                adapter=self._tuned.adapters[label],
+            )
+            for i, completion in zip(rows, completions, strict=True):
+                out[i] = completion
+        return [c for c in out if c is not None]
+
+    def _lineage(self, label: str) -> dict:
+        return {"adapter": self._tuned.adapters[label].to_dict(), "sampling": self._tuned.params[label].to_dict()}
+
+
+class DawGen(FewGen):
+    name = "dawgen"
+    Config = DawGenConfig
+    config: DawGenConfig
+    citation = DAWGEN_CITATION
+
+
+def _eos_id(lm: TrainableLM) -> int:
+    eos = lm.model.generation_config.eos_token_id
+    eos = eos[0] if isinstance(eos, list) else eos
+    if eos is None:
+        eos = lm.tokenizer.eos_token_id
+    if eos is None:
+        raise ConfigError("the generator has no end-of-sequence token to end a tuned example with")
+    return int(eos)
+
+
+def _mean_loss(history: list[dict], last: int) -> float:
+    tail = history[-last:]
+    return round(sum(h["loss"] for h in tail) / max(len(tail), 1), 4)
+
+
+def _tuning_progress(progress: Callable[[int, int], None] | None, name: str) -> Callable[[int, int], None]:
+    def update(done: int, total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+        if done == total or done % max(total // 10, 1) == 0:
+            log.info("%s: tuning step %d/%d", name, done, total)
+
+    return update
+
+
+@contextlib.contextmanager
+def _attention_for_second_order(model: Any, needed: bool) -> Iterator[None]:
+    """The weighted losses differentiate through a gradient (FewGen's meta step); PyTorch's fused CPU
+    attention has no double backward, so the model runs eager attention while it is tuned."""
+    before = getattr(model.config, "_attn_implementation", None)
+    switch = needed and before not in (None, "eager")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)

@@ -1,0 +1,119 @@
+"""FewGen / DawGen as synthesis methods on the packaged SmolLM2 (through transformers) and real SST-2 / RTE rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fewforge.data.schema import Example
+from fewforge.errors import ConfigError
+from fewforge.generators.base import AdapterRequest, SamplingParams
+from fewforge.synthesis import get_method
+from fewforge.synthesis.base import SynthesisContext
+from fewforge.tasks import load_task as get_task
+
+
+@pytest.fixture(scope="module")
+def hf_smollm2():
+    from fewforge.generators import get_generator
+
+    generator = get_generator("hf:smollm2", batch_size=8)
+    yield generator
+    generator.close()
+
+
+def _rows(data_dir: Path, task: str, per_label: int) -> list[Example]:
+    lines = [json.loads(line) for line in (data_dir / task / "train.jsonl").read_text().splitlines()]
+    out: list[Example] = []
+    for name in get_task(task).label_names:
+        for i, r in enumerate([r for r in lines if r["label"] == name][:per_label]):
+            inputs = {k: v for k, v in r.items() if k.startswith("text")}
+            out.append(Example(inputs, name, id=f"{task}-{name}-{i}"))
+    return out
+
+
+def test_options_keep_the_methods_own_loss_and_reject_typos():
+    assert get_method("fewgen", {"tuning": {"epochs": 2}}).config.tuning.loss == "weighted"
+    assert get_method("dawgen", {"tuning": {"epochs": 2}}).config.tuning.loss == "dawgen"
+    assert get_method("dawgen").config.tuning.epochs == 20  # the paper's
+    with pytest.raises(ConfigError, match="tuning.epoch"):
+        get_method("dawgen", {"tuning": {"epoch": 2}})
+
+
+def test_the_soft_prompt_replaces_the_instruction_and_a_request_sends_the_rest(hf_smollm2, data_dir):
+    method, task = get_method("fewgen"), get_task("rte")
+    lm = hf_smollm2.trainable()
+    heads = {label: method._head(task, label, lm) for label in task.label_names}
+    premise = _rows(data_dir, "rte", 1)[0]
+    for label, head in heads.items():
+        full = lm.render(task.generation_prompt(label, premise))
+        context = method._context(task, label, premise, lm, heads)
+        assert head + context == full and context.startswith(" " + premise.inputs["text_a"][:20])
+        assert "<|im_start|>user" in head  # the instruction, chat template included
+    row = method._row(task, premise, lm, heads)
+    context_ids = lm.encode(method._context(task, premise.label, premise, lm, heads), False)
+    assert row.ids[: row.target_start] == tuple(context_ids)
+    assert row.ids[-1] == lm.model.generation_config.eos_token_id or row.ids[-1] in lm.model.generation_config.eos_token_id
+    written = lm.tokenizer.decode(row.ids[row.target_start : -1])
+    assert written.strip() == premise.inputs["text_b"].strip()  # the generator learns to write sentence 2
+
+
+def test_an_untuned_prompt_writes_what_the_natural_prompt_writes(hf_smollm2, tmp_path):
+    """Greedy decoding from the natural-prompt prefix equals greedy ZeroGen decoding of the full prompt."""
+    from fewforge.generators.soft_prompts import LabelPrompts
+
+    method, task = get_method("fewgen"), get_task("sst2")
+    lm = hf_smollm2.trainable()
+    heads = {label: method._head(task, label, lm) for label in task.label_names}
+    path = LabelPrompts.from_natural_prompts(lm.model, [lm.encode(heads[label], True) for label in task.label_names]).save(
+        tmp_path / "untuned.safetensors"
+    )
+    greedy = SamplingParams(temperature=0.0, max_new_tokens=12)
+    for k, label in enumerate(task.label_names):
+        natural = hf_smollm2.generate([task.generation_prompt(label)], greedy)[0].candidates[0].text
+        context = method._context(task, label, None, lm, heads)
+        tuned = hf_smollm2.generate([context], greedy, adapter=AdapterRequest("untuned", str(path), label=k))
+        assert tuned[0].candidates[0].text == natural
+
+
+def test_dawgen_tunes_then_generates_with_lineage_and_a_rerun_reuses_both(hf_smollm2, data_dir, tmp_path):
+    from fewforge.generators.cache import CachedGenerator
+
+    task = get_task("sst2")
+    method = get_method(
+        "dawgen", {"per_label": 3, "max_new_tokens": 24, "tuning": {"epochs": 1, "batch_size": 4}, "seed": 1}
+    )
+    generator = CachedGenerator(hf_smollm2, tmp_path / "cache.sqlite")
+    ctx = SynthesisContext(task, generator, seed=13, train=_rows(data_dir, "sst2", 4), workdir=tmp_path / "work")
+    first = method.synthesize(ctx)
+    assert first.label_counts() == {"negative": 3, "positive": 3}
+    tuning = first.card["tuning"]
+    assert tuning["loss"] == "dawgen" and tuning["steps"] == 2 and not tuning["reused"]
+    assert (tmp_path / "work" / tuning["file"]).is_file()
+    for e in first.examples:
+        lineage = e.lineage
+        assert lineage["method"] == "dawgen" and e.id.startswith("dawgen-")
+        assert lineage["adapter"]["label"] == task.label_names.index(e.label)
+        assert lineage["adapter"]["hash"].split(":")[1] == first.card["adapter"]["sha256"]
+        assert lineage["prompt"] == "\n<|im_start|>assistant\n"  # the context after the soft prompt
+    misses = generator.misses
+
+    again = method.synthesize(ctx)
+    assert again.card["tuning"]["reused"] and generator.misses == misses  # tuned prompts and completions reused
+    assert [e.inputs for e in again.examples] == [e.inputs for e in first.examples]
+    generator.close()
+
+
+def test_a_backend_without_adapters_is_refused_before_any_work(data_dir, tmp_path):
+    from fewforge.config import RunConfig
+    from fewforge.grid import plan_grid
+
+    cfg = RunConfig.model_validate(
+        {"tasks": ["sst2"], "data": str(data_dir), "shots": [4], "seeds": [13], "methods": ["dawgen"],
+         "generator": "smollm2", "conditions": ["real", "synthetic"], "learners": ["linear-probe"]}
+    )
+    with pytest.raises(ConfigError, match="cannot load adapters") as err:
+        plan_grid(cfg)
+    assert "hf:smollm2" in err.value.hint and "\n" not in str(err.value)
