@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,12 @@ def test_a_soft_prompt_adapter_conditions_generation_and_keys_the_cache(hf_gen: 
         assert completion.text == text[: len(completion.text)] and completion.text
     other = hf_gen.generate(contexts, greedy, adapter=AdapterRequest("reviews", str(path), label=0))
     assert [c.text for c in other] != [c.text for c in out]  # the label's prompt conditions the text
+
+    sampled = SamplingParams(temperature=0.9, top_p=0.9, max_new_tokens=8, seed=11)
+    runs = [hf_gen.generate(contexts, sampled, adapter=AdapterRequest("reviews", str(path), label=1)) for _ in range(2)]
+    assert [c.text for c in runs[0]] == [c.text for c in runs[1]]  # sampling under a label's prompt is seeded
+    reseeded = hf_gen.generate(contexts, replace(sampled, seed=12), adapter=AdapterRequest("reviews", str(path), label=1))
+    assert [c.text for c in reseeded] != [c.text for c in runs[0]]
 
     cached = CachedGenerator(hf_gen, tmp_path / "cache.sqlite")
     adapter = AdapterRequest("reviews", str(path), label=1)
