@@ -118,7 +118,7 @@ class Plan:
 
 def plan_grid(cfg: RunConfig) -> Plan:
     """Validate everything and list the work (no file is written)."""
-    data = _load_data(cfg)
+    data = load_data(cfg)
     learners = {spec.label: _learner(i, spec) for i, spec in enumerate(cfg.learners)}
     methods = (
         {spec.label: _method(i, spec, max(cfg.per_label)) for i, spec in enumerate(cfg.methods)}
@@ -190,7 +190,8 @@ def plan_grid(cfg: RunConfig) -> Plan:
     return Plan(cfg, data, learners, methods, generator, cells)
 
 
-def _load_data(cfg: RunConfig) -> dict[str, TaskData]:
+def load_data(cfg: RunConfig) -> dict[str, TaskData]:
+    """Every task of the grid with its pool and (max_test-reduced) test rows."""
     from fewforge.data.sources import load_task_data
     from fewforge.tasks import load_task
 

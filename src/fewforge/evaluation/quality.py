@@ -105,35 +105,31 @@ def assess_set(task: Task, examples: Sequence[Example], card: dict[str, Any], au
 
 def assess_run(run_dir: Path, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Quality of every finished synthetic set of the run, by task; written to RUN_DIR/quality.json."""
+    import yaml
+
     from fewforge.config import RunConfig
     from fewforge.data.io import read_jsonl
-    from fewforge.data.sources import load_task_data
     from fewforge.evaluation.report import synthetic_sets
-    from fewforge.files import read_json, write_json
-    from fewforge.tasks import load_task
+    from fewforge.files import write_json
+    from fewforge.grid import load_data
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
         raise ConfigError(f"{run_dir} is not a run directory (no config.yaml)", hint="pass the --output folder of a fewforge run")
-    import yaml
-
     cfg = RunConfig.model_validate(yaml.safe_load(config_path.read_text(encoding="utf-8")))
     sets = synthetic_sets(run_dir)
     if not sets:
         raise ConfigError(f"{run_dir} holds no finished synthetic set", hint="run `fewforge generate` or `fewforge run` first")
-    tasks = {load_task(spec).name: load_task(spec) for spec in cfg.tasks}
     out: dict[str, Any] = {"auditors": {}, "sets": []}
-    for name, task in tasks.items():
+    for name, data in load_data(cfg).items():  # the run's own pool and test rows (max_test applied)
+        task = data.task
         mine = [s for s in sets if s["card"].get("task") == name]
         if not mine:
             continue
-        pool, test = load_task_data(task, Path(cfg.data).expanduser() if cfg.data else None)
-        if cfg.max_test and len(test) > cfg.max_test:
-            test = [test[i] for i in sorted(random.Random(0).sample(range(len(test)), cfg.max_test))]
         if progress:
-            progress(f"{name}: training the auditor on {len(pool)} real rows")
-        auditor = Auditor(task, pool, test)
+            progress(f"{name}: training the auditor on {len(data.pool)} real rows")
+        auditor = Auditor(task, data.pool, data.test)
         out["auditors"][name] = {"learner": "linear-probe", "train_rows": auditor.train_rows, "test_accuracy": auditor.test_accuracy}
         for s in mine:
             if progress:
@@ -143,10 +139,10 @@ def assess_run(run_dir: Path, progress: Callable[[str], None] | None = None) -> 
             shots = next((int(p[1:]) for p in Path(s["path"]).parts if p[:1] == "k" and p[1:].isdigit()), None)
             out["sets"].append(
                 {"path": s["path"], "task": name, "method": card.get("method"), "seed": card.get("split_seed"),
-                 "shots": shots, **assess_set(task, examples, card, auditor, pool)}
+                 "shots": shots, **assess_set(task, examples, card, auditor, data.pool)}
             )
     write_json(run_dir / QUALITY_FILE, out)
-    return read_json(run_dir / QUALITY_FILE)
+    return out
 
 
 QUALITY_COLUMNS = (

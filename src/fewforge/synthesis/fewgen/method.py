@@ -130,8 +130,7 @@ class FewGen(ZeroGen):
             raise ConfigError(f"label_repetition_penalty names unknown labels {unknown}", hint=f"labels are {task.label_names}")
         if not ctx.train:
             raise DataError(f"{self.name} tunes the generator on the real few-shot examples, and there are none")
-        if not ctx.generator.supports_adapters:
-            ctx.generator.check_adapter(AdapterRequest(self.name, ""))  # the backend's own one-line error
+        ctx.generator.check_adapter(AdapterRequest(self.name, ""))  # the backend's own error if it cannot
         lm = ctx.generator.trainable()
         heads = {label: self._head(task, label, lm) for label in task.label_names}
         rows = [self._row(task, e, lm, heads) for e in ctx.train]
