@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_exact_per_label_counts_lineage_and_card(single_task, fake_generator, se
     assert first.label == "negative" and first.text.startswith("Amber amber amber number 0")
     assert "Sure" not in first.text and "**" not in first.text  # chatter cleaned
     lineage = first.lineage
-    assert lineage["method"] == "zerogen" and lineage["method_version"] == 2
+    assert lineage["method"] == "zerogen" and lineage["method_version"] == 3
     assert lineage["model"] == "fake:scripted"
     assert lineage["prompt"] == single_task.generation_prompt("negative")
     assert lineage["sampling"]["temperature"] == 0.9 and lineage["prompt_index"] == 0
@@ -251,3 +252,18 @@ def test_real_smollm2_pair_task(smollm2, data_dir: Path) -> None:
         assert e.inputs["text_a"] in premises and e.lineage["parent_id"].startswith("rte-")
         assert " ".join(e.inputs["text_b"].lower().split()) != " ".join(e.inputs["text_a"].lower().split())
         assert "sentence 2" not in e.inputs["text_b"].lower()
+
+
+def test_top_up_size_fills_with_95_percent_chance() -> None:
+    from scipy.stats import binom
+
+    from fewforge.synthesis.zerogen import top_up_size
+
+    # one row missing at RTE's keep rate: the expected-rate rule asked ceil(1.1 / 0.5) = 3 prompts,
+    # which all fail one time in eight; the binomial rule asks 5 (all fail 3% of the time)
+    assert top_up_size(1, 0.5, 1.1) == 5
+    for need, rate in [(1, 0.5), (3, 0.55), (20, 0.9), (2, 0.05)]:
+        n = top_up_size(need, rate, 1.1)
+        p = max(rate, 0.2)
+        assert binom.sf(need - 1, n, p) >= 0.95 > binom.sf(need - 1, n - 1, p) or n == math.ceil(need * 1.1 / p)
+        assert n >= need * 1.1 / p
