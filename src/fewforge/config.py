@@ -135,6 +135,11 @@ class RunConfig(BaseModel):
         min_length=1,
         description="synthetic examples per label; several values train on the first n per label of one generated set",
     )
+    num_synthetic: list[int] | None = Field(
+        None,
+        description="total synthetic sizes instead of per_label: split evenly over a task's labels (the whole size "
+        "for QA and text-to-text tasks)",
+    )
     learners: list[LearnerSpec] = Field(
         default_factory=lambda: [s.model_copy() for s in DEFAULT_LEARNERS], min_length=1, description="target learners"
     )
@@ -168,21 +173,38 @@ class RunConfig(BaseModel):
             raise ValueError(f"duplicates in {values}")
         return values
 
-    @field_validator("shots", "per_label")
+    @field_validator("num_synthetic", mode="before")
     @classmethod
-    def _positive(cls, values: list[int]) -> list[int]:
+    def _listify_total(cls, value: Any) -> Any:
+        return _as_list(value) if value is not None else None
+
+    @field_validator("shots", "per_label", "num_synthetic")
+    @classmethod
+    def _positive(cls, values: list[int] | None) -> list[int] | None:
+        if values is None:
+            return values
+        if len(set(values)) != len(values):
+            raise ValueError(f"duplicates in {values}")
         if any(v < 1 for v in values):
             raise ValueError(f"every value must be at least 1, got {values}")
         return values
 
     @model_validator(mode="after")
     def _check(self) -> "RunConfig":
+        if self.num_synthetic is not None and "per_label" in self.model_fields_set:
+            raise ValueError("give the synthetic size once: per_label (per label) or num_synthetic (in all)")
         for kind, specs in (("method", self.methods), ("learner", self.learners)):
             labels = [s.label for s in specs]
             twice = sorted({x for x in labels if labels.count(x) > 1})
             if twice:
                 raise ValueError(f"{kind} {twice[0]!r} appears twice: give each entry its own `id`")
         return self
+
+    def sizes(self, n_groups: int) -> list[int]:
+        """Synthetic examples per label for a task with `n_groups` labels (1 without labels)."""
+        if self.num_synthetic is None:
+            return list(self.per_label)
+        return list(dict.fromkeys(max(1, n // n_groups) for n in self.num_synthetic))
 
     @property
     def uses_synthetic(self) -> bool:

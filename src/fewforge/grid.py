@@ -101,6 +101,15 @@ class Plan:
         reads = self.methods[cell.method].reads_fewshot
         return SetKey(cell.task, cell.seed, cell.method, cell.shots if reads else None)
 
+    def method(self, key: SetKey) -> Any:
+        """The method that writes set `key`, sized for its task: with num_synthetic, tasks with different
+        numbers of labels need different sizes per label."""
+        method = self.methods[key.method]
+        n = max(self.cfg.sizes(len(self.data[key.task].task.groups)))
+        if getattr(method.config, "per_label", n) == n:
+            return method
+        return type(method)(method.config.model_copy(update={"per_label": n}))
+
     @property
     def synthetic_sets(self) -> list[SetKey]:
         return list(dict.fromkeys(self.set_key(c) for c in self.cells if c.condition != "real"))
@@ -121,7 +130,10 @@ def plan_grid(cfg: RunConfig) -> Plan:
     data = load_data(cfg)
     learners = {spec.label: _learner(i, spec) for i, spec in enumerate(cfg.learners)}
     methods = (
-        {spec.label: _method(i, spec, max(cfg.per_label)) for i, spec in enumerate(cfg.methods)}
+        {
+            spec.label: _method(i, spec, max(n for d in data.values() for n in cfg.sizes(len(d.task.groups))))
+            for i, spec in enumerate(cfg.methods)
+        }
         if cfg.uses_synthetic
         else {}
     )
@@ -145,9 +157,10 @@ def plan_grid(cfg: RunConfig) -> Plan:
             )
         for axis in ("shots", "per_label"):
             wanted = getattr(spec, axis)
-            if wanted is not None and not set(wanted) & set(getattr(cfg, axis)):
+            values = cfg.shots if axis == "shots" else {n for d in data.values() for n in cfg.sizes(len(d.task.groups))}
+            if wanted is not None and not set(wanted) & set(values):
                 raise ConfigError(
-                    f"learners[{i}].{axis} {wanted} has no value in the grid's {axis} {getattr(cfg, axis)}",
+                    f"learners[{i}].{axis} {wanted} has no value in the grid's {axis} {sorted(values)}",
                     hint=f"add one of them to {axis}, or remove learners[{i}].{axis}",
                 )
     labels = {spec.label: spec for spec in cfg.learners}
@@ -166,6 +179,7 @@ def plan_grid(cfg: RunConfig) -> Plan:
     for name, task_data in data.items():
         _check_shots(task_data, max(cfg.shots))
         _check_metrics(task_data.task)
+    _check_kinds(cfg, data, learners, methods)
 
     cells: list[Cell] = []
     for name in data:
@@ -174,11 +188,13 @@ def plan_grid(cfg: RunConfig) -> Plan:
                 for spec in cfg.learners:
                     if (spec.shots is not None and shots not in spec.shots) or (spec.tasks and name not in spec.tasks):
                         continue
+                    if data[name].task.kind not in learners[spec.label][0].kinds:
+                        continue  # a learner serves its kinds only: a QA student in a grid with squad-qg
                     conditions = [c for c in cfg.conditions if spec.conditions is None or c in spec.conditions]
                     if "real" in conditions:
                         cells.append(Cell(name, shots, seed, spec.label, "real"))
                     for method in methods:
-                        for n in cfg.per_label:
+                        for n in cfg.sizes(len(data[name].task.groups)):
                             if spec.per_label is not None and n not in spec.per_label:
                                 continue
                             for condition in conditions:
@@ -209,7 +225,39 @@ def load_data(cfg: RunConfig) -> dict[str, TaskData]:
     return out
 
 
+def _check_kinds(cfg: RunConfig, data: dict[str, TaskData], learners: dict, methods: dict) -> None:
+    """Every learner and method can serve the task kinds it is given (one-line errors naming both)."""
+    kinds = {name: d.task.kind for name, d in data.items()}
+    for i, spec in enumerate(cfg.learners):
+        cls = learners[spec.label][0]
+        named = {t: kinds[t] for t in spec.tasks or ()}
+        wrong = {t: k for t, k in named.items() if k not in cls.kinds}
+        if wrong or not any(k in cls.kinds for k in (named or kinds).values()):
+            shown = wrong or kinds
+            raise ConfigError(
+                f"learners[{i}] {cls.name!r} learns {', '.join(cls.kinds)} tasks, not "
+                + ", ".join(f"{t} ({k})" for t, k in shown.items()),
+                hint="qa-encoder learns extractive-qa; seq2seq and causal-lm learn text-to-text; the others classify",
+            )
+    for label, method in methods.items():
+        wrong = {t: k for t, k in kinds.items() if k not in method.kinds}
+        if wrong:
+            raise ConfigError(
+                f"method {label!r} serves {', '.join(method.kinds)} tasks, not "
+                + ", ".join(f"{t} ({k})" for t, k in wrong.items()),
+                hint="zerogen serves every task kind",
+            )
+
+
 def _check_shots(task_data: TaskData, shots: int) -> None:
+    if not task_data.task.is_classification:
+        if len(task_data.pool) < 2 * shots:
+            raise DataError(
+                f"task {task_data.task.name!r}: too few pool examples for {shots} shots "
+                f"({len(task_data.pool)}; train and dev need {2 * shots})",
+                hint=f"lower shots to at most {len(task_data.pool) // 2}",
+            )
+        return
     counts: dict[str, int] = {}
     for e in task_data.pool:
         counts[e.label] = counts.get(e.label, 0) + 1

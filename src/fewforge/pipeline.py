@@ -25,6 +25,7 @@ from fewforge.fingerprint import fingerprint
 from fewforge.grid import Cell, Plan, SetKey, TaskData, plan_grid
 from fewforge.rundir import RunDir
 from fewforge.store import ResultsStore
+from fewforge.tasks.base import Task
 
 log = logging.getLogger("fewforge")
 
@@ -164,7 +165,13 @@ def describe(plan: Plan, console: Console) -> None:
     tasks = ", ".join(f"{t.task.name} (pool {len(t.pool)}, test {len(t.test)})" for t in plan.data.values())
     console.print(
         f"grid: {tasks}; shots {cfg.shots}; seeds {cfg.seeds}; "
-        + (f"{', '.join(plan.methods)} × {cfg.per_label}/label from {cfg.generator}; " if plan.methods else "")
+        + (
+            f"{', '.join(plan.methods)} × "
+            + (f"{cfg.num_synthetic} in all" if cfg.num_synthetic else f"{cfg.per_label}/label")
+            + f" from {cfg.generator}; "
+            if plan.methods
+            else ""
+        )
         + f"learners {', '.join(plan.learners)}; {len(plan.cells)} cells, {len(plan.synthetic_sets)} synthetic sets",
         soft_wrap=True,
         highlight=False,
@@ -188,8 +195,8 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
 
 def _set_prompts(plan: Plan, key: SetKey) -> int:
     """Prompts a set will need (for the grid bar's ETA; top-up rounds are not foreseen)."""
-    method = plan.methods[key.method]
-    n_labels = len(plan.data[key.task].task.labels)
+    method = plan.method(key)
+    n_labels = len(plan.data[key.task].task.groups)
     return int(getattr(method.config, "per_label", 0) * getattr(method.config, "oversample", 1.0) * n_labels)
 
 
@@ -219,7 +226,7 @@ def synthesis_stage(
     from fewforge.data.io import read_jsonl
     from fewforge.synthesis.base import SynthesisContext
 
-    data, method = plan.data[key.task], plan.methods[key.method]
+    data, method = plan.data[key.task], plan.method(key)
     split = splits[(key.task, key.shots, key.seed)] if key.shots is not None else None
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = fingerprint(
@@ -267,13 +274,15 @@ def _cell_seconds(plan: Plan, cell: Cell) -> float:
     return learner_cls.seconds_per_cell * (2 if cell.condition == "real+synthetic" else 1)
 
 
-def first_per_label(examples: Sequence[Example], n: int) -> list[Example]:
-    """The first n examples of each label, in the set's order (a smaller set of the same generation)."""
+def first_per_label(examples: Sequence[Example], n: int, task: Task | None = None) -> list[Example]:
+    """The first n examples of each label (of the whole set for kinds without labels), in the set's
+    order: a smaller set of the same generation."""
     taken: dict[str, int] = {}
     out = []
     for e in examples:
-        if taken.get(e.label, 0) < n:
-            taken[e.label] = taken.get(e.label, 0) + 1
+        group = task.group(e) if task is not None else e.label
+        if taken.get(group, 0) < n:
+            taken[group] = taken.get(group, 0) + 1
             out.append(e)
     return out
 
@@ -293,7 +302,7 @@ def cell_stage(
     set_fp = None
     if cell.condition != "real":
         examples, set_fp = sets[plan.set_key(cell)]
-        synthetic = first_per_label(examples, cell.per_label or 0)
+        synthetic = first_per_label(examples, cell.per_label or 0, data.task)
     learner_cls, _ = plan.learners[cell.learner]
     config = plan.learner_config(cell)
     directory = run.cell_dir(cell.id)
@@ -359,21 +368,30 @@ def train_and_score(
     task, test = data.task, data.test
     report = learner.fit(split.train, split.dev, synthetic=synthetic, progress=progress)
     t0 = time.perf_counter()
-    proba = learner.predict_proba(test)
-    predict_seconds = time.perf_counter() - t0
     labels = task.label_names
-    predicted = [labels[int(i)] for i in proba.argmax(axis=1)]
-    gold = [e.label for e in test]
+    if task.is_classification:
+        proba = learner.predict_proba(test)
+        predicted = [labels[int(i)] for i in proba.argmax(axis=1)]
+        probabilities = [[round(float(v), 5) for v in row] for row in proba]
+    else:  # answer spans or output texts
+        predicted, probabilities = learner.predict(test), [None] * len(test)
+    predict_seconds = time.perf_counter() - t0
+    gold = [task.spec.gold(e) for e in test]
     scores = per_example(task, gold, predicted)
     write_lines(
         directory / "predictions.jsonl",
         (
-            {"id": e.id, "gold": g, "pred": p, "proba": [round(float(v), 5) for v in row], "score": s}
-            for e, g, p, row, s in zip(test, gold, predicted, proba, scores or [None] * len(test))
+            {"id": e.id, "gold": g, "pred": p, **({"proba": row} if row is not None else {}), "score": s}
+            for e, g, p, row, s in zip(test, gold, predicted, probabilities, scores or [None] * len(test))
         ),
     )
     write_json(directory / "training.json", {"history": report.history, "surgery": report.surgery})
     metrics = score(task, gold, predicted)
+    classes = (
+        {"per_class_f1": per_class_f1(gold, predicted, labels), "confusion": confusion(gold, predicted, labels)}
+        if task.is_classification
+        else {}
+    )
     model_path = None
     if save_model:
         from fewforge.learners.card import write_card
@@ -385,8 +403,7 @@ def train_and_score(
     return {
         **cell.axes(),
         "metrics": metrics,
-        "per_class_f1": per_class_f1(gold, predicted, labels),
-        "confusion": confusion(gold, predicted, labels),
+        **classes,
         "labels": labels,
         "dev": {"best_accuracy": report.best_dev_accuracy, "best_step": report.best_step, "steps": report.steps},
         "train": {"real": len(split.train), "synthetic": len(synthetic), "steps": report.steps, **report.extra},
@@ -405,8 +422,6 @@ def write_run_results(
 ) -> dict[str, Any]:
     """results.json: every cell's record, the summaries over seeds, and what the numbers mean."""
     from fewforge.evaluation import primary_metric, summarize
-    from fewforge.tasks.base import Task
-
     tasks: dict[str, Task] = {name: d.task for name, d in plan.data.items()}
 
     def scores(record: dict[str, Any]) -> Any:
@@ -523,7 +538,7 @@ def evaluate_model(
     task = load_task(task_name)
     test = read_examples(test_path, task) if test_path else load_task_data(task, Path(data) if data else None)[1]
     learner = get_learner(learner_name).load(task, model_dir)
-    metrics = score(task, [e.label for e in test], learner.predict(test))
+    metrics = score(task, [task.spec.gold(e) for e in test], learner.predict(test))
     return {"task": task.name, "model": str(model_dir), "test_size": len(test), **metrics}
 
 

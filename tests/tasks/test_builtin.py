@@ -29,8 +29,12 @@ EXPECTED = {
 }
 
 
-def test_the_twelve_tasks_are_listed() -> None:
-    assert sorted(list_tasks()) == sorted(EXPECTED)
+OTHER_KINDS = {"squad": "extractive-qa", "adversarialqa": "extractive-qa", "squad-qg": "text-to-text"}
+
+
+def test_the_fifteen_tasks_are_listed() -> None:
+    assert sorted(list_tasks()) == sorted([*EXPECTED, *OTHER_KINDS])
+    assert {name: load_task(name).kind for name in OTHER_KINDS} == OTHER_KINDS
     assert all(isinstance(load_task(name), Task) for name in list_tasks())
 
 
@@ -99,7 +103,7 @@ def test_generation_templates_use_only_filled_placeholders() -> None:
     for task in BUILTIN_TASKS.values():
         for template in task.generation_templates.values():
             used = {f for _, f, _, _ in string.Formatter().parse(template) if f}
-            allowed = {"text_a"} if task.kind == "pair" else set()
+            allowed = set(task.given_fields)
             assert used <= allowed, (task.name, template)
 
 

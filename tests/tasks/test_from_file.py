@@ -92,8 +92,8 @@ BAD_FILES = [
         YAML_TASK.replace("  cloze:", "  clozee:"),
         ["unknown key 'templates.clozee'", "valid keys under templates: cloze, generation"],
     ),
-    ("nolabels.yaml", "name: x\ntype: single\ndescription: d\n", ["missing key 'labels'"]),
-    ("kind.yaml", YAML_TASK.replace("type: single", "type: triple"), ["type:", "'triple'", "single or type: pair"]),
+    ("nolabels.yaml", "name: x\ntype: single\ndescription: d\n", ["needs at least two labels"]),
+    ("kind.yaml", YAML_TASK.replace("type: single", "type: triple"), ["type:", "'triple'", "single, pair, extractive-qa or text-to-text"]),
     ("list.yaml", "name: x\ntype: single\ndescription: d\nlabels: [a, b]\n", ["labels", "mapping of label name"]),
     (
         "bool.yaml",

@@ -57,6 +57,14 @@ PerLabelOpt = Annotated[
         show_default=False,
     ),
 ]
+NumSyntheticOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--num-synthetic",
+        help="comma-separated " + (_f["num_synthetic"].description or "") + " (instead of --per-label)",
+        show_default=False,
+    ),
+]
 GeneratorOpt = Annotated[
     Optional[str],
     typer.Option("--generator", "-g", help=_f["generator"].description + _default("generator"), show_default=False),
@@ -105,6 +113,7 @@ def build_config(
     shots: str | None = None,
     seeds: str | None = None,
     per_label: str | None = None,
+    num_synthetic: str | None = None,
     generator: str | None = None,
     method: str | None = None,
     learner: str | None = None,
@@ -112,15 +121,21 @@ def build_config(
     no_cache: bool = False,
 ) -> RunConfig:
     """The grid file (or the default grid) with the options typed on the command line setting whole axes."""
-    values: dict[str, Any] = RunConfig.from_yaml(grid).model_dump() if grid is not None else {}
+    values: dict[str, Any] = RunConfig.from_yaml(grid).model_dump(exclude_unset=True) if grid is not None else {}
     if learner:
         values["learners"] = [{"name": n} for n in _names(learner)]
     if method:
         values["methods"] = [{"name": n} for n in _names(method)]
-    if shots or per_label:  # an axis given on the command line applies to every learner
+    if per_label and num_synthetic:
+        raise ConfigError("--per-label and --num-synthetic both set the synthetic size", hint="give one of them")
+    if num_synthetic:  # a total given on the command line replaces the grid's per-label sizes
+        values.pop("per_label", None)
+    elif per_label:
+        values.pop("num_synthetic", None)
+    if shots or per_label or num_synthetic:  # an axis given on the command line applies to every learner
         learners = values.get("learners") or [s.model_dump() for s in DEFAULTS.learners]
         values["learners"] = [
-            {**spec, **({"shots": None} if shots else {}), **({"per_label": None} if per_label else {})}
+            {**spec, **({"shots": None} if shots else {}), **({"per_label": None} if per_label or num_synthetic else {})}
             for spec in learners
         ]
     given = {
@@ -129,6 +144,7 @@ def build_config(
         "shots": _ints(shots, "--shots") if shots else None,
         "seeds": _ints(seeds, "--seeds") if seeds else None,
         "per_label": _ints(per_label, "--per-label") if per_label else None,
+        "num_synthetic": _ints(num_synthetic, "--num-synthetic") if num_synthetic else None,
         "generator": generator,
         "max_test": max_test,
         "cache": False if no_cache else None,

@@ -1,4 +1,5 @@
-"""LM-BFF few-shot sampling: k per class for train and a disjoint k per class for dev, from the pool.
+"""LM-BFF few-shot sampling: k per class (k examples for kinds without classes: QA, text-to-text) for
+train and a disjoint k for dev, from the pool.
 
 The procedure is LM-BFF's `tools/generate_k_shot_data.py`, step for step: shuffle the whole pool with
 numpy's legacy generator seeded with the seed (`np.random.seed(seed); np.random.shuffle(lines)`), group by
@@ -40,21 +41,12 @@ def sample_fewshot(
         raise DataError(f"task {task.name!r}: the pool is empty", hint="check the train file of this task")
     order = list(range(len(pool)))
     np.random.RandomState(seed).shuffle(order)
-    by_label: dict[str, list[int]] = {}
-    for i in order:
-        by_label.setdefault(task.check_label(pool[i].label), []).append(i)
-    short = [(label, len(by_label.get(label, []))) for label in task.labels if len(by_label.get(label, [])) < 2 * shots]
-    if short:
-        counts = ", ".join(f"{label!r} has {n}" for label, n in short)
-        raise DataError(
-            f"task {task.name!r}: too few pool examples for {shots} shots ({counts}; each class needs {2 * shots})",
-            hint=f"lower --shots to at most {min(n for _, n in short) // 2} or add examples of those classes",
-        )
+    train, dev = task.spec.sample(task, pool, order, shots)
     return FewShotSplit(
         seed=seed,
         shots=shots,
-        train=[pool[i] for rows in by_label.values() for i in rows[:shots]],
-        dev=[pool[i] for rows in by_label.values() for i in rows[shots : 2 * shots]],
+        train=train,
+        dev=dev,
         test=list(test),
     )
 
@@ -85,7 +77,7 @@ def save_split(split: FewShotSplit, directory: str | Path) -> Path:
     record = {
         "seed": split.seed,
         "shots": split.shots,
-        "sampler": "LM-BFF (numpy RandomState(seed) shuffle, first k per label train, next k dev)",
+        "sampler": "LM-BFF (numpy RandomState(seed) shuffle, first k per label (k in all without labels) train, next k dev)",
         "sizes": {"train": len(split.train), "dev": len(split.dev), "test": len(split.test)},
         "per_label": {"train": _per_label(split.train), "dev": _per_label(split.dev)},
         "ids_sha256": {

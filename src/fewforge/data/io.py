@@ -29,6 +29,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import DataError
 from fewforge.files import atomic_write, write_lines
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds.base import lookup
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,11 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 class _RowChecker:
-    """Turns raw records into validated Examples; `where` is "file:line" or "file row N"."""
+    """Turns raw records into validated Examples; `where` is "file:line" or "file row N".
+
+    A field is read from its column in `columns` (the call's mapping over the task's own `columns`; a
+    dotted column walks into objects: "answers.text.0"), falling back to the field's own name, which is
+    how fewforge writes files. The target ("label") is parsed by the task's kind."""
 
     def __init__(self, path: Path | str, task: Task, split: str, columns: Mapping[str, str] | None) -> None:
         self.path, self.task, self.split = path, task, split
@@ -52,33 +57,55 @@ class _RowChecker:
                 f"{path}: columns mapping names unknown fields {sorted(set(columns) - fields)}",
                 hint=f"map the task's fields {sorted(fields)} to column names",
             )
-        self.columns = {f: columns.get(f, f) for f in (*task.input_fields, "label")}
+        mapping = {**task.columns, **columns}
+        self.columns = {f: mapping.get(f, f) for f in task.input_fields}
+        self.columns["label"] = mapping.get("label", task.spec.target_column)
         self.seen_ids: dict[str, str] = {}
 
     def needed(self) -> list[str]:
-        return list(self.columns.values())
+        return [c.split(".")[0] for c in self.columns.values()]
 
     def check_header(self, names: Iterable[str]) -> None:
-        missing = [c for c in self.needed() if c not in set(names)]
+        names = list(names)
+        missing = [
+            c for f, c in self.columns.items() if c.split(".")[0] not in set(names) and f not in set(names)
+        ]
         if missing:
             raise DataError(
                 f"{self.path}: missing column {missing[0]!r} (columns: {', '.join(names)})",
                 hint=f"a {self.task.kind} task needs columns {self.needed()}, or pass a columns mapping",
             )
 
+    def _column(self, record: Mapping[str, Any], field: str) -> str:
+        """The column a field is read from in this record: the mapped one, else the field's own name."""
+        column = self.columns[field]
+        if lookup(record, column) is None and field != column:
+            own = field if field != "label" or "label" in record else self.task.spec.target_column
+            if lookup(record, own) is not None:
+                return own
+        return column
+
     def example(self, record: Mapping[str, Any], where: str, index: int) -> Example:
         inputs: dict[str, str] = {}
-        for field, column in self.columns.items():
-            if column not in record or record[column] is None:
+        for field in self.task.input_fields:
+            column = self._column(record, field)
+            value = lookup(record, column)
+            if value is None:
                 raise DataError(
                     f"{where}: missing field {column!r}",
                     hint=f"each row of task {self.task.name!r} needs {self.needed()}",
                 )
-            if field != "label":
-                inputs[field] = self._text(record[column], column, where)
-        label = self._label(record[self.columns["label"]], where)
+            inputs[field] = self._text(value, column, where)
+        column = self._column(record, "label")
+        if lookup(record, column) is None:
+            raise DataError(
+                f"{where}: missing field {column!r}", hint=f"each row of task {self.task.name!r} needs {self.needed()}"
+            )
+        if column == "label" and not self.task.is_classification and isinstance(record.get("answers"), Mapping):
+            column = "answers"  # a QA file written with both
+        label, answers = self.task.spec.read_target(self.task, lookup(record, column), inputs, column, where)
         ident, lineage = self._id(record, where, index), self._lineage(record, where)
-        return Example(inputs=inputs, label=label, id=ident, lineage=lineage)
+        return Example(inputs=inputs, label=label, id=ident, lineage=lineage, answers=answers)
 
     def _text(self, value: Any, column: str, where: str) -> str:
         if not isinstance(value, str):
@@ -86,19 +113,6 @@ class _RowChecker:
         if not value.strip():
             raise DataError(f"{where}: empty {column!r}", hint="fill in the text or remove the row")
         return value
-
-    def _label(self, value: Any, where: str) -> str:
-        names = ", ".join(self.task.labels)
-        if isinstance(value, str) and value.strip() in self.task.labels:
-            return value.strip()
-        if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-            raise DataError(
-                f"{where}: label {_short(value)} is a number; labels must be names",
-                hint=f"write one of: {names} (integer orders differ between data sets, so they are not guessed)",
-            )
-        raise DataError(
-            f"{where}: label {_short(value)} is not a label of task {self.task.name!r}", hint=f"valid labels: {names}"
-        )
 
     def _id(self, record: Mapping[str, Any], where: str, index: int) -> str:
         raw = record.get("id")
@@ -267,7 +281,10 @@ def _hf_examples(
     mapping = dict(columns or {})
     for field in (*task.input_fields, "label"):
         if field not in mapping:
-            found = next((c for c in _HF_COLUMNS[field] if c in names and c not in mapping.values()), None)
+            candidates = _HF_COLUMNS.get(field, (field,)) if task.is_classification or field != "label" else (
+                task.spec.target_column,
+            )
+            found = next((c for c in candidates if c in names and c not in mapping.values()), None)
             if found is None:
                 raise DataError(
                     f"{source}: no column for {field!r} (columns: {', '.join(names)})",
@@ -276,7 +293,7 @@ def _hf_examples(
             mapping[field] = found
     checker = _RowChecker(source, task, split, mapping)
     checker.check_header(names)
-    feature = dataset.features.get(mapping["label"])
+    feature = dataset.features.get(mapping["label"]) if task.is_classification else None
     class_names: list[str] | None = list(feature.names) if hasattr(feature, "names") else None
     to_task: dict[str, str] = {}
     if class_names is not None:

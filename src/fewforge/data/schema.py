@@ -7,12 +7,21 @@ from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One reference answer of an extractive QA row: its text and character offset in the context."""
+
+    text: str
+    start: int
+
+
+@dataclass(frozen=True)
 class Example:
     """One labeled example.
 
     `inputs` maps the task's input fields to text: {"text": ...} for single-sentence tasks,
     {"text_a": ..., "text_b": ...} for sentence pairs (later task kinds add their own fields, e.g.
-    context/question). `label` is the target: a class label name for classification.
+    context/question). `label` is the target: a class label name for classification, the output text of
+    text-to-text, the first reference answer of extractive QA (whose references are all in `answers`).
     `lineage` is empty for real data; for synthetic rows it records method, model, prompt,
     sampling params, seed and parent example id.
     """
@@ -21,6 +30,7 @@ class Example:
     label: str
     id: str = ""
     lineage: Mapping[str, Any] = field(default_factory=dict)
+    answers: tuple[Answer, ...] = ()
 
     @property
     def text(self) -> str:
@@ -28,7 +38,11 @@ class Example:
         return next(iter(self.inputs.values()))
 
     def to_record(self) -> dict[str, Any]:
-        record: dict[str, Any] = {**self.inputs, "label": self.label}
+        record: dict[str, Any] = {**self.inputs}
+        if self.answers:  # the SQuAD layout, which the reader takes back
+            record["answers"] = {"text": [a.text for a in self.answers], "answer_start": [a.start for a in self.answers]}
+        else:
+            record["label"] = self.label
         if self.id:
             record["id"] = self.id
         if self.lineage:

@@ -59,7 +59,8 @@ def _from_folder(task: Task, root: Path, *, from_env: bool) -> tuple[list[Exampl
     origin = f"{ENV_VAR}={root}" if from_env else str(root)
     if not root.is_dir():
         raise DataError(f"data folder {origin} does not exist", hint="pass an existing folder with --data DIR")
-    folder = root / task.name if (root / task.name).is_dir() else root
+    name = task.data or task.name  # squad-qg reads the squad files
+    folder = root / name if (root / name).is_dir() else root
     pool_file, test_file = _find(folder, (POOL_STEM,)), _find(folder, TEST_STEMS)
     if pool_file is None or test_file is None:
         missing = "train.jsonl (the pool)" if pool_file is None else "dev.jsonl (the test set)"

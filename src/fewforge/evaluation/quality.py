@@ -40,19 +40,19 @@ def class_similarity(task: Task, synthetic: Sequence[Example], real: Sequence[Ex
 
     from fewforge.embeddings import embed
 
-    field = task.input_fields[-1]
-    labels = task.label_names
+    labels = task.groups
     centroids = {}
     for label in labels:
-        rows = [e.inputs[field] for e in real if e.label == label]
+        rows = [_generated(task, e) for e in real if task.group(e) == label]
         if rows:
             centroids[label] = embed(rows).mean(axis=0)
-    vectors = embed([e.inputs[field] for e in synthetic])
+    vectors = embed([_generated(task, e) for e in synthetic])
     same, other = [], []
     for e, v in zip(synthetic, vectors):
-        if e.label in centroids:
-            same.append(float(v @ centroids[e.label]))
-        rest = [float(v @ c) for label, c in centroids.items() if label != e.label]
+        group = task.group(e)
+        if group in centroids:
+            same.append(float(v @ centroids[group]))
+        rest = [float(v @ c) for label, c in centroids.items() if label != group]
         if rest:
             other.append(float(np.mean(rest)))
     return (float(np.mean(same)) if same else 0.0, float(np.mean(other)) if other else 0.0)
@@ -84,19 +84,27 @@ class Auditor:
         }
 
 
-def assess_set(task: Task, examples: Sequence[Example], card: dict[str, Any], auditor: Auditor, real: Sequence[Example]) -> dict[str, Any]:
-    field = task.input_fields[-1]
-    texts = [e.inputs[field] for e in examples]
+def _generated(task: Task, e: Example) -> str:
+    """The text a generator wrote for a row (QA: the question; text-to-text: the target too)."""
+    return " ".join(e.label if f == "label" else e.inputs[f] for f in task.generated_fields)
+
+
+def assess_set(
+    task: Task, examples: Sequence[Example], card: dict[str, Any], auditor: "Auditor | None", real: Sequence[Example]
+) -> dict[str, Any]:
+    """Quality of one set; kinds without labels get no auditor, and their "same label" cosine is the
+    similarity to the real rows (there is no other label)."""
+    texts = [_generated(task, e) for e in examples]
     same, other = class_similarity(task, examples, real)
     generated = card.get("generated") or 0
     return {
         "rows": len(examples),
-        "label_fidelity": auditor.agreement(examples),
-        "label_fidelity_per_label": auditor.per_label(examples),
+        "label_fidelity": auditor.agreement(examples) if auditor is not None else None,
+        "label_fidelity_per_label": auditor.per_label(examples) if auditor is not None else None,
         **{f"distinct_{n}": distinct_n(texts, n) for n in (1, 2, 3)},
         "cos_same_label": same,
-        "cos_other_labels": other,
-        "cos_gap": same - other,
+        "cos_other_labels": other if task.is_classification else None,
+        "cos_gap": same - other if task.is_classification else None,
         "keep_rate": (card.get("kept_after_filters", 0) / generated) if generated else None,
         "tuning_s": (card.get("tuning") or {}).get("wall_time_s"),
         "tuning_reused": (card.get("tuning") or {}).get("reused"),
@@ -127,10 +135,14 @@ def assess_run(run_dir: Path, progress: Callable[[str], None] | None = None) -> 
         mine = [s for s in sets if s["card"].get("task") == name]
         if not mine:
             continue
-        if progress:
-            progress(f"{name}: training the auditor on {len(data.pool)} real rows")
-        auditor = Auditor(task, data.pool, data.test)
-        out["auditors"][name] = {"learner": "linear-probe", "train_rows": auditor.train_rows, "test_accuracy": auditor.test_accuracy}
+        auditor = None
+        if task.is_classification:  # label fidelity needs labels
+            if progress:
+                progress(f"{name}: training the auditor on {len(data.pool)} real rows")
+            auditor = Auditor(task, data.pool, data.test)
+            out["auditors"][name] = {
+                "learner": "linear-probe", "train_rows": auditor.train_rows, "test_accuracy": auditor.test_accuracy
+            }
         for s in mine:
             if progress:
                 progress(f"{name}: {s['path']}")

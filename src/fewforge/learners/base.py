@@ -64,6 +64,7 @@ def label_ids(task: Task, examples: Sequence[Example], what: str) -> list[int]:
 class Learner(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]]
+    kinds: ClassVar[tuple[str, ...]] = ("single", "pair")  # the task kinds it can learn (tasks/kinds/)
     seconds_per_cell: ClassVar[float] = 30.0  # a rough real-only fit + test prediction on 2 CPU cores (grid ETA)
 
     def __init__(self, task: Task, config: LearnerConfig | None = None, *, seed: int = 0) -> None:
@@ -85,10 +86,11 @@ class Learner(ABC):
 
     @abstractmethod
     def predict_proba(self, examples: Sequence[Example]) -> Any:
-        """A float array (n, labels) of class probabilities, columns in the task's label order."""
+        """A float array (n, labels) of class probabilities, columns in the task's label order
+        (classification learners; the others predict texts with `predict`)."""
 
     def predict(self, examples: Sequence[Example] | Sequence[str]) -> list[str]:
-        """Label names, one per input."""
+        """Label names (classification), answer spans (QA) or output texts, one per input."""
         proba = self.predict_proba(examples)
         labels = self.task.label_names
         return [labels[int(i)] for i in proba.argmax(axis=1)] if len(proba) else []
@@ -155,8 +157,9 @@ class Learner(ABC):
                 "no dev examples", hint="the best model is chosen on dev; LM-BFF samples k per class for it"
             )
         check(self.config.strategy, len(train), len(synthetic))
-        for rows, what in ((train, "train"), (dev, "dev"), (synthetic, "synthetic")):
-            label_ids(self.task, rows, what)
+        if self.task.is_classification:
+            for rows, what in ((train, "train"), (dev, "dev"), (synthetic, "synthetic")):
+                label_ids(self.task, rows, what)
         return train, dev, synthetic
 
     def _inputs(self, data: Any) -> list[Example]:
@@ -182,7 +185,8 @@ class Learner(ABC):
                     ],
                     hint=f"task {self.task.name!r} takes {', '.join(fields)}",
                 )
-            out.append(Example(inputs=dict(zip(fields, values)), label=self.task.label_names[0], id=f"input-{i}"))
+            label = self.task.label_names[0] if self.task.is_classification else ""
+            out.append(Example(inputs=dict(zip(fields, values)), label=label, id=f"input-{i}"))
         return out
 
 

@@ -84,6 +84,7 @@ class SynthesisMethod(ABC):
     # the grid then refuses a backend that cannot load adapters before any work starts.
     needs_adapters: ClassVar[bool] = False
     citation: ClassVar[str] = ""  # BibTeX of the method's paper, for the dataset card
+    kinds: ClassVar[tuple[str, ...]] = ("single", "pair", "extractive-qa", "text-to-text")  # task kinds it serves
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from fewforge.tasks.base import DEFAULT_GENERATION, Task
+from fewforge.tasks.base import Task, field_title
 
 if TYPE_CHECKING:
     from fewforge.synthesis.postprocess import PostprocessConfig
@@ -62,26 +62,20 @@ _CHATTER = re.compile(
     r"\[[A-Z][\w ]{0,40}\]",  # a template placeholder such as "[Project Name]"
     re.I,
 )
-# Pairs: a second sentence that discusses "the sentence", entailment or equivalence is an explanation.
-_PAIR_CHATTER = re.compile(
-    r"\b(?:(?:the|this|that|first|second|original|given|above|two|both|each) sentences?\b|entail\w*|"
-    r"(?:is|are) (?:not )?(?:equivalent|different|relevant|irrelevant)\W*$)|^(?:yes|no)\b",
-    re.I,
-)
-
-
 def _answer_markers(task: Task) -> tuple[list[str], list[str]]:
-    """Pair prompts end with e.g. "Sentence 2:" and show the parent as "Sentence 1: {text_a}": the model
-    echoes both, so the answer follows the last answer marker and lines starting with a parent marker go."""
-    if task.kind != "pair":
+    """Prompts that show a pool row (a pair's "Sentence 1: {text_a}") end with e.g. "Sentence 2:": the
+    model echoes both, so the answer follows the last answer marker and lines starting with a parent
+    marker go."""
+    if not task.given_fields:
         return [], []
-    templates = [*task.generation_templates.values(), DEFAULT_GENERATION["pair"]]
+    templates = [*task.generation_templates.values(), task.spec.default_generation]
+    given = "|".join(re.escape(f) for f in task.given_fields)
     answer, parent = set(), set()
     for template in templates:
         last = template.rstrip().splitlines()[-1].strip()
         if last.endswith(":") and len(last) < 40:
             answer.add(last[:-1].strip())
-        parent.update(m.strip() for m in re.findall(r"([A-Za-z][\w ]{0,30}):\s*\{text_a\}", template))
+        parent.update(m.strip() for m in re.findall(r"([A-Za-z][\w ]{0,30}):\s*\{(?:%s)\}" % given, template))
     return sorted(answer, key=len, reverse=True), sorted(parent, key=len, reverse=True)
 
 
@@ -158,7 +152,8 @@ def clean_completion(text: str, task: Task, config: "PostprocessConfig | None" =
 
     paragraphs: list[str] = []
     # a pair's second sentence is one line; the lines after it explain it
-    for block in text.split("\n") if task.kind == "pair" else re.split(r"\n\s*\n", text):
+    one_line = task.spec.one_line
+    for block in text.split("\n") if one_line else re.split(r"\n\s*\n", text):
         lines = [_clean_line(line) for line in block.split("\n")]
         # a short line ending in ':' introduces the example ("Here is the review:")
         lines = [
@@ -171,15 +166,15 @@ def clean_completion(text: str, task: Task, config: "PostprocessConfig | None" =
             paragraphs.append(" ".join(lines))
     # commentary after the example ("This headline captures ...", "Negative, not positive.") ends it
     # (a short first paragraph like "I hope this helps!" is all chatter: nothing is left)
-    verdict = label_words(task)
+    verdict = label_words(task) if task.is_classification else None
     for i, paragraph in enumerate(paragraphs):
         n_words = len(paragraph.split())
         if (_CLOSING.match(paragraph) and (i or n_words <= 8)) or (
-            i and (n_words <= 2 or (n_words <= 6 and verdict.search(paragraph)))
+            i and (n_words <= 2 or (n_words <= 6 and verdict is not None and verdict.search(paragraph)))
         ):
             paragraphs = paragraphs[:i]
             break
-    if task.kind == "pair" or paragraphs_mode == "first":
+    if one_line or paragraphs_mode == "first":
         paragraphs = paragraphs[:1]
     out = _strip_quotes(" ".join(paragraphs))
     if max_sentences:
@@ -190,7 +185,8 @@ def clean_completion(text: str, task: Task, config: "PostprocessConfig | None" =
 def is_chatter(text: str, task: Task) -> bool:
     """Whether a cleaned text talks about the task ("as an AI", "sentence 1", a placeholder) instead of
     being an example of it."""
-    return bool(_CHATTER.search(text) or (task.kind == "pair" and _PAIR_CHATTER.search(text)))
+    chatter = task.spec.chatter
+    return bool(_CHATTER.search(text) or (chatter is not None and chatter.search(text)))
 
 
 def label_words(task: Task, label: str | None = None) -> re.Pattern[str]:
@@ -198,3 +194,32 @@ def label_words(task: Task, label: str | None = None) -> re.Pattern[str]:
     labels = [label] if label is not None else task.label_names
     words = {w for name in labels for w in (name.replace("_", " "), name, task.labels[name])}
     return re.compile(r"\b(?:%s)\b" % "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)), re.I)
+
+
+def split_fields(task: Task, text: str) -> dict[str, str]:
+    """The generated fields of a multi-field completion (QA: question, then "Answer: ..."): the prompt
+    ends with the first field's title, so the text starts with its value; each later field follows its
+    own "Title:" line. A title seen twice means a second example has begun: the rest is ignored. Values
+    are cleaned line by line; a missing field is absent from the result."""
+    fields = task.generated_fields
+    titles = {field_title(task.target if f == "label" else f).lower(): f for f in fields}
+    marker = re.compile(r"^\s*\**\s*(%s)\s*\**\s*:\s*(.*)$" % "|".join(map(re.escape, titles)), re.I)
+    values: dict[str, list[str]] = {fields[0]: []}
+    current = fields[0]
+    for line in text.replace("\r\n", "\n").split("\n"):
+        match = marker.match(line)
+        if match:
+            field = titles[match.group(1).lower()]
+            if field in values and (values[field] or field != current):
+                break
+            current = field
+            values.setdefault(field, [])
+            line = match.group(2)
+        values[current].append(line)
+    out = {}
+    for field, lines in values.items():
+        cleaned = " ".join(c for c in (_clean_line(line) for line in lines) if c)
+        cleaned = re.sub(r"\s+", " ", _strip_quotes(cleaned)).strip()
+        if cleaned:
+            out[field] = cleaned
+    return out

@@ -24,6 +24,7 @@ from fewforge.synthesis.clean import (  # re-exported: the cleaning half of post
     first_sentences,
     is_chatter,
     label_words,
+    split_fields,
     trim_to_last_sentence,
 )
 from fewforge.synthesis.dedup import Match, near_duplicates, near_duplicates_ngram
@@ -51,6 +52,9 @@ REASONS: dict[str, str] = {
     "prompt_echo": "repeats the instruction it was given instead of following it",
     "too_short": "fewer than min_words words",
     "too_long": "more than max_words words",
+    "missing_field": "lacks one of the fields the generator was asked to write (e.g. no 'Answer:' line)",
+    "not_a_question": "the generated question has no question mark (extractive QA)",
+    "answer_not_in_context": "the answer does not occur in the context (extractive QA)",
     "copy_of_parent": "the generated sentence (nearly) copies the first sentence it was conditioned on",
     "label_word": "contains the label name or verbalizer (drop_label_words)",
     "real_duplicate": "duplicates (or near-duplicates) a real few-shot input",
@@ -100,7 +104,7 @@ class Draft:
     label: str
     text: str  # the raw completion
     finish_reason: str = "stop"
-    parent: Mapping[str, str] = field(default_factory=dict)  # fixed inputs: {"text_a": ...} for pairs
+    parent: Mapping[str, str] = field(default_factory=dict)  # given inputs: {"text_a": ...}, {"context": ...}
     prompt: str = ""  # the instruction, to catch echoes of it ("A headline, then the article.")
     lineage: Mapping[str, Any] = field(default_factory=dict)  # copied onto the kept Example
 
@@ -168,10 +172,28 @@ def jaccard(a: str, b: str) -> float:
     return len(x & y) / len(x | y) if x or y else 1.0
 
 
-def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, real_keys: Mapping[str, Any]) -> str:
+def generated_text(task: Task, values: Mapping[str, str]) -> str:
+    """What filters and de-duplication compare: the generated fields' texts, in order, joined."""
+    return " ".join(values.get(f, "") for f in task.generated_fields).strip()
+
+
+def _generated_values(task: Task, raw: str, config: PostprocessConfig) -> dict[str, str]:
+    fields = task.generated_fields
+    if len(fields) == 1:
+        text = clean_completion(raw, task, config)
+        return {fields[0]: text} if text else {}
+    return split_fields(task, raw)
+
+
+def _row_reason(
+    task: Task, draft: Draft, values: Mapping[str, str], config: PostprocessConfig, real_keys: Mapping[str, Any]
+) -> str:
+    text = generated_text(task, values)
     if not text:
         return "empty"
-    if is_chatter(text, task):
+    if any(f not in values for f in task.generated_fields):
+        return "missing_field"
+    if any(is_chatter(v, task) for v in values.values()):
         return "chatter"
     if draft.prompt:
         instruction = draft.prompt
@@ -184,10 +206,10 @@ def _row_reason(task: Task, draft: Draft, text: str, config: PostprocessConfig, 
         return "too_short"
     if n_words > config.max_words:
         return "too_long"
-    parent = draft.parent.get("text_a", "")
-    if parent and (normalize(parent) == normalize(text) or jaccard(parent, text) >= config.parent_copy_threshold):
-        return "copy_of_parent"
-    if config.drop_label_words and label_words(task, draft.label).search(text):
+    for parent in draft.parent.values():
+        if normalize(parent) == normalize(text) or jaccard(parent, text) >= config.parent_copy_threshold:
+            return "copy_of_parent"
+    if config.drop_label_words and task.is_classification and label_words(task, draft.label).search(text):
         return "label_word"
     if normalize(text) in real_keys:
         return "real_duplicate"
@@ -217,15 +239,16 @@ def postprocess(
 ) -> tuple[list[Example], PostprocessReport]:
     """Clean every draft, drop the ones that fail a filter, and count why. Earlier rows win ties."""
     config = config or PostprocessConfig()
-    field_name = task.input_fields[-1]  # the generated field: text, or text_b of a pair
-    real_rows = [e for e in real if e.inputs.get(field_name)]
-    real_texts = [e.inputs[field_name] for e in real_rows]
+    real_rows = [e for e in real if all(_value(e, f) for f in task.generated_fields)]
+    real_texts = [generated_text(task, {f: _value(e, f) for f in task.generated_fields}) for e in real_rows]
     real_keys = {
         normalize(e.inputs[f]): (e.id, e.inputs[f]) for e in real for f in task.input_fields if e.inputs.get(f)
     }
+    real_keys.update({normalize(t): (e.id, t) for e, t in zip(real_rows, real_texts)})
     report = PostprocessReport(seen=len(rows))
 
     survivors: list[tuple[Draft, str]] = []
+    generated: dict[str, tuple[Mapping[str, str], tuple]] = {}  # draft id -> (field values, QA answers)
     seen_keys: dict[str, Draft] = {}  # normalized text -> its first occurrence
     for draft in rows:
         task.check_label(draft.label)
@@ -236,9 +259,20 @@ def postprocess(
                 report.drop("truncated", draft)
                 continue
             report.trimmed += raw != draft.text.strip()
-        text = clean_completion(raw, task, config)
+        values = _generated_values(task, raw, config)
+        answers: tuple = ()
+        reason = ""
+        if values and all(f in values for f in task.generated_fields):
+            # the kind's last word (QA: the question cut at its '?', the given answer aligned to the context)
+            finished = task.spec.finish(task, {**draft.parent, **values})
+            if isinstance(finished, str):
+                reason = finished
+            else:
+                fields, answers = finished
+                values = {f: fields[f] for f in (*values, *(("label",) if "label" in fields else ()))}
+        text = generated_text(task, values)
         report.cleaned += bool(text) and text != " ".join(raw.split())
-        reason = _row_reason(task, draft, text, config, real_keys)
+        reason = reason or _row_reason(task, draft, values, config, real_keys)
         partner = real_keys.get(normalize(text)) if reason == "real_duplicate" else None
         if not reason:
             key = normalize(text)
@@ -252,6 +286,7 @@ def postprocess(
             report.drop(reason, draft, text, partner)
             continue
         survivors.append((draft, text))
+        generated[draft.id] = (values, answers)
 
     near = _near_duplicates([t for _, t in survivors], [d.label for d, _ in survivors], real_texts, config)
     kept: list[Example] = []
@@ -263,7 +298,14 @@ def postprocess(
                 partner = (survivors[match.partner][0].id, survivors[match.partner][1])
             report.drop(match.reason, draft, text, partner, match.similarity)
             continue
-        inputs = {**draft.parent, field_name: text}
-        kept.append(Example(inputs=inputs, label=draft.label, id=draft.id, lineage=dict(draft.lineage)))
+        values, answers = generated[draft.id]
+        merged = {**draft.parent, **values}
+        inputs = {f: merged[f] for f in task.input_fields}
+        label = merged.get("label", draft.label)
+        kept.append(Example(inputs=inputs, label=label, id=draft.id, lineage=dict(draft.lineage), answers=answers))
     report.kept = len(kept)
     return kept, report
+
+
+def _value(example: Example, field: str) -> str:
+    return example.label if field == "label" else example.inputs.get(field, "")

@@ -27,7 +27,7 @@ import random
 import threading
 import time
 from collections import Counter
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 from pydantic import Field
 from scipy.stats import binom
@@ -42,11 +42,6 @@ from fewforge.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
-# Generated-token budget and stop strings by task kind (used when the config leaves them unset).
-DEFAULT_MAX_NEW_TOKENS = {"single": 64, "pair": 48}
-DEFAULT_STOP: dict[str, tuple[str, ...]] = {"single": (), "pair": ("\n\n",)}
-
-
 class ZeroGenConfig(MethodConfig):
     version: int = 3  # 2: seeds derive from the split seed; 3: top-ups sized for a 95% chance of filling
     per_label: int = Field(100, ge=1, description="examples kept per label")
@@ -60,9 +55,15 @@ class ZeroGenConfig(MethodConfig):
     top_p: float = Field(0.9, gt=0, le=1, description="ZeroGen scripts/run_cls.sh: top_p 0.9")
     top_k: int = Field(0, ge=0, description="0 = off (ZeroGen: top_k 0)")
     repetition_penalty: float = Field(1.0, gt=0)
-    max_new_tokens: int | None = Field(None, ge=1, description="None: 64 for single-input tasks, 48 for pairs")
-    stop: tuple[str, ...] | None = Field(None, description="None: none for single tasks, blank line for pairs")
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="None: the task kind's (64 single, 48 pair and QA, 64 text-to-text)"
+    )
+    stop: tuple[str, ...] | None = Field(None, description="None: the kind's (a blank line, none for single tasks)")
     postprocess: PostprocessConfig = Field(default_factory=PostprocessConfig)
+    answers: Literal["spans", "pool"] = Field(
+        "spans", description="extractive QA: answers are spans chosen from the context without labels (names, "
+        "numbers, dates), or 'pool': the pool rows' own answers, as S3 conditions on context & answer (reads labels)"
+    )
 
 
 CITATION = """@inproceedings{ye-etal-2022-zerogen,
@@ -86,8 +87,8 @@ class ZeroGen(SynthesisMethod):
             temperature=c.temperature,
             top_k=c.top_k,
             top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens or DEFAULT_MAX_NEW_TOKENS[task.kind],
-            stop=c.stop if c.stop is not None else DEFAULT_STOP[task.kind],
+            max_new_tokens=c.max_new_tokens or task.spec.max_new_tokens,
+            stop=c.stop if c.stop is not None else task.spec.stop,
             seed=derive_seed(split_seed, c.seed),
             repetition_penalty=c.repetition_penalty,
         )
@@ -97,10 +98,10 @@ class ZeroGen(SynthesisMethod):
         task, generator, real = ctx.task, ctx.generator, ctx.train
         params = self.sampling_params(task, ctx.seed)
         model = f"{generator.backend}:{generator.model_id}"
-        parents = _parent_stream(task, real, ctx.pool, params.seed)
+        parents = _parent_stream(task, real, ctx.pool, params.seed, answers=c.answers)
         tracker = _Progress(ctx.progress)
 
-        labels = task.label_names
+        labels = task.groups  # the labels; one group "" for QA and text-to-text
         parent_list: list[Example] = []
 
         def parent_at(j: int) -> Example | None:
@@ -137,7 +138,9 @@ class ZeroGen(SynthesisMethod):
                 tokens += candidate.n_tokens
                 cached += completion.cached
                 fresh_tokens += 0 if completion.cached else candidate.n_tokens
-                draft = self._draft(position, j, round_no, labels[k], prompt, parent_at(j), completion, params, model)
+                parent = parent_at(j)
+                given = task.spec.condition_values(task, parent) if parent is not None else {}
+                draft = self._draft(position, j, round_no, labels[k], prompt, parent, completion, params, model, given)
                 drafts.append(((j, k), draft))
             for label in labels:
                 next_j[label] += want.get(label, 0)
@@ -145,7 +148,7 @@ class ZeroGen(SynthesisMethod):
             # rounds, and one pass in a fixed order keeps the result independent of how rounds split.
             drafts.sort(key=lambda item: item[0])
             kept, report = postprocess(task, [d for _, d in drafts], c.postprocess, real=real)
-            counts = dict(Counter(e.label for e in kept))
+            counts = dict(Counter(task.group(e) for e in kept))
             counts = {label: counts.get(label, 0) for label in labels}
             asked = {labels[k]: n for k, n in Counter(k for _, k in plan).items()}
             rounds.append({"round": round_no, "prompts": asked, "kept": counts})
@@ -156,7 +159,7 @@ class ZeroGen(SynthesisMethod):
                 label: top_up_size(need, counts[label] / next_j[label], c.oversample) for label, need in short.items()
             }
 
-        examples = [e for label in task.label_names for e in [e for e in kept if e.label == label][: c.per_label]]
+        examples = [e for label in labels for e in [e for e in kept if task.group(e) == label][: c.per_label]]
         _check(task, examples)
         shortfall = {label: c.per_label - n for label, n in counts.items() if n < c.per_label}
         if shortfall:
@@ -222,6 +225,7 @@ class ZeroGen(SynthesisMethod):
         completion: Completion,
         params: SamplingParams,
         model: str,
+        given: Mapping[str, str] | None = None,
     ) -> Draft:
         """One raw completion with its full lineage (what a reader needs to regenerate or audit it)."""
         candidate = completion.candidates[0]
@@ -230,7 +234,7 @@ class ZeroGen(SynthesisMethod):
             label=label,
             text=candidate.text,
             finish_reason=candidate.finish_reason,
-            parent={"text_a": parent.inputs["text_a"]} if parent else {},
+            parent=dict(given or {}),
             prompt=prompt,
             lineage={
                 "method": self.name,
@@ -281,20 +285,21 @@ class _Progress:
                 self.callback(self.done, self.total)
 
 
-def _parent_stream(task: Task, real: Sequence[Example], pool: Sequence[Example], seed: int) -> Iterator[Example] | None:
-    """First sentences for a pair task: the pool (or the real few-shot set when the pool is empty),
-    shuffled with random.Random(seed) and cycled, so every sentence is used before any repeats."""
-    if task.kind != "pair":
+def _parent_stream(
+    task: Task, real: Sequence[Example], pool: Sequence[Example], seed: int, **options: str
+) -> Iterator[Example] | None:
+    """Rows to condition on when the kind copies fields into the prompt (a pair's first sentence, a QA
+    context and answer): the kind's conditions from the pool (or from the real few-shot set when the pool
+    has none), shuffled with random.Random(seed) and cycled, so every one is used before any repeats."""
+    if not task.given_fields:
         return None
-    source = [e for e in pool if e.inputs.get("text_a", "").strip()] or [
-        e for e in real if e.inputs.get("text_a", "").strip()
-    ]
+    rng = random.Random(seed)
+    source = task.spec.conditions(task, pool, rng, **options) or task.spec.conditions(task, real, rng, **options)
     if not source:
         raise DataError(
-            f"task {task.name!r} is a pair task: zerogen needs first sentences to condition on",
-            hint="pass a pool (or real examples) with a non-empty text_a",
+            f"task {task.name!r}: zerogen needs {', '.join(task.given_fields)} to condition on",
+            hint=f"pass a pool (or real examples) with a non-empty {' and '.join(task.given_fields)}",
         )
-    rng = random.Random(seed)
 
     def cycle() -> Iterator[Example]:
         while True:
@@ -306,8 +311,8 @@ def _parent_stream(task: Task, real: Sequence[Example], pool: Sequence[Example],
 
 
 def _check(task: Task, examples: list[Example]) -> None:
-    """The method's promise: every example has a task label and non-empty inputs."""
+    """The method's promise: every example has a task label (a target) and non-empty inputs."""
     for e in examples:
         task.check_label(e.label)
-        if any(not e.inputs.get(f, "").strip() for f in task.input_fields):
+        if not e.label.strip() or any(not e.inputs.get(f, "").strip() for f in task.input_fields):
             raise AssertionError(f"synthesis produced an empty input in {e.id}")  # a bug, not a user error

@@ -218,5 +218,26 @@ BUILTIN_TASKS: dict[str, Task] = {
                 "not_duplicate": _pair("Question 1 is different from Question 2.", "Question 1", "Question 2"),
             },
         ),
+            # Extractive QA (SQuAD layout); generation uses S3's AdQA seed prompt (Table 1), the kind's default:
+        # "Given a context: <context> \n<answer> is the answer to the following question:".
+        Task(name="squad", kind="extractive-qa", labels={}, description="Wikipedia paragraph"),
+        Task(name="adversarialqa", kind="extractive-qa", labels={}, description="Wikipedia paragraph"),
+        # Question generation over the squad files: context + answer -> question (no new data).
+        Task(
+            name="squad-qg",
+            kind="text-to-text",
+            labels={},
+            description="question about a Wikipedia paragraph",
+            inputs=("context", "answer"),
+            given=("context", "answer"),  # S3's QA conditions: context & answer, the generator writes the question
+            target="question",
+            columns={"answer": "answers.text.0", "label": "question"},
+            source_template="Context: {context}\nAnswer: {answer}",
+            data="squad",
+            generation_templates={  # the extractive-qa kind's prompt (S3's AdQA seed prompt, instruct-style)
+                "": 'Given a context: {context}\n\nWrite a question about the context whose answer is "{answer}". '
+                "Reply with the question only."
+            },
+        ),
     )
 }

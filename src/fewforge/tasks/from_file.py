@@ -1,7 +1,7 @@
 """A custom task from a YAML (.yaml/.yml) or TOML (.toml) file; no code needed.
 
     name: reviews
-    type: single                 # single | pair
+    type: single                 # single | pair | extractive-qa | text-to-text
     description: product review
     labels:                      # label name -> verbalizer word, in order
       negative: terrible
@@ -12,6 +12,20 @@
         negative: "Write a negative product review. Reply with the review only."
         positive: "Write a positive product review. Reply with the review only."
     metrics: [accuracy, macro_f1]   # optional
+
+A text-to-text task names its inputs, where its target is in the files, and what it is called:
+
+    name: headline
+    type: text-to-text
+    description: news headline
+    inputs: [article]
+    target: headline             # "Headline:" in generation prompts
+    columns: {label: title}      # the target column (dotted paths reach inside objects: answers.text.0)
+    templates:
+      source: "Article: {article}\nHeadline:"     # what the student reads
+      generation: "Write a short news article and its headline.\nArticle:"
+
+An extractive-qa task needs only name, type and description (rows in the SQuAD layout).
 
 Every problem is a one-line TaskError naming the file and the fix.
 """
@@ -39,14 +53,22 @@ class TemplatesSpec(BaseModel):
     generation: Union[StrictStr, dict[StrictStr, StrictStr], None] = Field(
         None, description="generation prompt for every label, or a mapping label -> prompt"
     )
+    source: StrictStr | None = Field(None, description="text-to-text: the input text a student reads")
 
 
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: StrictStr = Field(min_length=1, description="task name; data is read from <data dir>/<name>/")
-    type: Literal["single", "pair"] = Field(description="single: {text}; pair: {text_a} and {text_b}")
-    labels: dict[Word, Word] = Field(description="label name -> verbalizer word")
+    type: Literal["single", "pair", "extractive-qa", "text-to-text"] = Field(
+        description="single: {text}; pair: {text_a} and {text_b}; extractive-qa: {context}, {question} and "
+        "SQuAD answers; text-to-text: the `inputs` fields and one output text"
+    )
+    labels: dict[Word, Word] = Field(default_factory=dict, description="label name -> verbalizer word")
+    inputs: list[Word] | None = Field(None, min_length=1, description="text-to-text: the input field names")
+    given: list[Word] | None = Field(None, description="input fields generation copies from a pool row")
+    target: StrictStr | None = Field(None, min_length=1, description='what the target is called ("question")')
+    columns: dict[Word, Word] = Field(default_factory=dict, description="field -> column in the data files")
     description: StrictStr = Field(min_length=1, description='a short phrase such as "movie review"')
     templates: TemplatesSpec = Field(default_factory=TemplatesSpec)
     metrics: list[StrictStr] | None = Field(None, min_length=1, description="metric names")
@@ -54,8 +76,16 @@ class TaskSpec(BaseModel):
     def to_task(self) -> Task:
         generation = self.templates.generation
         if isinstance(generation, str):
-            generation = {label: generation for label in self.labels}
+            generation = {label: generation for label in self.labels} if self.labels else {"": generation}
         extra: dict[str, Any] = {"metrics": tuple(self.metrics)} if self.metrics else {}
+        if self.inputs:
+            extra["inputs"] = tuple(self.inputs)
+        if self.given is not None:
+            extra["given"] = tuple(self.given)
+        if self.target:
+            extra["target"] = self.target
+        if self.templates.source:
+            extra["source_template"] = self.templates.source
         return Task(
             name=self.name,
             kind=self.type,
@@ -63,6 +93,7 @@ class TaskSpec(BaseModel):
             description=self.description,
             cloze_template=self.templates.cloze or "",
             generation_templates=generation or {},
+            columns=dict(self.columns),
             **extra,
         )
 
@@ -81,7 +112,7 @@ def _explain(err: ValidationError) -> tuple[str, str]:
     if kind == "extra_forbidden":
         return f"unknown key {loc!r}", f"valid keys{' under templates' if inside_templates else ''}: {valid}"
     if kind == "missing":
-        return f"missing key {loc!r}", "needed: name, type, labels, description (optional: templates, metrics)"
+        return f"missing key {loc!r}", "needed: name, type, description, labels for classification (optional: templates, metrics)"
     value = first.get("input")
     got = f" (got {value!r})" if isinstance(value, (str, int, float, bool)) else ""
     message = f"{loc}: {first['msg']}{got}"
@@ -93,7 +124,7 @@ def _explain(err: ValidationError) -> tuple[str, str]:
     if loc.startswith("templates.generation"):
         return message, "give generation one string, or a mapping of label name to string"
     if loc == "type":
-        return message, "use type: single or type: pair"
+        return message, "use type: single, pair, extractive-qa or text-to-text"
     return message, f"valid keys: {valid}"
 
 

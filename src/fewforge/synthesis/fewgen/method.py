@@ -114,17 +114,23 @@ class FewGen(ZeroGen):
     config: FewGenConfig
     reads_fewshot = True
     needs_adapters = True
+    kinds = ("single", "pair")  # one soft prompt per label
     citation = FEWGEN_CITATION
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
         params = super().sampling_params(task, split_seed)
         if self.config.decoding == "fewgen":
-            temperature = 0.0 if task.kind == "pair" else 0.5
+            temperature = 0.0 if task.given_fields else 0.5  # greedy when conditioned on a real first sentence
             params = dataclasses.replace(params, temperature=temperature, top_k=10, top_p=1.0, max_new_tokens=50)
         return params
 
     def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
         task, c = ctx.task, self.config
+        if not task.is_classification:
+            raise ConfigError(
+                f"{self.name} tunes one soft prompt per label; task {task.name!r} ({task.kind}) has no labels",
+                hint="use zerogen for extractive-qa and text-to-text tasks",
+            )
         unknown = sorted(set(c.label_repetition_penalty) - set(task.label_names))
         if unknown:
             raise ConfigError(f"label_repetition_penalty names unknown labels {unknown}", hint=f"labels are {task.label_names}")
@@ -160,8 +166,9 @@ class FewGen(ZeroGen):
         """The rendered prompt text that label's soft prompt replaces: everything before a pair's first
         sentence, or before a single prompt's last word / template line. Spaces stay with the context,
         so the context's first word is tokenised as in running text."""
-        if task.kind == "pair":
-            rendered = lm.render(task.generation_prompt(label, Example({"text_a": _FIRST_SENTENCE, "text_b": ""}, label)))
+        if task.given_fields:
+            inputs = {f: _FIRST_SENTENCE if f in task.given_fields else "" for f in task.input_fields}
+            rendered = lm.render(task.generation_prompt(label, Example(inputs, label)))
             cut = rendered.find(_FIRST_SENTENCE)
         else:
             rendered = lm.render(task.generation_prompt(label))
@@ -171,7 +178,7 @@ class FewGen(ZeroGen):
         if not head.strip():
             raise ConfigError(
                 f"task {task.name!r}: the generation prompt of {label!r} has no instruction before its "
-                f"{'first sentence' if task.kind == 'pair' else 'last word'} for a soft prompt to start from",
+                f"{'first sentence' if task.given_fields else 'last word'} for a soft prompt to start from",
                 hint="write the task's generation template with an instruction first",
             )
         return head
@@ -188,8 +195,8 @@ class FewGen(ZeroGen):
     def _row(self, task: Task, example: Example, lm: TrainableLM, heads: dict[str, str]) -> TuningRow:
         """A real example as the generator should write it: its request context, then its text (the
         field the generator writes), then the model's end-of-sequence token."""
-        context = self._context(task, example.label, example if task.kind == "pair" else None, lm, heads)
-        target = example.inputs[task.input_fields[-1]].strip()
+        context = self._context(task, example.label, example if task.given_fields else None, lm, heads)
+        target = example.inputs[task.generated_fields[0]].strip()
         if context and not context[-1].isspace():
             target = " " + target
         context_ids = lm.encode(context, False)

@@ -1,0 +1,34 @@
+"""Sentence-pair classification: {text_a}, {text_b} → a label. Generation keeps a real first sentence
+(ZeroGen and FewGen condition NLI on the given premise) and writes the second, on one line."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from fewforge.tasks.kinds.base import TaskKind, sample_k_per_class
+
+
+class PairKind(TaskKind):
+    name = "pair"
+    input_fields = ("text_a", "text_b")
+    given_fields = ("text_a",)
+    one_line = True  # SmolLM2 explains its second sentence on the lines after it
+    default_cloze = "{text_a} ? {mask} , {text_b}"
+    default_generation = (
+        "Here is a {description}. Sentence 1: {text_a}\n"
+        "Write Sentence 2 so that the relation between the two sentences is: {label}.\nSentence 2:"
+    )
+    max_new_tokens = 48
+    stop = ("\n\n",)
+    # A second sentence that discusses "the sentence", entailment or equivalence is an explanation.
+    chatter = re.compile(
+        r"\b(?:(?:the|this|that|first|second|original|given|above|two|both|each) sentences?\b|entail\w*|"
+        r"(?:is|are) (?:not )?(?:equivalent|different|relevant|irrelevant)\W*$)|^(?:yes|no)\b",
+        re.I,
+    )
+
+    def read_target(self, task, value: Any, inputs: Mapping[str, str], column: str, where: str) -> tuple[str, tuple]:
+        return task.read_label(value, where), ()
+
+    sample = staticmethod(sample_k_per_class)  # type: ignore[assignment]

@@ -1,0 +1,21 @@
+"""Single-sentence classification: {text} → one of the task's labels."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from fewforge.tasks.kinds.base import TaskKind, sample_k_per_class
+
+
+class SingleKind(TaskKind):
+    name = "single"
+    input_fields = ("text",)
+    default_cloze = "{text} It was {mask}."
+    # Instruction-style so an instruct generator (the packaged SmolLM2) writes just the example.
+    default_generation = "Write a {label} {description}."
+    max_new_tokens = 64  # ZeroGen's 40 fits one sentence; a headline plus a few sentences needs more
+
+    def read_target(self, task, value: Any, inputs: Mapping[str, str], column: str, where: str) -> tuple[str, tuple]:
+        return task.read_label(value, where), ()
+
+    sample = staticmethod(sample_k_per_class)  # type: ignore[assignment]
