@@ -42,10 +42,6 @@ PREDICT_BATCH = 16
 CAUSAL_PROMPT_LR = 0.01  # measured on SmolLM2 (see PromptTuningConfig.learning_rate)
 # Templates for a model that reads left to right, used when the task's cloze template has text after
 # {mask} (MLM-style, e.g. LM-BFF's "{text_a} ? {mask} , {text_b}"): the answer must come last.
-CAUSAL_CLOZE = {
-    "single": "{text}\n{description}: {mask}",
-    "pair": "{text_a}\nQuestion: {text_b}\nAnswer: {mask}",
-}
 
 
 class PromptTuningConfig(TorchConfig):
@@ -96,11 +92,13 @@ class PromptTuningConfig(TorchConfig):
 def answer_prefix(template: str, kind: str) -> tuple[str, str]:
     """(the template up to {mask}, the separator before the verbalizer word): "{text} It was {mask}."
     gives ("{text} It was", " "). A template with more than punctuation after {mask} gives way to
-    CAUSAL_CLOZE, because the answer must be the last thing a left-to-right model reads."""
+    the kind's `causal_cloze`, because the answer must be the last thing a left-to-right model reads."""
     before, found, after = template.partition("{mask}")
     fields = {f for _, f, _, _ in string.Formatter().parse(after) if f}
     if not found or fields or after.strip(" .?!,:;\n"):
-        before, _, _ = CAUSAL_CLOZE[kind].partition("{mask}")
+        from fewforge.tasks.kinds import get_kind
+
+        before, _, _ = get_kind(kind).causal_cloze.partition("{mask}")
     stripped = before.rstrip(" ")
     return stripped, " " if stripped != before else ""
 

@@ -26,6 +26,7 @@ class TaskKind:
     target_given: ClassVar[bool] = False  # QA: the answer is chosen first, the generator writes the question
     one_line: ClassVar[bool] = False  # whether a generated field is one line (what follows explains it)
     default_cloze: ClassVar[str] = ""
+    causal_cloze: ClassVar[str] = ""  # a cloze with {mask} last, for causal-LM learners
     default_generation: ClassVar[str] = ""
     max_new_tokens: ClassVar[int] = 64
     stop: ClassVar[tuple[str, ...]] = ()

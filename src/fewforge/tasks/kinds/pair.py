@@ -15,6 +15,8 @@ class PairKind(TaskKind):
     given_fields = ("text_a",)
     one_line = True  # SmolLM2 explains its second sentence on the lines after it
     default_cloze = "{text_a} ? {mask} , {text_b}"
+    # for a causal LM when the cloze template puts text after {mask}: the answer must come last
+    causal_cloze = "{text_a}\nQuestion: {text_b}\nAnswer: {mask}"
     default_generation = (
         "Here is a {description}. Sentence 1: {text_a}\n"
         "Write Sentence 2 so that the relation between the two sentences is: {label}.\nSentence 2:"

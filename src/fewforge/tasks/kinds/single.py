@@ -12,6 +12,8 @@ class SingleKind(TaskKind):
     input_fields = ("text",)
     default_cloze = "{text} It was {mask}."
     # Instruction-style so an instruct generator (the packaged SmolLM2) writes just the example.
+    # for a causal LM when the cloze template puts text after {mask}: the answer must come last
+    causal_cloze = "{text}\n{description}: {mask}"
     default_generation = "Write a {label} {description}."
     max_new_tokens = 64  # ZeroGen's 40 fits one sentence; a headline plus a few sentences needs more
 
