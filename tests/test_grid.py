@@ -150,3 +150,32 @@ def test_a_variant_names_the_learner_it_is_compared_with(data_dir):
     only_mixed = {"name": "encoder", "conditions": ["real+synthetic"]}
     with pytest.raises(ConfigError, match=r"learners\[2\]\.baseline 'encoder' names no learner.*\['linear-probe'\]"):
         plan_grid(RunConfig(**base, learners=["linear-probe", only_mixed, {**variant, "baseline": "encoder"}]))
+
+
+def test_learners_serve_their_task_kinds_and_num_synthetic_splits_over_labels(data_dir):
+    base = {"data": str(data_dir), "shots": [4], "seeds": [13], "conditions": ["real", "real+synthetic"]}
+    plan = plan_grid(
+        RunConfig(**base, tasks=["sst2", "adversarialqa"], learners=["linear-probe", "qa-encoder"], num_synthetic=[40])
+    )
+    # each learner runs on the tasks of its kind only; 40 in all = 20 per SST-2 label, 40 QA rows
+    assert {(c.task, c.learner, c.per_label) for c in plan.cells} == {
+        ("sst2", "linear-probe", None),
+        ("sst2", "linear-probe", 20),
+        ("adversarialqa", "qa-encoder", None),
+        ("adversarialqa", "qa-encoder", 40),
+    }
+    assert {k.task: plan.method(k).config.per_label for k in plan.synthetic_sets} == {"sst2": 20, "adversarialqa": 40}
+    with pytest.raises(ConfigError, match=r"learners\[0\] 'linear-probe' learns single, pair tasks, not adversarialqa"):
+        plan_grid(RunConfig(**base, tasks=["adversarialqa"], learners=["linear-probe"]))
+    with pytest.raises(ConfigError, match=r"method 'fewgen' serves single, pair tasks, not squad-qg \(text-to-text\)"):
+        plan_grid(RunConfig(**base, tasks=["squad-qg"], learners=["causal-lm"], methods=["fewgen"]))
+    with pytest.raises(ConfigError, match="give the synthetic size once"):
+        RunConfig.build(per_label=[10], num_synthetic=[40])
+
+
+def test_num_synthetic_on_the_command_line_replaces_the_grids_per_label(tmp_path):
+    grid = grid_file(tmp_path, tasks=["sst2"], per_label=[10], learners=["linear-probe"])
+    assert build_config(grid, num_synthetic="100").num_synthetic == [100]
+    assert build_config(grid).per_label == [10]
+    with pytest.raises(ConfigError, match="both set the synthetic size"):
+        build_config(grid, per_label="5", num_synthetic="100")

@@ -141,6 +141,7 @@ def plan_grid(cfg: RunConfig) -> Plan:
         raise ConfigError(
             "the grid has synthetic conditions but no method", hint="add a method, e.g. methods: [zerogen]"
         )
+    _check_kinds(cfg, data, learners, methods)
     generator = _generator(cfg) if cfg.uses_synthetic else None
     for label, method in methods.items():
         if method.needs_adapters and generator is not None and not generator.supports_adapters:
@@ -179,7 +180,6 @@ def plan_grid(cfg: RunConfig) -> Plan:
     for name, task_data in data.items():
         _check_shots(task_data, max(cfg.shots))
         _check_metrics(task_data.task)
-    _check_kinds(cfg, data, learners, methods)
 
     cells: list[Cell] = []
     for name in data:
@@ -230,7 +230,7 @@ def _check_kinds(cfg: RunConfig, data: dict[str, TaskData], learners: dict, meth
     kinds = {name: d.task.kind for name, d in data.items()}
     for i, spec in enumerate(cfg.learners):
         cls = learners[spec.label][0]
-        named = {t: kinds[t] for t in spec.tasks or ()}
+        named = {t: kinds[t] for t in spec.tasks or () if t in kinds}  # unknown names: their own error below
         wrong = {t: k for t, k in named.items() if k not in cls.kinds}
         if wrong or not any(k in cls.kinds for k in (named or kinds).values()):
             shown = wrong or kinds
