@@ -191,7 +191,8 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> "RunConfig":
-        if self.num_synthetic is not None and "per_label" in self.model_fields_set:
+        # (a saved config.yaml holds the default per_label beside num_synthetic: that reads back)
+        if self.num_synthetic is not None and list(self.per_label) != list(DEFAULT_PER_LABEL):
             raise ValueError("give the synthetic size once: per_label (per label) or num_synthetic (in all)")
         for kind, specs in (("method", self.methods), ("learner", self.learners)):
             labels = [s.label for s in specs]

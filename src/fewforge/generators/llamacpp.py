@@ -71,7 +71,7 @@ class LlamaCppGenerator(Generator):
         model_path: str | Path,
         *,
         n_parallel: int = 16,
-        n_ctx_per_slot: int = 512,
+        n_ctx_per_slot: int = 1024,  # a SQuAD paragraph + instruction + answer fits; 16 slots of SmolLM2 KV: ~0.4 GB
         n_threads: int | None = None,
         chat: bool | None = None,
         recycle_every: int = 500,

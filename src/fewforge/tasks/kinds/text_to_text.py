@@ -9,6 +9,7 @@ Metrics: ROUGE-L (F) and BLEU.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from fewforge.errors import TaskError
@@ -23,6 +24,9 @@ class TextToTextKind(TaskKind):
     max_new_tokens = 64
     stop = ("\n\n",)
     metrics = ("rouge_l", "bleu")
+    # an instruct generator that restates its instruction ("Write a question about the context whose
+    # answer is ...") instead of writing the output
+    chatter = re.compile(r"^(?:write|generate|create) (?:a|an|the|one)\b|\bwhose answer is\b", re.I)
 
     def read_target(self, task, value: Any, inputs: Mapping[str, str], column: str, where: str) -> tuple[str, tuple]:
         return text_value(value, column, where), ()
