@@ -10,12 +10,15 @@ LEARNERS.register("linear-probe", "fewforge.learners.linear_probe:LinearProbe")
 LEARNERS.register("encoder", "fewforge.learners.encoder:EncoderClassifier")
 LEARNERS.register("prompt-tuning", "fewforge.learners.prompt_tuning:PromptTuning")
 LEARNERS.register("setfit", "fewforge.learners.setfit_learner:SetFitLearner")
+LEARNERS.register("qa-encoder", "fewforge.learners.extractive_qa:QAEncoder")
 # DawGen's baselines on the prompt-tuning target (same model, template and verbalizer)
 LEARNERS.register("lm-ft", "fewforge.learners.encoder:LMClassifier")
 LEARNERS.register("zero-shot", "fewforge.learners.prompt_tuning:ZeroShot")
 LEARNERS.register("icl", "fewforge.learners.prompt_tuning:InContext")
 LEARNERS.register("pft", "fewforge.learners.prompt_tuning:PromptFineTuning")
 LEARNERS.register("pft+pt", "fewforge.learners.prompt_tuning:PromptFineTuningSoft")
+LEARNERS.register("seq2seq", "fewforge.learners.text_to_text:Seq2SeqLearner")
+LEARNERS.register("causal-lm", "fewforge.learners.text_to_text:CausalLMLearner")
 
 
 def get_learner(name: str) -> type[Learner]:
