@@ -22,7 +22,8 @@ def predict(
     ] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="write JSONL here instead of stdout")] = None,
 ) -> None:
-    """Label texts with a trained model: one JSON line per input with its label and class probabilities."""
+    """Label texts with a trained model: one JSON line per input with its label and class probabilities
+    (QA and text-to-text models: the answer span or output text as "prediction")."""
     from fewforge.files import write_lines
     from fewforge.learners.card import load_model
 
@@ -32,16 +33,19 @@ def predict(
     inputs = [_parse(line, n, learner.task.input_fields, jsonl) for n, line in enumerate(lines, 1) if line.strip()]
     if not inputs:
         raise DataError(f"no texts in {input_file or 'standard input'}", hint="give one text per line")
-    proba = learner.predict_proba(inputs)
-    labels = learner.task.label_names
-    records = [
-        {
-            "input": text,
-            "label": labels[int(row.argmax())],
-            "proba": {label: round(float(p), 5) for label, p in zip(labels, row)},
-        }
-        for text, row in zip(inputs, proba)
-    ]
+    if learner.task.is_classification:
+        proba = learner.predict_proba(inputs)
+        labels = learner.task.label_names
+        records = [
+            {
+                "input": text,
+                "label": labels[int(row.argmax())],
+                "proba": {label: round(float(p), 5) for label, p in zip(labels, row)},
+            }
+            for text, row in zip(inputs, proba)
+        ]
+    else:
+        records = [{"input": text, "prediction": p} for text, p in zip(inputs, learner.predict(inputs))]
     if output:
         write_lines(output, records)
         typer.echo(f"{len(records)} predictions → {output}", err=True)

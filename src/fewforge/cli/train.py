@@ -45,6 +45,8 @@ def train(
     report = train_model(task, train_file, dev_file, synthetic, learner, seed, output, options=options, console=console)
     extra = report.extra
     rate = f"; gradient conflicts in {100 * extra['conflict_rate']:.0f}% of steps" if "conflict_rate" in extra else ""
-    console.print(
-        f"best dev accuracy {report.best_dev_accuracy:.4f} at step {report.best_step}{rate}; model → {output}"
-    )
+    from fewforge.tasks import load_task
+
+    # the loop's model-selection score: accuracy, or the dev F1 / ROUGE-L of QA and text-to-text learners
+    what = "accuracy" if load_task(task).is_classification else "score (F1 / ROUGE-L)"
+    console.print(f"best dev {what} {report.best_dev_accuracy:.4f} at step {report.best_step}{rate}; model → {output}")
