@@ -83,6 +83,8 @@ def summarize(
                 mean, std = mean_std(values)
                 group["metrics"][name] = {"mean": mean, "std": std, "n": len(values)}
         group["training"] = training_facts(rows)
+        # classification unless the records say they have no labels (QA and text-to-text write labels: [])
+        group["classes"] = not all("labels" in r and not r["labels"] for r in rows)
         group["per_class_f1"] = _mean_per_class(rows)
         group["confusion"] = _sum_confusion(rows)
         group["vs_baseline"] = None

@@ -191,6 +191,11 @@ def auditor_note(quality: dict[str, Any]) -> str:
         for task, a in quality.get("auditors", {}).items()
         if a.get("test_accuracy") is not None
     ]
+    if not parts:
+        return (
+            "No label fidelity: these tasks have no labels (QA, text-to-text); "
+            "'cos same label' is the mean cosine to the real rows' generated field."
+        )
     return "Label fidelity = the share of rows the auditor labels as intended (" + "; ".join(parts) + ")."
 
 

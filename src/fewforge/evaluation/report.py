@@ -89,9 +89,22 @@ def paper_tables(
             if len(column_values) > 1:
                 best = max(column_values.values())
                 bold |= {(r, c) for r, label in enumerate(conditions) if column_values.get(label) == best}
-        where = f"{shots} shots per class" if shots is not None else f"{tasks[0]}, by shots per class"
+        # (k per class for classification, k examples for QA and text-to-text)
+        if any(g.get("classes", True) for g in groups):
+            where = f"{shots} shots per class" if shots is not None else f"{tasks[0]}, by shots per class"
+        else:
+            where = f"{shots} examples" if shots is not None else f"{groups[0]['task']}, by number of examples"
         out.append((f"{learner or 'every learner'}, {where}: {metric} (%)", header, rows, bold))
     return out
+
+
+def by_primary_metric(summary: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Mapping[str, Any]]]]:
+    """The summary split by each task's primary metric (its first: accuracy, exact_match, rouge_l), so a
+    grid mixing task kinds gets one paper table per metric instead of columns of dashes."""
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for g in summary:
+        groups.setdefault(next(iter(g["metrics"]), "accuracy"), []).append(g)
+    return list(groups.items())
 
 
 def detail_bold(summary: Sequence[Mapping[str, Any]], metric: str) -> set[int]:
@@ -166,8 +179,9 @@ def markdown(
         f"{meta.get('seeds_cover', '')}. Δ: points vs real only; CI: {meta.get('ci', '')}; p: {meta.get('p', '')}.",
         "",
     ]
-    for table_title, header, rows, bold in paper_tables(summary, metric):
-        parts += [f"### {table_title}", "", _md_table(header, rows, bold), ""]
+    for primary, groups in by_primary_metric(summary):
+        for table_title, header, rows, bold in paper_tables(groups, primary):
+            parts += [f"### {table_title}", "", _md_table(header, rows, bold), ""]
     header, rows = summary_rows(summary)
     bold = _bold_cells(rows, detail_bold(summary, metric), _metric_columns(header, summary))
     parts += ["## All metrics, with Δ, CI and p against real only", "", _md_table(header, rows, bold), ""]
@@ -356,8 +370,9 @@ def render_html(
         f"(same task, shots, learner). CI: {_esc(meta.get('ci', ''))}. p: {_esc(meta.get('p', ''))}.</p>"
     )
     body.append("<h2>Results</h2>")
-    for table_title, header, rows, bold in paper_tables(summary, metric):
-        body.append(f"<h3>{_esc(table_title)}</h3>" + _html_table(header, rows, bold=bold))
+    for primary, groups in by_primary_metric(summary):
+        for table_title, header, rows, bold in paper_tables(groups, primary):
+            body.append(f"<h3>{_esc(table_title)}</h3>" + _html_table(header, rows, bold=bold))
     plots = [
         ("Accuracy vs shots", accuracy_vs_shots(summary, metric)),
         ("Accuracy vs synthetic size", accuracy_vs_size(summary, metric)),

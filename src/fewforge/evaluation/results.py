@@ -50,7 +50,9 @@ def read_results(path: Path) -> dict[str, Any]:
 def condition_label(group: Mapping[str, Any]) -> str:
     """'real only', 'real + zerogen (40/label)', 'zerogen only (40/label)', 'real + zerogen (40/label), paired+gs'."""
     condition, method, per_label = group.get("condition"), group.get("method"), group.get("per_label")
-    size = f" ({per_label}/label)" if per_label else ""
+    # QA and text-to-text rows have no labels (and no per-class F1): their size is the whole set
+    unit = "/label" if group.get("classes", True) else " rows"
+    size = f" ({per_label}{unit})" if per_label else ""
     if condition == "real":
         return "real only"
     if condition == "synthetic":
