@@ -179,3 +179,10 @@ def test_num_synthetic_on_the_command_line_replaces_the_grids_per_label(tmp_path
     assert build_config(grid).per_label == [10]
     with pytest.raises(ConfigError, match="both set the synthetic size"):
         build_config(grid, per_label="5", num_synthetic="100")
+
+
+def test_a_task_of_another_kind_gets_its_own_student_by_default(tmp_path):
+    assert [s.name for s in build_config(None, task="adversarialqa").learners] == ["qa-encoder"]
+    assert [s.name for s in build_config(None, task="sst2,squad-qg").learners] == ["linear-probe", "encoder", "causal-lm"]
+    assert [s.name for s in build_config(None, task="sst2").learners] == ["linear-probe", "encoder"]
+    assert [s.name for s in build_config(None, task="squad", learner="qa-encoder").learners] == ["qa-encoder"]

@@ -124,6 +124,8 @@ def build_config(
     values: dict[str, Any] = RunConfig.from_yaml(grid).model_dump(exclude_unset=True) if grid is not None else {}
     if learner:
         values["learners"] = [{"name": n} for n in _names(learner)]
+    elif task and "learners" not in values:
+        values["learners"] = _default_learners(_names(task))
     if method:
         values["methods"] = [{"name": n} for n in _names(method)]
     if per_label and num_synthetic:
@@ -150,6 +152,18 @@ def build_config(
         "cache": False if no_cache else None,
     }
     return RunConfig.build(**{**values, **{k: v for k, v in given.items() if v is not None}})
+
+
+def _default_learners(tasks: list[str]) -> list[dict[str, Any]]:
+    """The default learners, plus each other task kind's own student (`fewforge run --task adversarialqa`
+    trains qa-encoder; the grid skips a learner on tasks of other kinds)."""
+    from fewforge.tasks import load_task
+
+    kinds = {load_task(t).spec for t in tasks}
+    specs = [s.model_dump() for s in DEFAULTS.learners] if any(k.classification for k in kinds) else []
+    for kind in kinds:
+        specs += [{"name": n} for n in kind.default_learners if n not in {s["name"] for s in specs}]
+    return specs
 
 
 def output_dir(output: Path | None, grid: Path | None) -> Path:

@@ -32,6 +32,7 @@ class TaskKind:
     stop: ClassVar[tuple[str, ...]] = ()
     metrics: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1")
     chatter: ClassVar[re.Pattern[str] | None] = None  # kind-specific "talks about the task" matcher
+    default_learners: ClassVar[tuple[str, ...]] = ()  # students a run uses when none is named (besides the grid's)
     target_column: ClassVar[str] = "label"  # where the target is in a data file (QA: "answers")
 
     # -- fields ------------------------------------------------------------------------------------------

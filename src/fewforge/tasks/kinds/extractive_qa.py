@@ -106,6 +106,7 @@ def _normalise_with_offsets(text: str) -> tuple[str, list[int]]:
 class ExtractiveQAKind(TaskKind):
     name = "extractive-qa"
     classification = False
+    default_learners = ("qa-encoder",)
     input_fields = ("context", "question")
     given_fields = ("context",)
     target_given = True

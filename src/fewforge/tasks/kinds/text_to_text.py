@@ -19,6 +19,7 @@ from fewforge.tasks.kinds.base import TaskKind, sample_k_examples, text_value
 class TextToTextKind(TaskKind):
     name = "text-to-text"
     classification = False
+    default_learners = ("causal-lm",)
     input_fields = ("input",)
     default_generation = "Write one example of {description}.\n"
     max_new_tokens = 64
