@@ -223,14 +223,7 @@ class EncoderClassifier(TorchLearner):
         self.model.train()
         report = train_torch(
             cfg,
-            TorchModel(
-                parameters=[(n, p) for n, p in self.model.named_parameters() if p.requires_grad],
-                loss=loss,
-                evaluate=lambda: self._evaluate(dev_rows, dev_y),
-                snapshot=lambda: {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                restore=self.model.load_state_dict,
-                no_decay=_no_decay,
-            ),
+            TorchModel.trainable(self.model, loss, lambda: self._evaluate(dev_rows, dev_y), no_decay=_no_decay),
             len(train),
             len(synthetic),
             self.seed,

@@ -195,6 +195,27 @@ class TorchModel:
     restore: Callable[[Any], None]
     no_decay: Callable[[str], bool] = field(default=lambda name: name.endswith("bias") or "norm" in name.lower())
 
+    @classmethod
+    def trainable(
+        cls,
+        module: "torch.nn.Module",
+        loss: Callable[[str, list[int], float], "torch.Tensor"],
+        evaluate: Callable[[], tuple[float, float]],
+        **kwargs: Any,
+    ) -> "TorchModel":
+        """A module's trainable parameters, with the best-dev snapshot holding copies of those only (a
+        frozen base or LoRA's base weights never change, so they need no copy)."""
+        import torch
+
+        params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+
+        def restore(state: dict[str, "torch.Tensor"]) -> None:
+            with torch.no_grad():
+                for n, p in params:
+                    p.copy_(state[n])
+
+        return cls(params, loss, evaluate, lambda: {n: p.detach().clone() for n, p in params}, restore, **kwargs)
+
 
 def train_torch(
     cfg: TorchConfig,

@@ -323,25 +323,14 @@ class _TextToTextLearner(SeededLearner):
         synthetic: list[Example],
         progress: Callable[[int, int], None] | None,
     ) -> FitReport:
-        import torch
 
         cfg = self.config
         self._load(self._source())  # inside seeded(): LoRA's A matrices draw from torch's RNG
         rows = {"real": self._encode(train), "syn": self._encode(synthetic)}
         dev = dev[: cfg.dev_rows]
         dev_rows = self._encode(dev)
-        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-
         def loss(source: str, idx: list[int], smoothing: float) -> torch.Tensor:
             return self._loss([rows[source][i] for i in idx], smoothing)
-
-        def snapshot() -> dict[str, torch.Tensor]:
-            return {n: p.detach().clone() for n, p in params}
-
-        def restore(state: dict[str, torch.Tensor]) -> None:
-            with torch.no_grad():
-                for n, p in params:
-                    p.copy_(state[n])
 
         def lengths(source: str) -> list[int]:
             return [len(r["source"]) + len(r["target"]) for r in rows[source]]
@@ -349,14 +338,7 @@ class _TextToTextLearner(SeededLearner):
         self.model.train()  # dropout (LoRA's, T5's) while training; evaluation switches it off
         report = train_torch(
             cfg.model_copy(update={"learning_rate": cfg.lr()}),
-            TorchModel(
-                parameters=params,
-                loss=loss,
-                evaluate=lambda: self.evaluate(dev, dev_rows),
-                snapshot=snapshot,
-                restore=restore,
-                no_decay=lambda name: name.endswith("bias") or "norm" in name.lower(),
-            ),
+            TorchModel.trainable(self.model, loss, lambda: self.evaluate(dev, dev_rows)),
             len(train),
             len(synthetic),
             self.seed,
