@@ -1,8 +1,9 @@
 """ZeroGen (Ye et al. 2022): label-conditional generation from the task prompt alone, then filtering.
 
-For each label the generator answers `task.generation_prompt(label)` many times (a different seed per
-prompt position); pair tasks condition each prompt on a real first sentence (ZeroGen "uses the given
-rather than generated context/premise" for NLI, scripts/run_cls.sh) and generate the second. The raw
+For each label (one group for QA and text-to-text) the generator answers `task.generation_prompt(label)`
+many times (a different seed per prompt position); kinds with given fields condition each prompt on a
+pool row: a pair's real first sentence (ZeroGen "uses the given rather than generated context/premise"
+for NLI, scripts/run_cls.sh), a QA context and an answer span (S3 §2.4), and generate the rest. The raw
 completions are cleaned and filtered (`postprocess.py`, every drop counted), then exactly `per_label`
 examples per label are kept: the first ones in prompt order. Labels left short after filtering get
 top-up rounds (at most `max_rounds` in all), sized from that label's observed keep rate.
