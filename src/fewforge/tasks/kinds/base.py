@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 from fewforge.errors import ConfigError, DataError
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from fewforge.tasks.base import Task
 
 
-class TaskKind:
+class TaskKind(ABC):
     name: ClassVar[str]
     classification: ClassVar[bool] = True  # a label set, per-class sampling, class probabilities
     input_fields: ClassVar[tuple[str, ...]] = ()  # a text-to-text task names its own
@@ -71,9 +72,9 @@ class TaskKind:
 
     # -- reading rows -----------------------------------------------------------------------------------
 
+    @abstractmethod
     def read_target(self, task: "Task", value: Any, inputs: Mapping[str, str], column: str, where: str) -> tuple[str, tuple]:
         """(label, answers) from a row's target `value` (read from `column`), given its parsed inputs."""
-        raise NotImplementedError
 
     def finish(self, task: "Task", fields: Mapping[str, str]) -> tuple[dict[str, str], tuple] | str:
         """A generated row's final (fields, answers) from its given + generated fields ("label": the
@@ -82,9 +83,10 @@ class TaskKind:
 
     # -- few-shot sampling ------------------------------------------------------------------------------
 
+    @abstractmethod
     def sample(self, task: "Task", pool: Sequence["Example"], order: list[int], shots: int) -> tuple[list, list]:
-        """(train, dev) from the pool visited in `order` (LM-BFF's shuffle)."""
-        raise NotImplementedError
+        """(train, dev) from the pool visited in `order` (LM-BFF's shuffle): `sample_k_per_class` or
+        `sample_k_examples` below."""
 
     # -- scoring ----------------------------------------------------------------------------------------
 
