@@ -102,19 +102,46 @@ class AdapterRequest:
     name: str
     path: str
     label: int = 0
-    kind: Literal["soft-prompt"] = "soft-prompt"
+    # "soft-prompt": a safetensors file of label prompts (FewGen/DawGen); "lora": a peft adapter folder
+    # (adapter_config.json + weights, DAFTT's teacher), the folder vLLM's LoRARequest takes
+    kind: Literal["soft-prompt", "lora"] = "soft-prompt"
 
     @cached_property
     def content_hash(self) -> str:
         path = Path(self.path)
-        if not path.is_file():
-            raise BackendError(f"adapter {self.name!r}: no file at {path}", hint="tune it again, or fix the path")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        if self.kind == "lora":
+            files = sorted(f for f in path.glob("*") if f.is_file()) if path.is_dir() else []
+            if not any(f.name == "adapter_config.json" for f in files):
+                raise BackendError(
+                    f"adapter {self.name!r}: no peft adapter (adapter_config.json) in {path}",
+                    hint="tune it again, or fix the path",
+                )
+            h = hashlib.sha256()
+            for f in files:
+                h.update(f.name.encode() + b"\0" + f.read_bytes())
+            digest = h.hexdigest()[:16]
+        else:
+            if not path.is_file():
+                raise BackendError(f"adapter {self.name!r}: no file at {path}", hint="tune it again, or fix the path")
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
         return f"{self.kind}:{digest}:{self.label}"
 
     def to_dict(self) -> dict[str, Any]:
         """For lineage records: which adapter wrote a row."""
         return {"name": self.name, "kind": self.kind, "label": self.label, "hash": self.content_hash}
+
+
+@dataclass(frozen=True)
+class Score:
+    """How likely a model finds one continuation after its prompt: the sum of the natural-log
+    probabilities of the continuation's tokens, and how many tokens that is (for a per-token mean)."""
+
+    logprob: float
+    n_tokens: int
+
+    @property
+    def mean(self) -> float:
+        return self.logprob / max(self.n_tokens, 1)
 
 
 @dataclass(frozen=True)
@@ -165,6 +192,25 @@ class Generator(ABC):
         raise BackendError(
             f"the {self.backend} backend cannot be tuned: it serves a model fewforge cannot train",
             hint="tune through the transformers backend: --generator hf:smollm2 (the packaged SmolLM2) or hf:MODEL",
+        )
+
+    supports_scoring: ClassVar[bool] = False
+
+    def score(
+        self,
+        prompts: Sequence[str],
+        continuations: Sequence[str],
+        *,
+        adapter: AdapterRequest | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Score]:
+        """The log-probability of `continuations[i]` right after `prompts[i]` (DESIGN.md §4): label
+        choice constrained to the verbalizers, annotation confidence, cloze baselines. A prompt is
+        rendered exactly as `generate` renders it (the chat template unless an adapter is sent), and the
+        continuation follows the rendered prompt as raw text, as a generated completion would."""
+        raise BackendError(
+            f"the {self.backend} backend cannot score continuations",
+            hint="score through a backend that returns log-probabilities: --generator hf:smollm2 (transformers)",
         )
 
     @abstractmethod

@@ -48,6 +48,9 @@ class SynthesisContext:
     pool: Sequence[Example] = ()
     workdir: Path | None = None  # the method's own folder for intermediate stages (tuned prompts, rounds)
     progress: Callable[[int, int], None] | None = None  # progress(done, total) over generated prompts
+    # Trains a fresh student on real + synthetic rows and returns it fitted (S3's error extrapolation):
+    # train_learner(train, dev, synthetic, learner_name_or_None) -> Learner. None: the task kind's student.
+    train_learner: Callable[..., Any] | None = None
 
 
 @dataclass
