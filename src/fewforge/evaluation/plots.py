@@ -1,7 +1,9 @@
-"""Report plots (matplotlib, drawn offline to inline SVG): accuracy vs shots, accuracy vs synthetic size.
+"""Report plots (matplotlib, drawn offline to inline SVG): accuracy vs shots, accuracy vs synthetic size,
+and the coverage maps of `fewforge quality`.
 
-Each plot has one panel per task; a line is one (learner, training data) series with mean ± std over
-seeds as error bars. A plot with nothing to show (one shots value, or a single synthetic size) is skipped.
+Each accuracy plot has one panel per task; a line is one (learner, training data) series with mean ± std
+over seeds as error bars. A plot with nothing to show (one shots value, or a single synthetic size) is
+skipped.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from fewforge.evaluation.results import condition_label
 
 
-def _figure(n_panels: int) -> tuple[Any, list[Any]]:
+def _figure(n_panels: int, size: tuple[float, float] = (4.2, 3.3)) -> tuple[Any, list[Any]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -20,7 +22,7 @@ def _figure(n_panels: int) -> tuple[Any, list[Any]]:
 
     cols = min(n_panels, 3)
     rows = (n_panels + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
     flat = [ax for row in axes for ax in row]
     for ax in flat[n_panels:]:
         ax.set_visible(False)
@@ -111,4 +113,56 @@ def accuracy_vs_size(summary: Sequence[Mapping[str, Any]], metric: str = "accura
         ax.set_ylabel(f"{metric} (%)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def coverage_maps(quality: Mapping[str, Any]) -> str | None:
+    """The joint 2-D maps of `fewforge quality` (S3 App. C.1 Fig. 3): a panel per (task, shots, method), the
+    set of its first seed; real train rows in purple (filled: within γ of a synthetic point, hollow: not),
+    synthetic rows in green, γ drawn as a scale bar. None when no set has a map."""
+    from fewforge.evaluation.coverage import covered
+    from fewforge.evaluation.quality import _method_order
+
+    chosen: dict[tuple, Mapping[str, Any]] = {}
+    for s in quality.get("sets", []):
+        key = (s["task"], s.get("shots") or 0, s["method"])
+        if s.get("coverage_map") and (key not in chosen or (s.get("seed") or 0) < (chosen[key].get("seed") or 0)):
+            chosen[key] = s
+    if not chosen:
+        return None
+    fig, axes = _figure(len(chosen), size=(4.0, 3.8))
+    for ax, (task, shots, method) in zip(axes, sorted(chosen, key=lambda k: (k[0], k[1], _method_order(k[2])))):
+        s = chosen[(task, shots, method)]
+        points, radius = s["coverage_map"], s["coverage_radius"]
+        gold, synthetic = points["gold"], points["synthetic"]
+        mask = covered(gold, synthetic, radius)
+        ax.scatter(
+            *zip(*synthetic), s=6, color="#2e9e4f", alpha=0.6, linewidths=0, label=f"{method} ({len(synthetic)})"
+        )
+        inside = [p for p, m in zip(gold, mask) if m]
+        outside = [p for p, m in zip(gold, mask) if not m]
+        if inside:
+            ax.scatter(*zip(*inside), s=10, color="#6a3d9a", linewidths=0, label=f"real, covered ({len(inside)})")
+        if outside:
+            ax.scatter(
+                *zip(*outside),
+                s=12,
+                facecolors="none",
+                edgecolors="#6a3d9a",
+                linewidths=0.8,
+                label=f"real, not covered ({len(outside)})",
+            )
+        x0, x1 = ax.get_xlim()
+        y0, y1 = ax.get_ylim()
+        bar_x, bar_y = x0 + 0.04 * (x1 - x0), y0 + 0.04 * (y1 - y0)
+        ax.plot([bar_x, bar_x + radius], [bar_y, bar_y], color="black", linewidth=2)
+        ax.annotate(
+            "γ", (bar_x + radius / 2, bar_y), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8
+        )
+        where = f"k={shots} " if shots else ""
+        ax.set_title(f"{task} {where}{method} seed {s.get('seed')}: {100 * s['coverage']:.1f}% covered", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(f"joint {points.get('projection', 'tsne')} map of MiniLM embeddings", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right", markerscale=1.5)
     return _svg(fig)

@@ -4,8 +4,9 @@ and the same tables as Markdown, built from results.json and the run's synthetic
 Sections: the table in the papers' shape (a block per learner and shots, rows = training data,
 columns = tasks, mean ± std over seeds, best in bold), the detailed table (every metric, Δ against real
 only with its 95 % bootstrap CI and paired p), accuracy vs shots and vs synthetic size, per-class F1 and
-confusion matrices, and a browsable sample of each synthetic set: kept rows, and dropped rows with the
-reason and the near-duplicate partner.
+confusion matrices, the data quality of `fewforge quality` (its table and the coverage maps, which the
+Markdown report links as an SVG file beside it), and a browsable sample of each synthetic set: kept
+rows, and dropped rows with the reason and the near-duplicate partner.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import random
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fewforge.evaluation.plots import accuracy_vs_shots, accuracy_vs_size
-from fewforge.evaluation.quality import QUALITY_FILE, auditor_note, quality_rows
+from fewforge.evaluation.plots import accuracy_vs_shots, accuracy_vs_size, coverage_maps
+from fewforge.evaluation.quality import QUALITY_FILE, auditor_note, columns_note, quality_rows
 from fewforge.evaluation.results import (
     condition_label,
     metric_names,
@@ -162,7 +163,9 @@ def markdown(
     title: str,
     command: str | None,
     quality: Mapping[str, Any] | None = None,
+    coverage_image: str | None = None,
 ) -> str:
+    """The report as Markdown; `coverage_image` is the (relative) path of the coverage maps' SVG, if written."""
     summary, meta = _with_training_facts(results), results["meta"]
     metric = (metric_names(summary) or ["accuracy"])[0]
     parts = [f"# {title}", ""]
@@ -192,7 +195,11 @@ def markdown(
             parts += [f"### {task}", "", _md_table(head, body), ""]
     if quality:
         parts += ["## Synthetic data quality (`fewforge quality`)", "", auditor_note(quality), ""]
+        if columns_note(quality):
+            parts += [columns_note(quality), ""]
         parts += [_md_table(*quality_rows(quality)), ""]
+        if coverage_image:
+            parts += [f"![coverage of the real train rows by each synthetic set]({coverage_image})", ""]
     if sets:
         parts += ["## Synthetic sets", "", _md_table(*_set_rows(sets)), ""]
     return "\n".join(parts).rstrip() + "\n"
@@ -395,7 +402,12 @@ def render_html(
         body.append("<h3>Confusion matrices</h3>" + _confusions(summary))
     if quality:
         body.append("<h2>Synthetic data quality</h2><p class='meta'>" + _esc(auditor_note(quality)) + "</p>")
+        if columns_note(quality):
+            body.append("<p class='meta'>" + _esc(columns_note(quality)) + "</p>")
         body.append(_html_table(*quality_rows(quality), left=2))
+        maps = coverage_maps(quality)
+        if maps:
+            body.append(f"<h3>Coverage of the real train rows (joint 2-D maps)</h3><div class='plot'>{maps}</div>")
     if sets:
         body.append("<h2>Synthetic data</h2>" + _html_table(*_set_rows(sets), left=1))
         body += [_set_browser(i, s) for i, s in enumerate(sets)]
@@ -461,6 +473,10 @@ def write_report(
     markdown_path = markdown_path or run_dir / "report.md"
     quality_path = run_dir / QUALITY_FILE
     quality = read_json(quality_path) if quality_path.is_file() else None
+    maps = coverage_maps(quality) if quality else None
+    image = markdown_path.with_name(f"{markdown_path.stem}-coverage.svg")
+    if maps:
+        write_text(image, maps + "\n")
     write_text(html_path, render_html(results, sets, title, quality))
-    write_text(markdown_path, markdown(results, sets, title, command, quality))
+    write_text(markdown_path, markdown(results, sets, title, command, quality, image.name if maps else None))
     return html_path, markdown_path

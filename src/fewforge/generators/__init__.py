@@ -11,7 +11,15 @@ import inspect
 from typing import Any
 
 from fewforge.errors import ConfigError
-from fewforge.generators.base import AdapterRequest, Candidate, Completion, Generator, SamplingParams, Score, TrainableLM
+from fewforge.generators.base import (
+    AdapterRequest,
+    Candidate,
+    Completion,
+    Generator,
+    SamplingParams,
+    Score,
+    TrainableLM,
+)
 from fewforge.generators.cache import CachedGenerator
 from fewforge.registry import Registry
 

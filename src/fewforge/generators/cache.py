@@ -6,6 +6,9 @@ sampling params without seed and n, the candidate's request seed). The request s
 other positions stay distinct (dspy's identical-samples bug), while n=4 after n=2 reuses the first two.
 Misses are generated in chunks and committed after each chunk (WAL mode), so a killed run keeps
 everything but the chunk in flight and a rerun resumes.
+
+Scores (`Generator.score`) are deterministic, so they are cached too, in their own table under their
+own key (`score_key`: backend, model_id, output options, prompt, continuation, adapter hash).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    Score,
     TrainableLM,
     positions,
 )
@@ -36,6 +40,16 @@ CREATE TABLE IF NOT EXISTS generations (
     key TEXT PRIMARY KEY,
     text TEXT NOT NULL,
     finish_reason TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    backend TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+_SCORE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT PRIMARY KEY,
+    logprob REAL NOT NULL,
     n_tokens INTEGER NOT NULL,
     backend TEXT NOT NULL,
     model_id TEXT NOT NULL,
@@ -60,6 +74,21 @@ def cache_key(
         identity.append(options)
     if adapter is not None:  # likewise: keys without an adapter are unchanged
         identity.append({"adapter": adapter.content_hash})
+    payload = json.dumps(identity, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def score_key(
+    backend: str,
+    model_id: str,
+    prompt: str,
+    continuation: str,
+    options: dict[str, Any] | None = None,
+    adapter: AdapterRequest | None = None,
+) -> str:
+    """The key of one cached score: its own namespace, never equal to a generation's key."""
+    identity = ["score", backend, model_id, options or {}, prompt, continuation]
+    identity.append(adapter.content_hash if adapter is not None else None)
     payload = json.dumps(identity, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(payload.encode()).hexdigest()
 
@@ -89,8 +118,9 @@ def cache_info(path: str | Path) -> dict[str, Any]:
 class CachedGenerator(Generator):
     """Wraps `inner` with a persistent cache at `path`.
 
-    `hits` / `misses` count candidates (not prompts). `cache_only=True` raises on a miss instead of
-    generating; `enabled=False` passes every call straight to the inner backend.
+    `hits` / `misses` count candidates (not prompts); `score_hits` / `score_misses` count scored
+    continuations. `cache_only=True` raises on a miss instead of generating or scoring; `enabled=False`
+    passes every call straight to the inner backend.
     """
 
     def __init__(
@@ -109,6 +139,8 @@ class CachedGenerator(Generator):
         self.enabled = enabled
         self.hits = 0
         self.misses = 0
+        self.score_hits = 0
+        self.score_misses = 0
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -126,6 +158,10 @@ class CachedGenerator(Generator):
     @property
     def supports_adapters(self) -> bool:  # type: ignore[override]  # delegated, not a class constant here
         return self.inner.supports_adapters
+
+    @property
+    def supports_scoring(self) -> bool:  # type: ignore[override]  # delegated, not a class constant here
+        return self.inner.supports_scoring
 
     def trainable(self) -> TrainableLM:
         return self.inner.trainable()
@@ -148,6 +184,7 @@ class CachedGenerator(Generator):
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
             conn.execute(_SCHEMA)
+            conn.execute(_SCORE_SCHEMA)
             conn.commit()
             self._conn = conn
         return self._conn
@@ -257,3 +294,70 @@ class CachedGenerator(Generator):
                 cands = tuple(found.get(k, c) for k, c in zip(keys[i], fresh[i]))
                 completions.append(Completion(prompt=prompt, candidates=cands))
         return completions
+
+    # -- scoring ---------------------------------------------------------------------------------
+    def score(
+        self,
+        prompts: Sequence[str],
+        continuations: Sequence[str],
+        *,
+        adapter: AdapterRequest | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Score]:
+        """The inner backend's scores, cached: only the pairs not in the cache reach it."""
+        if not self.inner.supports_scoring:  # its own error, before any lookup
+            return self.inner.score(prompts, continuations, progress=progress, **_with(adapter))
+        self.inner.check_adapter(adapter)
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")  # a caller bug
+        if not self.enabled:
+            return self.inner.score(prompts, continuations, progress=progress, **_with(adapter))
+        with self._lock:
+            return self._score(list(prompts), list(continuations), adapter, progress)
+
+    def _score(
+        self,
+        prompts: list[str],
+        continuations: list[str],
+        adapter: AdapterRequest | None,
+        progress: ProgressCallback | None,
+    ) -> list[Score]:
+        backend, model_id, options = self.inner.backend, self.inner.model_id, self.inner.output_options()
+        keys = [score_key(backend, model_id, p, c, options, adapter) for p, c in zip(prompts, continuations)]
+        found: dict[str, Score] = {}
+        db = self._db()
+        for b in range(0, len(keys), _LOOKUP_BATCH):
+            part = keys[b : b + _LOOKUP_BATCH]
+            rows = db.execute(
+                f"SELECT key, logprob, n_tokens FROM scores WHERE key IN ({','.join('?' * len(part))})", part
+            )
+            found.update({key: Score(logprob=lp, n_tokens=n) for key, lp, n in rows})
+        first: dict[str, int] = {}  # each missing key once, at its first position
+        for i, k in enumerate(keys):
+            if k not in found:
+                first.setdefault(k, i)
+        missing = list(first.values())
+        n_missing = sum(k not in found for k in keys)
+        self.score_hits += len(keys) - n_missing
+        if missing and self.cache_only:
+            raise BackendError(
+                f"{n_missing} of {len(keys)} scores are not in the cache {self.path}",
+                hint="run without cache_only (--cache-only) to score them",
+            )
+        self.score_misses += n_missing
+        if progress is not None and len(keys) > len(missing):
+            progress(len(keys) - len(missing))
+        for c in range(0, len(missing), self.chunk_size):
+            chunk = missing[c : c + self.chunk_size]
+            out = self.inner.score(
+                [prompts[i] for i in chunk], [continuations[i] for i in chunk], progress=progress, **_with(adapter)
+            )
+            now = time.time()
+            db.executemany(
+                "INSERT OR IGNORE INTO scores VALUES (?, ?, ?, ?, ?, ?)",
+                [(keys[i], s.logprob, s.n_tokens, backend, model_id, now) for i, s in zip(chunk, out)],
+            )
+            db.commit()
+            for i, s in zip(chunk, out):
+                found[keys[i]] = s
+        return [found[k] for k in keys]

@@ -4,18 +4,26 @@ Seeding: every candidate row samples with its own `torch.Generator` seeded with
 `params.request_seed(prompt, candidate)`, through a logits processor that draws the token and hands
 greedy decoding a one-hot choice. A candidate's text therefore depends on its seed alone, not on which
 batch it landed in (up to float rounding of padded batches), and reruns are reproducible.
+
+Adapters: soft prompts (`soft_prompts.py`) and peft LoRA folders (`_lora`: a PeftModel over a module
+tree that shares this model's weights, so adapter-less requests and `trainable()` keep the bare model).
+`score` runs the same model, prompt encoding and adapter as `generate`, one forward per batch.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import json
 import os
 import re
 import shutil
 import threading
+from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from fewforge.errors import BackendError
 from fewforge.generators._gguf import file_id, read_string_field, require_file
@@ -27,6 +35,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    Score,
     TrainableLM,
     positions,
 )
@@ -34,6 +43,7 @@ from fewforge.generators.base import (
 _SEQ2SEQ_GGUF_ARCHS = {"t5", "t5encoder"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[\w.-]+)?$")
 _CONVERTED_MARKER = "fewforge_source.json"
+_MAX_LORAS = 8  # LoRA adapters kept loaded at once; the least recently used one is dropped first
 
 
 def _offline() -> bool:
@@ -69,7 +79,8 @@ class HFGenerator(Generator):
     """
 
     backend = "hf"
-    supports_adapters = True  # soft-prompt adapters (label-conditional prompts or prefixes), causal LMs
+    supports_adapters = True  # soft-prompt adapters (label prompts or prefixes; causal LMs) and peft LoRA folders
+    supports_scoring = True
 
     def __init__(
         self,
@@ -92,6 +103,11 @@ class HFGenerator(Generator):
         self._model_id: str | None = None
         self._lock = threading.Lock()
         self._adapters: dict[str, Any] = {}  # content hash -> loaded LabelPrompts
+        # LoRA adapters live on a PeftModel over a second module tree that shares every weight tensor
+        # with self._model (see `_lora`), so self._model itself is never wrapped or changed.
+        self._lora_model: Any = None
+        self._loras: OrderedDict[str, str] = OrderedDict()  # content hash -> peft adapter name, LRU order
+        self._lora_lock = threading.Lock()  # one active LoRA adapter at a time on the shared tree
 
     def __repr__(self) -> str:
         return f"HFGenerator({self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
@@ -146,8 +162,9 @@ class HFGenerator(Generator):
 
     def close(self) -> None:
         with self._lock:
-            self._model = self._tokenizer = None
+            self._model = self._tokenizer = self._lora_model = None
             self._adapters = {}
+            self._loras = OrderedDict()
 
     @property
     def model(self) -> Any:
@@ -239,27 +256,42 @@ class HFGenerator(Generator):
     ) -> list[Completion]:
         self.check_adapter(adapter)
         self.load()
-        prompts_module = self._adapter(adapter) if adapter is not None else None
-        # with an adapter the prompt is the raw context after the soft prompt (Generator.generate)
-        encoded = [self._encode(p) if adapter is None else self._tokens(p, start=False) for p in prompts]
         where = positions(start_index, len(prompts))
         # Rows are (prompt, candidate) pairs, prompt-major, so a batch holds whole prompts when it can.
         rows = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
         results: dict[tuple[int, int], Candidate] = {}
         left = [params.n] * len(prompts)
-        for b in range(0, len(rows), self.batch_size):
-            batch = rows[b : b + self.batch_size]
-            seeds = [params.request_seed(where[i], j) for i, j in batch]
-            candidates = self._generate_batch([encoded[i] for i, _ in batch], seeds, params, prompts_module, adapter)
-            for (i, j), cand in zip(batch, candidates):
-                results[i, j] = cand
-                left[i] -= 1
-                if left[i] == 0 and progress is not None:
-                    progress(1)
+        with self._running(adapter) as (model, soft):
+            encoded = [self._prompt_ids(p, adapter) for p in prompts]
+            for b in range(0, len(rows), self.batch_size):
+                batch = rows[b : b + self.batch_size]
+                seeds = [params.request_seed(where[i], j) for i, j in batch]
+                candidates = self._generate_batch(model, [encoded[i] for i, _ in batch], seeds, params, soft, adapter)
+                for (i, j), cand in zip(batch, candidates):
+                    results[i, j] = cand
+                    left[i] -= 1
+                    if left[i] == 0 and progress is not None:
+                        progress(1)
         return [
             Completion(prompt=p, candidates=tuple(results[i, j] for j in range(params.n)))
             for i, p in enumerate(prompts)
         ]
+
+    def _prompt_ids(self, prompt: str, adapter: AdapterRequest | None) -> list[int]:
+        """A request's prompt ids: rendered and started as a sequence without an adapter; with one, the raw
+        text after the tuned prompt or inside the tuned model (no chat template, no BOS: Generator.generate)."""
+        return self._encode(prompt) if adapter is None else self._tokens(prompt, start=False)
+
+    @contextmanager
+    def _running(self, adapter: AdapterRequest | None) -> Iterator[tuple[Any, Any]]:
+        """(the model to run, the soft prompts to run it under or None) for a request's adapter."""
+        if adapter is None:
+            yield self._model, None
+        elif adapter.kind == "lora":
+            with self._lora_lock:  # the LoRA tree has one active adapter at a time
+                yield self._lora(adapter), None
+        else:
+            yield self._model, self._adapter(adapter)
 
     def _adapter(self, adapter: AdapterRequest) -> Any:
         """The adapter's soft prompts on this model, loaded once per content."""
@@ -281,8 +313,68 @@ class HFGenerator(Generator):
             )
         return prompts
 
+    # -- LoRA adapters (peft folders) ---------------------------------------------------------------
+    def _lora(self, adapter: AdapterRequest) -> Any:
+        """The model with `adapter`'s LoRA active (call under `_lora_lock`).
+
+        Adapters load into one PeftModel built over a copy of self._model's module tree that shares all
+        its parameter tensors (no second set of weights): peft swaps that copy's target layers for LoRA
+        layers, while self._model — what adapter-less requests, soft prompts and `trainable()` use — keeps
+        its own modules and weights. Adapters are keyed by content (a retrained folder loads afresh), and
+        at most _MAX_LORAS stay loaded, the least recently used dropped first.
+        """
+        key = adapter.content_hash  # also checks that the folder holds adapter_config.json
+        name = self._loras.get(key) or self._load_lora(adapter, key)
+        self._loras.move_to_end(key)
+        self._lora_model.set_adapter(name)
+        return self._lora_model.get_base_model()
+
+    def _load_lora(self, adapter: AdapterRequest, key: str) -> str:
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise BackendError("LoRA adapters need the peft package", hint="run: pip install peft") from None
+        path = Path(adapter.path)
+        try:
+            peft_type = json.loads((path / "adapter_config.json").read_text()).get("peft_type")
+        except (OSError, ValueError) as e:
+            raise BackendError(
+                f"adapter {adapter.name!r}: cannot read {path / 'adapter_config.json'}: {_first_line(e)}",
+                hint="save the adapter with peft's save_pretrained",
+            ) from None
+        if peft_type != "LORA":
+            raise BackendError(
+                f"adapter {adapter.name!r} in {path} is a {peft_type} peft adapter, not LoRA",
+                hint="send LoRA adapters as kind='lora' (soft prompts are kind='soft-prompt')",
+            )
+        if len(self._loras) >= _MAX_LORAS and self._lora_model is not None:
+            _, oldest = self._loras.popitem(last=False)
+            self._lora_model.delete_adapter(oldest)
+        name = "fewforge_" + hashlib.sha256(key.encode()).hexdigest()[:16]  # a valid module name
+        flags = [(p, p.requires_grad) for p in self._model.parameters()]
+        try:
+            if self._lora_model is None:
+                shell = _shared_copy(self._model)
+                self._lora_model = PeftModel.from_pretrained(shell, str(path), adapter_name=name, is_trainable=False)
+            else:
+                self._lora_model.load_adapter(str(path), adapter_name=name, is_trainable=False)
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+            self._lora_model = None  # drop a half-loaded tree; the next LoRA request builds a new one
+            self._loras.clear()
+            raise BackendError(
+                f"adapter {adapter.name!r}: peft cannot load {path} onto {self.model_name}: {_first_line(e)}",
+                hint="send a LoRA tuned on this same base model",
+            ) from None
+        finally:
+            for p, flag in flags:  # peft freezes the base weights it wraps, and they are self._model's
+                p.requires_grad_(flag)
+        self._lora_model.eval()
+        self._loras[key] = name
+        return name
+
     def _generate_batch(
         self,
+        model: Any,
         inputs: list[list[int]],
         seeds: list[int],
         params: SamplingParams,
@@ -292,7 +384,7 @@ class HFGenerator(Generator):
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        model, tok = self._model, self._tokenizer
+        tok = self._tokenizer
         batch = tok.pad({"input_ids": inputs}, padding=True, return_tensors="pt")  # mask from lengths
         batch = {k: v.to(model.device) for k, v in batch.items()}
         eos = model.generation_config.eos_token_id
@@ -325,6 +417,104 @@ class HFGenerator(Generator):
         new = out[:, 1:] if model.config.is_encoder_decoder else out[:, start:]
         end_ids = eos_ids | {tok.pad_token_id}  # finished rows are filled with pad
         return [self._candidate(row.tolist(), end_ids, params) for row in new]
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def score(
+        self,
+        prompts: Sequence[str],
+        continuations: Sequence[str],
+        *,
+        adapter: AdapterRequest | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Score]:
+        """Log-probabilities of continuations (Generator.score). The ids are the prompt's, encoded as
+        `generate` encodes it, then the continuation's alone with no special tokens: the tokens the model
+        would have to generate. Rows are sorted by length and left-padded with the positions `generate`
+        gives them, one forward per `batch_size` rows that keeps only the continuations' logits; under a
+        soft prompt or a LoRA adapter the forward runs exactly as that adapter's generation does. These
+        are the model's own probabilities: sampling settings (temperature, repetition penalty) play no part.
+        """
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")  # a caller bug
+        self.check_adapter(adapter)
+        self.load()
+        scores: list[Score | None] = [None] * len(prompts)
+        with self._running(adapter) as (model, soft):
+            contexts = [self._prompt_ids(p, adapter) for p in prompts]
+            targets = [self._tokens(c, start=False) for c in continuations]
+            soft_first = soft is not None and soft.placement == "prompt"  # soft tokens precede the text
+            for i, (context, target) in enumerate(zip(contexts, targets)):
+                if target and not context and not soft_first:
+                    raise BackendError(
+                        f"prompt {i} is empty, so nothing comes before the continuation to predict its first token",
+                        hint="score continuations of a non-empty prompt",
+                    )
+                if not target:
+                    scores[i] = Score(0.0, 0)  # an empty continuation: log 1
+            todo = [i for i in range(len(prompts)) if targets[i]]
+            todo.sort(key=lambda i: len(contexts[i]) + len(targets[i]))  # little padding per batch
+            if progress is not None and len(todo) < len(prompts):
+                progress(len(prompts) - len(todo))
+            run = self._score_seq2seq_batch if model.config.is_encoder_decoder else self._score_batch
+            for b in range(0, len(todo), self.batch_size):
+                batch = todo[b : b + self.batch_size]
+                sums = run(model, [contexts[i] for i in batch], [targets[i] for i in batch], soft, adapter)
+                for i, total in zip(batch, sums):
+                    scores[i] = Score(logprob=total, n_tokens=len(targets[i]))
+                if progress is not None:
+                    progress(len(batch))
+        return [s for s in scores if s is not None]
+
+    def _score_batch(
+        self, model: Any, contexts: list[list[int]], targets: list[list[int]], soft: Any, adapter: AdapterRequest | None
+    ) -> list[float]:
+        import torch
+
+        from fewforge.generators.soft_prompts import target_log_probs
+
+        ids, mask = _padded([c + t for c, t in zip(contexts, targets)], self._tokenizer.pad_token_id, model.device)
+        keep = max(map(len, targets)) + 1  # the last positions: they predict every row's continuation
+        kwargs = self._forward_inputs(ids, mask, soft, adapter)
+        if "logits_to_keep" in inspect.signature(model.forward).parameters:
+            kwargs["logits_to_keep"] = keep  # no [batch, length, vocab] logits for the prompts
+        with torch.inference_mode():
+            logits = model(**kwargs).logits[:, -keep:]
+        logp = target_log_probs(logits[:, :-1], ids[:, 1 - keep :]).double()  # left padding: all rows end here
+        return [float(logp[r, logp.shape[1] - len(t) :].sum()) for r, t in enumerate(targets)]
+
+    def _forward_inputs(self, ids: Any, mask: Any, soft: Any, adapter: AdapterRequest | None) -> dict[str, Any]:
+        """One forward's inputs for left-padded rows, with the positions `generate` gives them (counted
+        from each row's first real token, after a soft prompt's n positions), so padding moves nothing."""
+        if soft is None or adapter is None:
+            return {"input_ids": ids, "attention_mask": mask, "position_ids": _mask_positions(mask), "use_cache": False}
+        inputs = soft.generation_inputs(adapter.label, ids, mask)
+        inputs.pop("input_length")
+        where = _mask_positions(inputs["attention_mask"])
+        if "inputs_embeds" in inputs:  # prompt placement: the soft tokens are the first n embeddings
+            return {**inputs, "position_ids": where, "use_cache": False}
+        n = soft.n_tokens  # prefix placement: the cache holds the n prefix positions, not the placeholders
+        return {**inputs, "input_ids": inputs["input_ids"][:, n:], "position_ids": where[:, n:], "use_cache": True}
+
+    def _score_seq2seq_batch(
+        self, model: Any, contexts: list[list[int]], targets: list[list[int]], soft: Any, adapter: AdapterRequest | None
+    ) -> list[float]:
+        import torch
+
+        from fewforge.generators.soft_prompts import target_log_probs
+
+        pad = self._tokenizer.pad_token_id
+        start = model.generation_config.decoder_start_token_id
+        start = model.config.decoder_start_token_id if start is None else start
+        enc, enc_mask = _padded(contexts, pad, model.device)
+        dec, dec_mask = _padded([[start, *t[:-1]] for t in targets], pad, model.device, left=False)
+        gold, _ = _padded(targets, pad, model.device, left=False)
+        with torch.inference_mode():
+            logits = model(
+                input_ids=enc, attention_mask=enc_mask, decoder_input_ids=dec, decoder_attention_mask=dec_mask,
+                use_cache=False,
+            ).logits  # fmt: skip
+        logp = target_log_probs(logits, gold).double()
+        return [float(logp[r, : len(t)].sum()) for r, t in enumerate(targets)]
 
     def _candidate(self, ids: list[int], end_ids: set[int], params: SamplingParams) -> Candidate:
         end = next((k for k, t in enumerate(ids) if t in end_ids), None)
@@ -366,6 +556,36 @@ class _SeededSampler:
         probs = logits.softmax(-1)
         chosen = torch.stack([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)])
         return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+
+
+def _shared_copy(model: Any) -> Any:
+    """A second module tree for `model` whose parameters and buffers are `model`'s own tensors: peft can
+    wrap its layers while `model` keeps its modules, and no weight is duplicated."""
+    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    return copy.deepcopy(model, memo)
+
+
+def _mask_positions(mask: Any) -> Any:
+    """Position ids counted from each row's first unmasked token (what `generate` derives for left padding)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _padded(rows: list[list[int]], pad: int, device: Any, left: bool = True) -> tuple[Any, Any]:
+    """(ids, attention mask) of `rows` padded with `pad` to the longest, on `device`."""
+    import torch
+
+    width = max(map(len, rows))
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, row in enumerate(rows):
+        where = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[r, where] = torch.tensor(row, dtype=torch.long)
+        mask[r, where] = 1
+    return ids.to(device), mask.to(device)
 
 
 def _dir_id(path: Path) -> str:

@@ -3,6 +3,14 @@
 Requests are submitted from a thread pool as wide as the server's slots, so llama.cpp's continuous
 batching decodes them together (~260 tok/s aggregate for SmolLM2 on 2 cores vs ~150 one at a time).
 Same seed gives the same text, also under batching.
+
+`score` forces the continuation's tokens with a token-level grammar (`root ::= <[id]> <[id]> ...`) and
+reads each forced token's log-probability, which llama.cpp reports from the raw logits, before grammar
+and sampling (`post_sampling_probs` off). llama.cpp's server has no other way to score given text: it
+ignores `echo` (no prompt log-probabilities), and forcing the text with a plain grammar lets the model
+pick an unusual tokenization of it (" banana" as " " + "b" + "anan"). The continuation's ids come from
+the GGUF's tokenizer read by transformers (a few seconds, once), since the embedded server exposes no
+tokenize call.
 """
 
 from __future__ import annotations
@@ -23,6 +31,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    Score,
     positions,
 )
 
@@ -65,6 +74,7 @@ class LlamaCppGenerator(Generator):
     """
 
     backend = "llamacpp"
+    supports_scoring = True
 
     def __init__(
         self,
@@ -85,6 +95,7 @@ class LlamaCppGenerator(Generator):
         self._server: Any = None
         self._served = 0  # requests answered by the current server
         self._lock = threading.Lock()
+        self._tokenizer: Any = None  # the GGUF's tokenizer through transformers, loaded for `score` only
 
     def __repr__(self) -> str:
         return f"LlamaCppGenerator({str(self.model_path)!r}, n_parallel={self.n_parallel})"
@@ -192,17 +203,24 @@ class LlamaCppGenerator(Generator):
             if finished and progress is not None:
                 progress(1)
 
-        # Prompt-major submission: slots work through prompts roughly in order. Requests go in runs of
-        # at most `recycle_every`, with a fresh server whenever the current one has served that many.
-        requests = [(i, j) for i in range(len(prompts)) for j in range(n)]
-        while requests:
+        # Prompt-major submission: slots work through prompts roughly in order.
+        self._serve([lambda i=i, j=j: run(i, j) for i in range(len(prompts)) for j in range(n)])
+        return [
+            Completion(prompt=prompt, candidates=tuple(c for c in cands if c is not None))
+            for prompt, cands in zip(prompts, results)
+        ]
+
+    def _serve(self, jobs: list[Any]) -> None:
+        """Run request callables on the server's slots, in runs of at most `recycle_every`, with a fresh
+        server whenever the current one has served that many (see the class docstring)."""
+        while jobs:
             if self.recycle_every and self._served >= self.recycle_every:
-                self.close()  # bound llama.cpp's per-token memory growth (see the class docstring)
+                self.close()  # bound llama.cpp's per-token memory growth
             self.load()
-            budget = self.recycle_every - self._served if self.recycle_every else len(requests)
-            run_of, requests = requests[:budget], requests[budget:]
+            budget = self.recycle_every - self._served if self.recycle_every else len(jobs)
+            run_of, jobs = jobs[:budget], jobs[budget:]
             with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
-                futures = [pool.submit(run, i, j) for i, j in run_of]
+                futures = [pool.submit(job) for job in run_of]
                 try:
                     for future in futures:
                         future.result()
@@ -211,7 +229,120 @@ class LlamaCppGenerator(Generator):
                         future.cancel()
                     raise
             self._served += len(run_of)
-        return [
-            Completion(prompt=prompt, candidates=tuple(c for c in cands if c is not None))
-            for prompt, cands in zip(prompts, results)
-        ]
+
+    # -- scoring -----------------------------------------------------------------------------------
+    def score(
+        self,
+        prompts: Sequence[str],
+        continuations: Sequence[str],
+        *,
+        adapter: AdapterRequest | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> list[Score]:
+        """Log-probabilities of continuations (Generator.score), each as a request that must generate
+        exactly the continuation's tokens (see the module docstring). The prompt goes through the same
+        endpoint as in `generate` (chat template or raw), so it is rendered as a generation request's is;
+        the continuation is tokenized alone, with no special tokens. Requests of one prompt reuse its
+        cached prompt in llama.cpp's slots."""
+        if len(prompts) != len(continuations):
+            raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")  # a caller bug
+        self.check_adapter(adapter)
+        ids = [self._continuation_ids(c) for c in continuations]
+        scores: list[Score] = [Score(0.0, 0)] * len(prompts)
+        done_lock = threading.Lock()
+
+        def run(i: int) -> None:
+            scores[i] = self._score_request(prompts[i], ids[i])
+            if progress is not None:
+                with done_lock:
+                    progress(1)
+
+        if progress is not None and any(not t for t in ids):
+            progress(sum(not t for t in ids))  # an empty continuation scores 0 without a request
+        self._serve([lambda i=i: run(i) for i in range(len(prompts)) if ids[i]])
+        return scores
+
+    def _continuation_ids(self, text: str) -> list[int]:
+        if not text:
+            return []
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = _gguf_tokenizer(require_file(self.model_path))
+        ids = list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
+        end = {self._tokenizer.eos_token_id, self._tokenizer.pad_token_id} - {None}
+        if end & set(ids):  # llama.cpp stops at an end-of-generation token: it cannot be forced
+            raise BackendError(
+                f"llama.cpp cannot score a continuation holding an end-of-sequence token: {text[:60]!r}",
+                hint="score it through the transformers backend: --generator hf:smollm2 (or hf:MODEL)",
+            )
+        return ids
+
+    def _score_request(self, prompt: str, ids: list[int]) -> Score:
+        body: dict[str, Any] = {
+            "max_tokens": len(ids),
+            "temperature": 0.0,  # greedy among the one token the grammar allows
+            "top_k": 0,
+            "top_p": 1.0,
+            "min_p": 0.0,
+            "repeat_penalty": 1.0,
+            "seed": 0,
+            "grammar": "root ::= " + " ".join(f"<[{t}]>" for t in ids),
+            "post_sampling_probs": False,  # the model's own probabilities, not the grammar-masked ones
+        }
+        try:
+            if self.chat:
+                body.update(messages=[{"role": "user", "content": prompt}], logprobs=True, top_logprobs=1)
+                response = self._server.handle_chat_completions(body)
+            else:
+                body.update(prompt=prompt, logprobs=1)
+                response = self._server.handle_completions(body)
+        except ValueError as e:  # xllamacpp's answer to a malformed request
+            raise BackendError(f"llama.cpp rejected a scoring request: {e}") from None
+        if "error" in response:
+            error = response["error"]
+            message = error.get("message", str(error)) if isinstance(error, dict) else str(error)
+            raise BackendError(
+                f"llama.cpp could not score a continuation: {str(message).splitlines()[0][:200]}",
+                hint="shorten the prompt or raise n_ctx_per_slot; or score through --generator hf:MODEL",
+            )
+        content = ((response["choices"][0].get("logprobs") or {}).get("content")) or []
+        got = [t.get("id") for t in content]
+        if got != ids:  # the grammar was not honoured: never return the score of other tokens
+            raise BackendError(
+                f"llama.cpp generated tokens {got[:8]} instead of the continuation's {ids[:8]} while scoring",
+                hint="score through the transformers backend: --generator hf:MODEL",
+            )
+        return Score(logprob=float(sum(t["logprob"] for t in content)), n_tokens=len(ids))
+
+
+def _gguf_tokenizer(path: Path) -> Any:
+    """The GGUF's own tokenizer as transformers reads it (the same vocabulary and merges llama.cpp uses)."""
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise BackendError(
+            "scoring through llama.cpp needs transformers (to tokenize continuations)",
+            hint="run: pip install transformers gguf",
+        ) from None
+    try:
+        converted = _converted_dir(path)  # hf:smollm2's dequantized copy, if made: 0.3 s instead of ~3-6 s
+        if converted is not None:
+            return AutoTokenizer.from_pretrained(str(converted))
+        return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    except (OSError, ValueError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise BackendError(
+            f"cannot read the tokenizer of {path} to score continuations: {first}",
+            hint="score through the transformers backend: --generator hf:PATH.gguf",
+        ) from None
+
+
+def _converted_dir(path: Path) -> Path | None:
+    """The transformers directory `fewforge.packaged.lm_source` dequantized this very GGUF into, if any."""
+    from fewforge.generators.hf import _converted_from
+    from fewforge.packaged import cache_root
+
+    name, _, digest = file_id(path).partition("@")
+    target = cache_root() / "models" / f"{Path(name).stem}-{digest}"
+    return target if _converted_from(target) == file_id(path) else None
