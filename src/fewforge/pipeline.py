@@ -224,6 +224,7 @@ def synthesis_stage(
     progress: GridProgress,
 ) -> tuple[list[Example], str]:
     from fewforge.data.io import read_jsonl
+    from fewforge.learners import student_factory
     from fewforge.synthesis.base import SynthesisContext
 
     data, method = plan.data[key.task], plan.method(key)
@@ -259,6 +260,7 @@ def synthesis_stage(
             # outside the set's folder: an interrupted set is retired, its finished stages (tuning) stay
             workdir=run.root / "work" / directory.relative_to(run.root),
             progress=update,
+            train_learner=student_factory(data.task, key.seed),
         )
         dataset = method.synthesize(ctx)
         dataset.card.update(generator_spec=plan.cfg.generator, generator_options=plan.cfg.generator_options)

@@ -96,3 +96,13 @@ def pair_pool() -> list[Example]:
         Example({"text_a": f"The harbor {w} opened on day {i}.", "text_b": "x"}, "entailment", id=f"pool-{i}")
         for i, w in enumerate(WORDS[:6])
     ]
+
+
+@pytest.fixture(scope="module")
+def smollm2(smollm2_path):
+    """The packaged SmolLM2 GGUF through llama.cpp (real output)."""
+    from fewforge.generators.llamacpp import LlamaCppGenerator
+
+    gen = LlamaCppGenerator(model_path=smollm2_path, n_parallel=8, n_ctx_per_slot=384)
+    yield gen
+    gen.close()

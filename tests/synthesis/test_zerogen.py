@@ -202,15 +202,6 @@ def test_save_writes_every_format_and_reads_back(single_task, fake_generator, se
 # ---------------------------------------------------------------------------------- the real SmolLM2
 
 
-@pytest.fixture(scope="module")
-def smollm2(smollm2_path: Path):
-    from fewforge.generators.llamacpp import LlamaCppGenerator
-
-    gen = LlamaCppGenerator(model_path=smollm2_path, n_parallel=8, n_ctx_per_slot=384)
-    yield gen
-    gen.close()
-
-
 def _check_real(data, task, per_label: int) -> None:
     assert data.label_counts() == {label: per_label for label in task.labels}
     field = task.input_fields[-1]

@@ -14,6 +14,10 @@ METHODS: Registry[type[SynthesisMethod]] = Registry("synthesis method")
 METHODS.register("zerogen", "fewforge.synthesis.zerogen:ZeroGen")
 METHODS.register("fewgen", "fewforge.synthesis.fewgen.method:FewGen")
 METHODS.register("dawgen", "fewforge.synthesis.fewgen.method:DawGen")
+METHODS.register("daftt-annotate", "fewforge.synthesis.daftt.method:DafttAnnotate")
+METHODS.register("daftt-generate", "fewforge.synthesis.daftt.method:DafttGenerate")
+METHODS.register("s3", "fewforge.synthesis.s3.method:S3")
+METHODS.register("goldgen", "fewforge.synthesis.s3.method:GoldGen")
 
 
 def _fields(model: type[MethodConfig], path: tuple[Any, ...]) -> list[str]:

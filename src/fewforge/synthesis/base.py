@@ -49,7 +49,7 @@ class SynthesisContext:
     workdir: Path | None = None  # the method's own folder for intermediate stages (tuned prompts, rounds)
     progress: Callable[[int, int], None] | None = None  # progress(done, total) over generated prompts
     # Trains a fresh student on real + synthetic rows and returns it fitted (S3's error extrapolation):
-    # train_learner(train, dev, synthetic, learner_name_or_None) -> Learner. None: the task kind's student.
+    # train_learner(train, dev, synthetic, learner_name, config_options) -> a fitted Learner.
     train_learner: Callable[..., Any] | None = None
 
 
