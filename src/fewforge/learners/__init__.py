@@ -26,6 +26,8 @@ LEARNERS.register("pft", "fewforge.learners.prompt_tuning:PromptFineTuning")
 LEARNERS.register("pft+pt", "fewforge.learners.prompt_tuning:PromptFineTuningSoft")
 LEARNERS.register("seq2seq", "fewforge.learners.text_to_text:Seq2SeqLearner")
 LEARNERS.register("causal-lm", "fewforge.learners.text_to_text:CausalLMLearner")
+# zero-shot through any generator backend that can score (the same weights the synthetic data came from)
+LEARNERS.register("generator-zero-shot", "fewforge.learners.generator_scoring:GeneratorZeroShot")
 
 
 def get_learner(name: str) -> type[Learner]:
