@@ -55,7 +55,7 @@ from fewforge.generators.base import SamplingParams
 from fewforge.synthesis.base import MethodConfig, SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, generated_text, normalize, postprocess
 from fewforge.synthesis.s3.prompts import Wording, ees_prompt, parse_reasons, prompts_for, rationale_prompt, seed_prompt
-from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
+from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig, top_up_size
 from fewforge.tasks.base import Task
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,7 @@ class _Extrapolation(SynthesisMethod):
 
     config: ExtrapolationConfig
     citation = S3_CITATION
+    dropped_rows: list[dict[str, Any]]  # every filtered row of the current synthesize() call
 
     def sampling_params(self, task: Task, split_seed: int, *stage: Any) -> SamplingParams:
         c = self.config
@@ -212,6 +213,7 @@ class _Extrapolation(SynthesisMethod):
         gold_keys = {normalize(generated_text(task, _values(task, e))) for e, _ in rows}
         kept_all: list[Example] = []
         dropped: Counter[str] = Counter()
+        dropped_rows: list[dict[str, Any]] = []
         requested = 0
         next_i = dict.fromkeys(by_group, 0)
         want = {g: math.ceil(budget.get(g, 0) * c.oversample) for g in by_group}
@@ -263,10 +265,12 @@ class _Extrapolation(SynthesisMethod):
             kept, report = postprocess(task, raw, c.postprocess, real=ctx.train)
             for reason, n in report.dropped.items():
                 dropped[reason] += n
+            dropped_rows += report.rows
             for e in kept:
                 key = normalize(generated_text(task, _values(task, e)))
                 if key in gold_keys:
                     dropped["copy_of_gold"] += 1
+                    dropped_rows.append({"reason": "copy_of_gold", "id": e.id, "text": key})
                     continue
                 if key in seen:  # a copy of a seed row or an earlier add
                     dropped["duplicate"] += 1
@@ -279,7 +283,8 @@ class _Extrapolation(SynthesisMethod):
             short = {g: n for g, n in short.items() if n > 0}
             if not short:
                 break
-            want = {g: math.ceil(n * c.oversample * 1.5) for g, n in short.items()}
+            # sized from each group's keep rate so far, for a 95% chance of filling (as ZeroGen's top-ups)
+            want = {g: top_up_size(n, len(kept_by_group[g]) / max(next_i[g], 1), c.oversample) for g, n in short.items()}
         for g, examples in kept_by_group.items():
             kept_all += examples[: budget.get(g, 0)]
         info = {
@@ -287,6 +292,7 @@ class _Extrapolation(SynthesisMethod):
             "added": dict(Counter(task.group(e) for e in kept_all)),
             "dropped": {k: v for k, v in dropped.items() if v},
         }
+        self.dropped_rows += dropped_rows
         return kept_all, info
 
     def leakage(self, task: Task, rows: list[Example], gold: Sequence[Example]) -> tuple[list[Example], dict[str, Any]]:
@@ -349,6 +355,7 @@ class GoldGen(_Extrapolation):
     def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
         started = time.perf_counter()
         task = ctx.task
+        self.dropped_rows = []
         gold, source = self.gold_set(ctx)
         tracker = _Tracker(ctx.progress)
         budget = dict.fromkeys(task.groups, self.config.per_label)
@@ -356,7 +363,7 @@ class GoldGen(_Extrapolation):
         rows, info = self.extrapolate(ctx, [(g, None) for g in gold], budget, "gold", 1, [], tracker.step)
         rows, leak = self.leakage(task, rows, gold)
         card = self.card(ctx, source, started, extrapolation=info, leakage=leak, per_label_requested=self.config.per_label)
-        return SyntheticDataset(examples=_ordered(task, rows), card=card)
+        return SyntheticDataset(examples=_ordered(task, rows), card=card, dropped=self.dropped_rows)
 
 
 class S3(_Extrapolation):
@@ -367,6 +374,7 @@ class S3(_Extrapolation):
     def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
         c, task = self.config, ctx.task
         started = time.perf_counter()
+        self.dropped_rows = []
         gold, source = self.gold_set(ctx)
         _check_disjoint(ctx.train, gold)
         ees = c.ees and c.rounds > 0
@@ -417,7 +425,7 @@ class S3(_Extrapolation):
             adds += added
         short = {g: c.per_label - seed_n - sum(task.group(e) == g for e in adds) for g in groups}
         if any(n > 0 for n in short.values()) and ees:  # errors ran out or rounds stopped: more seed rows
-            more, _ = self.seed_rows(ctx, reasons, seed_n + max(short.values()), tracker)
+            more, _ = self.seed_rows(ctx, reasons, seed_n + max(short.values()), tracker, record_dropped=False)
             extra = _take_after(task, more, seed_n, short)
             seed_rows += [replace(e, lineage={**e.lineage, "fill": True}) for e in extra]
         rows, leak = self.leakage(task, seed_rows + adds, gold)
@@ -435,7 +443,7 @@ class S3(_Extrapolation):
             leakage=leak,
             student=self.student_name(task) if ees else None,
         )
-        return SyntheticDataset(examples=_ordered(task, rows), card=card)
+        return SyntheticDataset(examples=_ordered(task, rows), card=card, dropped=self.dropped_rows)
 
     # -- stages ----------------------------------------------------------------------------------------
 
@@ -469,7 +477,12 @@ class S3(_Extrapolation):
         return out, info
 
     def seed_rows(
-        self, ctx: SynthesisContext, reasons: dict[str, list[str]], per_label: int, tracker: "_Tracker"
+        self,
+        ctx: SynthesisContext,
+        reasons: dict[str, list[str]],
+        per_label: int,
+        tracker: "_Tracker",
+        record_dropped: bool = True,
     ) -> tuple[list[Example], dict[str, Any]]:
         c = self.config
         config = ZeroGenConfig(
@@ -482,6 +495,8 @@ class S3(_Extrapolation):
             progress=tracker.forward,
         )
         dataset = _SeedGen(config, self, reasons, ctx.task).synthesize(seed_ctx)
+        if record_dropped:  # a fill re-runs the seed loop: its first rows' drops are already recorded
+            self.dropped_rows += dataset.dropped
         card = {k: dataset.card[k] for k in ("generated", "kept_after_filters", "selected", "rounds", "postprocess", "shortfall")}
         return dataset.examples, card
 

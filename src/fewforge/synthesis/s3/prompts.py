@@ -8,7 +8,8 @@ Alg. 3 / §2.4, no rationales), and `ees` writes an example like a misclassified
 - RTE takes its prompts verbatim (label words correct / wrong);
 - other single-sentence tasks take the IMDb prompts with "movie"/"review" replaced by the task's
   description; other pair tasks and text-to-text tasks take an EES prompt of the same shape built on the
-  task's own generation prompt; extractive QA takes the AdQA EES prompt verbatim. S3's QNLI prompts ask
+  task's own generation prompt; extractive QA takes the AdQA EES prompt (verbatim with `reply_only:
+  false`; reworded for an instruct generator otherwise, as the QA seed prompt is). S3's QNLI prompts ask
   for the question from a paragraph, while our QNLI rows hold (question, sentence): they do not apply.
 `wording: body` picks the two prompts §2.2/§2.3 word differently in the body text. Every prompt gets one
 last line telling an instruct generator to reply with the example only (`reply_only`), the same line
@@ -57,6 +58,13 @@ _ADQA_EES = (
     "Given a context: {context} \n{answer} is the answer to: {question}.\n"
     "A question that has the same answer in the context is:"
 )
+# For an instruct generator (`reply_only`), reworded as the QA seed prompt is (tasks/kinds/extractive_qa.py):
+# on 8 gold rows of an Adversarial QA split, SmolLM2-135M answered Table 1's wording with no question at all
+# 8 times ("The answer to this question is: ..."); this wording gave 7 questions in 16.
+_ADQA_EES_INSTRUCT = (
+    'Given a context: {context}\n\n"{answer}" is the answer to the question: {question}\n'
+    'Write a different question about the context whose answer is also "{answer}".'
+)
 
 
 def _single(description: str) -> tuple[S3Prompts, dict[str, str]]:
@@ -87,7 +95,7 @@ def prompts_for(task: Task, wording: Wording = "table") -> S3Prompts:
     if task.name == "rte":
         return _RTE
     if task.kind == "extractive-qa":
-        return S3Prompts(ees=_ADQA_EES, reply="Reply with the question only.")
+        return S3Prompts(ees=_ADQA_EES, reply="Reply with the question only.")  # see ees_prompt
     return S3Prompts()  # pairs and text-to-text: built on the task's generation prompt (ees_prompt)
 
 
@@ -127,6 +135,8 @@ def ees_prompt(task: Task, prompts: S3Prompts, error: Example, reply_only: bool)
     values = {**error.inputs, "word": word(task, prompts, label), "label": label}
     if task.kind == "extractive-qa":
         values["answer"] = error.label
+        if reply_only and prompts.ees == _ADQA_EES:
+            return _with_reply(_ADQA_EES_INSTRUCT.format(**values), prompts, reply_only)
     if prompts.ees:
         return _with_reply(prompts.ees.format(**values), prompts, reply_only)
     # Pairs and text-to-text without a Table 1 prompt: the task's own generation prompt (conditioned on
