@@ -146,8 +146,8 @@ def plan_grid(cfg: RunConfig) -> Plan:
     for label, method in methods.items():
         if method.needs_adapters and generator is not None and not generator.supports_adapters:
             raise ConfigError(
-                f"method {label!r} tunes the generator and sends its soft prompts as adapters, and the "
-                f"{generator.backend} backend ({cfg.generator}) cannot load adapters",
+                f"method {label!r} tunes the generator and sends what it tuned (soft prompts, a LoRA teacher) "
+                f"as adapters, and the {generator.backend} backend ({cfg.generator}) cannot load adapters",
                 hint="use --generator hf:smollm2 (the packaged SmolLM2 through transformers) or hf:MODEL",
             )
     for i, spec in enumerate(cfg.learners):
