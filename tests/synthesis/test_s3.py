@@ -241,3 +241,24 @@ def test_real_smollm2_s3_on_sst2(smollm2, data_dir: Path, tmp_path: Path) -> Non
     for e in data.examples:
         assert e.text.strip() and not re.match(r"(?i)^(sure|here is|here's)", e.text)
         assert e.lineage["model"].startswith("llamacpp:")
+
+
+def test_rounds_stop_when_the_gold_score_does_not_improve(single_task, fake_generator, split) -> None:
+    """Adds that fix nothing (neutral reviews) leave the student's gold score flat: round 2 stops before it
+    extrapolates, and the budget it did not spend goes to more seed rows."""
+
+    def neutral(prompt: str, i: int) -> str:
+        if "reasons" in prompt:
+            return "1. a plot\n2. some actors"
+        return f"The {WORDS[i % 17]} {WORDS[(i // 17) % 17]} {WORDS[(i // 289) % 17]} picture number {i} ran two hours."
+
+    factory = Recorder(single_task)
+    data = get_method("s3", {"per_label": 12, "rounds": 3, "postprocess": FAST}).synthesize(
+        _ctx(single_task, fake_generator(neutral), split, None, factory)
+    )
+    rounds = data.card["rounds"]
+    assert rounds[-1]["stopped"].startswith("gold accuracy") and "requested" not in rounds[-1]
+    assert len(rounds) < 3 and len(factory.calls) == len(rounds)
+    assert rounds[-1]["gold_score"] <= max(r["gold_score"] for r in rounds[:-1])
+    assert data.label_counts() == {"negative": 12, "positive": 12}
+    assert data.card["fill_rows"] == 24 - 16 - sum(sum(r.get("added", {}).values()) for r in rounds)

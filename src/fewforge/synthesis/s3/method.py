@@ -412,16 +412,14 @@ class S3(_Extrapolation):
                 saved = read_json(path)
                 info, added = saved["info"], [_example(task, r) for r in saved["added"]]
             else:
-                info, added = self.round(ctx, gold, seed_rows + adds, round_no, budget, tracker)
+                info, added = self.round(ctx, gold, seed_rows + adds, round_no, budget, tracker, best)
                 if path is not None:
                     write_json(path, {"info": info, "added": [e.to_record() | {"answers_": _answers(e)} for e in added]})
             rounds.append(info)
-            score = info["gold_score"]
-            if c.stop_when_flat and best is not None and score <= best:
-                info["stopped"] = f"gold {info['metric']} {score:.4f} did not improve on {best:.4f}: no more rounds"
+            if info.get("stopped"):
                 log.info("s3 %s: %s", task.name, info["stopped"])
                 break
-            best = score if best is None else max(best, score)
+            best = info["gold_score"] if best is None else max(best, info["gold_score"])
             adds += added
         short = {g: c.per_label - seed_n - sum(task.group(e) == g for e in adds) for g in groups}
         if any(n > 0 for n in short.values()) and ees:  # errors ran out or rounds stopped: more seed rows
@@ -513,8 +511,10 @@ class S3(_Extrapolation):
         round_no: int,
         budget: dict[str, int],
         tracker: "_Tracker",
+        best: float | None = None,
     ) -> tuple[dict[str, Any], list[Example]]:
-        """One EES round: train a fresh student on the current set, find its gold errors, extrapolate them."""
+        """One EES round: train a fresh student on the current set, find its gold errors, extrapolate them —
+        unless the student's gold score did not improve on the best earlier round's (`stop_when_flat`)."""
         from fewforge.evaluation.metrics import per_example, primary_metric
 
         c, task = self.config, ctx.task
@@ -528,9 +528,13 @@ class S3(_Extrapolation):
         threshold = c.error_threshold if c.error_threshold is not None else (0.5 if metric == "rouge_l" else 1.0)
         errors = [(e, p) for e, p, s in zip(gold, predicted, scores) if s < threshold]
         train_seconds = time.perf_counter() - t0
-        tracker.total += math.ceil(sum(budget.values()) * c.oversample)
-        added, info = self.extrapolate(ctx, errors, budget, "ees", round_no, current, tracker.step)
         gold_score = sum(scores) / max(len(scores), 1)
+        if c.stop_when_flat and best is not None and gold_score <= best:
+            stopped = f"gold {metric} {gold_score:.4f} did not improve on {best:.4f}: no more rounds"
+            added, info = [], {"stopped": stopped}
+        else:
+            tracker.total += math.ceil(sum(budget.values()) * c.oversample)
+            added, info = self.extrapolate(ctx, errors, budget, "ees", round_no, current, tracker.step)
         return {
             "round": round_no,
             "trained_on": len(current) + len(train),
