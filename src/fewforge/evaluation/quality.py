@@ -320,7 +320,8 @@ def assess_run(
             card = s["card"]
             shots = next((int(p[1:]) for p in Path(s["path"]).parts if p[:1] == "k" and p[1:].isdigit()), None)
             out["sets"].append(
-                {"path": s["path"], "task": name, "method": card.get("method"), "seed": card.get("split_seed"),
+                # the grid's method id (the set's folder: "s3-no-ees"), not the method's name ("s3")
+                {"path": s["path"], "task": name, "method": Path(s["path"]).name, "seed": card.get("split_seed"),
                  "shots": shots, **assess_set(task, examples, card, auditor, data.pool, options)}
             )
     write_json(run_dir / QUALITY_FILE, out)
