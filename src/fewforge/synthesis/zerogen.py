@@ -36,7 +36,7 @@ from scipy.stats import binom
 from fewforge.data.schema import Example
 from fewforge.errors import DataError
 from fewforge.fingerprint import derive_seed
-from fewforge.generators.base import Completion, Generator, SamplingParams
+from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams
 from fewforge.synthesis.base import MethodConfig, SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, PostprocessReport, postprocess
 from fewforge.tasks.base import Task
@@ -209,7 +209,13 @@ class ZeroGen(SynthesisMethod):
         progress: Callable[[int], None],
     ) -> list[Completion]:
         """Completions of `prompts` (plan entry (j, label index) each), in order; one call for every label."""
-        return generator.generate(prompts, params, start_index=where, progress=progress)
+        adapter = self._adapter()
+        extra = {"adapter": adapter} if adapter is not None else {}
+        return generator.generate(prompts, params, start_index=where, progress=progress, **extra)
+
+    def _adapter(self) -> AdapterRequest | None:
+        """One adapter sent with every request (a subclass's tuned teacher); None: the bare generator."""
+        return None
 
     def _lineage(self, label: str) -> dict:
         """What a subclass adds to (or overrides in) a row's lineage: the adapter that wrote it."""

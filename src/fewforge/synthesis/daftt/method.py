@@ -38,7 +38,7 @@ from pydantic import Field
 from fewforge.data.schema import Answer, Example
 from fewforge.errors import BackendError, DataError
 from fewforge.fingerprint import derive_seed
-from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams
+from fewforge.generators.base import AdapterRequest, Generator, SamplingParams
 from fewforge.synthesis.base import SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.daftt.teacher import (
     Formatter,
@@ -441,16 +441,8 @@ class DafttGenerate(_DafttMethod, ZeroGen):
     def _prompt(self, task: Task, label: str, parent: Example | None) -> str:
         return self._prepared.formatter.request(parent, label)
 
-    def _generate(
-        self,
-        generator: Generator,
-        plan: Sequence[tuple[int, int]],
-        prompts: list[str],
-        params: SamplingParams,
-        where: list[int],
-        progress: Callable[[int], None],
-    ) -> list[Completion]:
-        return generator.generate(prompts, params, start_index=where, progress=progress, adapter=self._prepared.teacher.adapter)
+    def _adapter(self) -> AdapterRequest:
+        return self._prepared.teacher.adapter
 
     def _lineage(self, label: str) -> dict:
         return {"teacher": self._prepared.teacher.adapter.to_dict(), "mode": "generate", "temperature": self.config.temperature}

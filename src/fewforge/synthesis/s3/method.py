@@ -47,6 +47,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from pydantic import Field
 
+from fewforge.data.io import read_jsonl, write_jsonl
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError
 from fewforge.files import read_json, write_json
@@ -408,13 +409,14 @@ class S3(_Extrapolation):
             rounds_left = c.rounds - round_no + 1
             budget = {g: max(0, math.ceil(n / rounds_left)) for g, n in left.items()}
             path = workdir / f"s3-{key}-round{round_no}.json" if workdir else None
-            if path is not None and path.exists():  # a finished round: its errors and adds, as saved
-                saved = read_json(path)
-                info, added = saved["info"], [_example(task, r) for r in saved["added"]]
+            rows_path = path.with_suffix(".jsonl") if path else None
+            if path is not None and rows_path is not None and path.exists():  # a finished round, as saved
+                info, added = read_json(path), read_jsonl(rows_path, task)
             else:
                 info, added = self.round(ctx, gold, seed_rows + adds, round_no, budget, tracker, best)
-                if path is not None:
-                    write_json(path, {"info": info, "added": [e.to_record() | {"answers_": _answers(e)} for e in added]})
+                if path is not None and rows_path is not None:
+                    write_jsonl(rows_path, added)
+                    write_json(path, info)  # written last: its presence marks the round finished
             rounds.append(info)
             if info.get("stopped"):
                 log.info("s3 %s: %s", task.name, info["stopped"])
@@ -557,7 +559,7 @@ class _Tracker:
     """progress(done, total) across stages (the seed's ZeroGen loop, then each round's requests)."""
 
     def __init__(self, callback: Callable[[int, int], None] | None) -> None:
-        self.callback, self.done, self.total, self.offset = callback, 0, 0, 0
+        self.callback, self.done, self.total = callback, 0, 0
 
     def step(self, n: int) -> None:
         self.done += n
@@ -609,17 +611,3 @@ def _take_after(task: Task, rows: list[Example], skip: int, short: dict[str, int
             out.append(e)
         seen[g] += 1
     return out
-
-
-def _answers(e: Example) -> list[list[Any]]:
-    return [[a.text, a.start] for a in e.answers]
-
-
-def _example(task: Task, record: dict[str, Any]) -> Example:
-    from fewforge.data.schema import Answer
-
-    answers = tuple(Answer(text, start) for text, start in record.pop("answers_", []))
-    lineage = record.get("lineage", {})
-    inputs = {f: record[f] for f in task.input_fields}
-    label = record.get("label", answers[0].text if answers else "")
-    return Example(inputs=inputs, label=label, id=record.get("id", ""), lineage=lineage, answers=answers)
