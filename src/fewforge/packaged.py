@@ -65,7 +65,22 @@ def lm_source(model: str | None) -> str:
     name, digest = file_id(gguf).split("@")
     target = cache_root() / "models" / f"{Path(name).stem}-{digest}"
     if not (target / "config.json").is_file():
+        import shutil
+        import tempfile
+
         from fewforge.generators.hf import HFGenerator
 
-        HFGenerator(gguf, device="cpu", dtype="float32").export(target)
+        # Exported into a private folder, then renamed into place: two runs started together (a grid
+        # per task) would otherwise each see the other's half-written folder as the finished model.
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+        try:
+            HFGenerator(gguf, device="cpu", dtype="float32").export(staging)
+            try:
+                staging.rename(target)
+            except OSError:  # another process finished first; its folder is the same model
+                if not (target / "config.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return str(target)
