@@ -18,6 +18,7 @@ METHODS.register("daftt-annotate", "fewforge.synthesis.daftt.method:DafttAnnotat
 METHODS.register("daftt-generate", "fewforge.synthesis.daftt.method:DafttGenerate")
 METHODS.register("s3", "fewforge.synthesis.s3.method:S3")
 METHODS.register("goldgen", "fewforge.synthesis.s3.method:GoldGen")
+METHODS.register("auto", "fewforge.synthesis.auto:Auto")
 
 
 def _fields(model: type[MethodConfig], path: tuple[Any, ...]) -> list[str]:

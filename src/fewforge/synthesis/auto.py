@@ -1,0 +1,309 @@
+"""`auto`: try the landed methods at a small budget on the user's own few examples, then spend the full
+budget on the one that helps most.
+
+The search (issue 16; the question distilabel #827 users ask: which method helps on *my* task?):
+1. Every candidate method (and, by default, `none`: the real rows alone) synthesizes `search_per_label`
+   rows; a fresh student (the linear probe for classification, the kind's student otherwise) trains on
+   the real few-shot rows + those rows and is scored on rows it did not train on:
+   * `selection: dev` — the split's few-shot dev set (LM-BFF's model-selection set);
+   * `selection: cv` — k-fold cross-validation over train ∪ dev, stratified by label, for splits whose
+     dev set is too small to rank anything (`auto`: below `min_dev` rows).
+   The student picks its own hyperparameters on those same rows (the linear probe's C), so a score is
+   optimistic for every candidate alike: the scores rank candidates, they do not estimate test accuracy.
+2. The choice is the best score; among candidates within `tolerance` of it (default 0: exact ties only;
+   `se`: one standard error of the best score, i.e. "the dev set cannot tell these apart"), the one
+   that cost the fewest seconds — the best score per unit of cost.
+3. The chosen method runs again at the full `per_label`. If `none` wins, the set is empty: the cells
+   train on the real rows alone, and the card says synthetic data did not help on this split.
+
+A candidate that cannot run here (a backend without adapters for FewGen/DawGen/DAFTT, a task kind it
+does not serve, no pool to annotate) is recorded as skipped with the reason; one that fails is recorded
+as failed. `time_budget_s` bounds the search: candidates run in the listed order (cheapest first by
+default) and those left when the budget is spent are skipped. Each candidate's search result is saved
+in the work folder, so an interrupted search resumes at the next candidate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import random
+import statistics
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from fewforge.data.io import write_jsonl
+from fewforge.data.schema import Example
+from fewforge.errors import ConfigError, FewforgeError
+from fewforge.files import read_json, write_json
+from fewforge.fingerprint import derive_seed, fingerprint
+from fewforge.generators.base import AdapterRequest
+from fewforge.synthesis.base import MethodConfig, SynthesisContext, SynthesisMethod, SyntheticDataset
+from fewforge.tasks.base import Task
+
+log = logging.getLogger(__name__)
+
+NONE = "none"  # the real-rows-only candidate
+
+
+class Candidate(BaseModel):
+    """One method to try: a registered name, its options, and an id when a method appears twice."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    id: str | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.id or self.name
+
+
+# Cheapest first, so a time budget cuts the expensive ones: ZeroGen (generation only), GoldGen (one
+# generation per gold row), S3 (+ students), DAFTT (+ a teacher), FewGen (+ prompt tuning).
+DEFAULT_CANDIDATES: tuple[str, ...] = ("zerogen", "goldgen", "s3", "daftt-annotate", "daftt-generate", "fewgen")
+
+
+class AutoConfig(MethodConfig):
+    version: int = 1
+    per_label: int = Field(100, ge=1, description="rows per label of the chosen method (QA and text-to-text: in all)")
+    candidates: tuple[Candidate, ...] = Field(
+        tuple(Candidate(name=n) for n in DEFAULT_CANDIDATES),
+        description="methods tried, in this order: names or {name, id, options}",
+    )
+    real_only: bool = Field(True, description="also score the real rows alone (the 'none' candidate)")
+    search_per_label: int = Field(8, ge=1, description="rows per label each candidate synthesizes in the search")
+    student: str | None = Field(None, description="learner scored in the search (None: linear-probe, or the kind's)")
+    student_options: dict[str, Any] = Field(default_factory=dict, description="options of that learner")
+    selection: Literal["auto", "dev", "cv"] = Field(
+        "auto", description="score on the few-shot dev set, by cross-validation over train + dev, or auto: cv "
+        "when the dev set has fewer than min_dev rows"
+    )
+    min_dev: int = Field(16, ge=1, description="selection auto: dev sets smaller than this use cv")
+    folds: int = Field(4, ge=2, description="cv folds")
+    tolerance: float | Literal["se"] = Field(
+        0.0, description="scores within this of the best count as ties, broken by cost; 'se': one standard "
+        "error of the best score"
+    )
+    time_budget_s: float | None = Field(None, gt=0, description="search seconds; later candidates are skipped")
+    seed: int = Field(0, description="mixed with the split seed into the cv folds")
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _names(cls, value: Any) -> Any:  # a plain name is shorthand for {name: ...}
+        return [{"name": v} if isinstance(v, str) else v for v in value] if isinstance(value, (list, tuple)) else value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> "AutoConfig":
+        labels = [c.label for c in self.candidates]
+        duplicates = sorted({x for x in labels if labels.count(x) > 1})
+        if duplicates:
+            raise ValueError(f"candidates appear twice: {duplicates}; give them distinct ids")
+        if any(c.name in ("auto", NONE) for c in self.candidates):
+            raise ValueError(f"a candidate cannot be auto itself or {NONE!r} (that is real_only)")
+        return self
+
+
+class Auto(SynthesisMethod):
+    name = "auto"
+    Config = AutoConfig
+    config: AutoConfig
+    reads_fewshot = True
+    citation: ClassVar[str] = ""
+
+    def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
+        c, task = self.config, ctx.task
+        if ctx.train_learner is None:
+            raise ConfigError("auto scores candidates with a student, and this context has no learner factory",
+                              hint="run auto through `fewforge run` or `fewforge generate`")
+        if not ctx.train:
+            raise ConfigError("auto chooses on the real few-shot examples, and there are none",
+                              hint="run it with shots (a grid or --shots)")
+        started = time.perf_counter()
+        workdir = Path(ctx.workdir) if ctx.workdir is not None else _tempdir()
+        selection = c.selection if c.selection != "auto" else ("cv" if len(ctx.dev) < c.min_dev else "dev")
+        folds = self._folds(ctx, selection)
+        candidates = ([Candidate(name=NONE)] if c.real_only else []) + list(c.candidates)
+        results: list[dict[str, Any]] = []
+        for i, cand in enumerate(candidates):
+            spent = time.perf_counter() - started
+            if i > 0 and c.time_budget_s is not None and spent > c.time_budget_s:  # the first always runs
+                results.append(_row(cand, "skipped", reason=f"time budget spent ({spent:.0f} s of {c.time_budget_s:g})"))
+            else:
+                results.append(self._search(ctx, cand, folds, selection, workdir))
+            if ctx.progress is not None:
+                ctx.progress(i + 1, len(candidates) + 1)
+            log.info("auto: %s -> %s", cand.label, _describe(results[-1]))
+        chosen = self._choose(results)
+        search_seconds = time.perf_counter() - started
+        if chosen is None:
+            raise ConfigError(
+                f"auto: no candidate could run on {task.name!r} ({'; '.join(r['id'] + ' ' + _describe(r) for r in results)})",
+                hint="list candidates this backend and task kind can run, or set real_only: true",
+            )
+        dataset = self._full(ctx, candidates, chosen, workdir)
+        if ctx.progress is not None:
+            ctx.progress(len(candidates) + 1, len(candidates) + 1)
+        dataset.card["auto"] = {
+            "selection": selection,
+            "folds": len(folds),
+            "scored_on": sum(len(held) for _, held in folds),
+            "student": self._student(task),
+            "search_per_label": c.search_per_label,
+            "tolerance": c.tolerance,
+            "candidates": results,
+            "chosen": chosen["id"],
+            "search_seconds": round(search_seconds, 2),
+            "full_seconds": round(time.perf_counter() - started - search_seconds, 2),
+            "note": ("synthetic data did not beat the real rows alone on this split: the set is empty"
+                     if chosen["id"] == NONE else f"{chosen['id']} scored best ({chosen['score']:.4f})"),
+        }
+        dataset.card["method"] = "auto"
+        return dataset
+
+    # -- search ------------------------------------------------------------------------------------------
+
+    def _student(self, task: Task) -> str:
+        return self.config.student or ("linear-probe" if task.is_classification else task.spec.default_learners[0])
+
+    def _folds(self, ctx: SynthesisContext, selection: str) -> list[tuple[list[Example], list[Example]]]:
+        """(train, held-out) pairs: the split itself for dev, else k stratified folds of train + dev."""
+        if selection == "dev":
+            if not ctx.dev:
+                raise ConfigError("auto selection: dev needs a few-shot dev set", hint="use selection: cv")
+            return [(list(ctx.train), list(ctx.dev))]
+        rows = [*ctx.train, *ctx.dev]
+        k = min(self.config.folds, len(rows))
+        rng = random.Random(derive_seed(ctx.seed, self.config.seed, "auto-folds"))
+        by_group: dict[str, list[Example]] = {}
+        for e in rows:
+            by_group.setdefault(ctx.task.group(e), []).append(e)
+        fold_of: dict[int, int] = {}
+        position = 0
+        for group in sorted(by_group):  # deal each label round-robin over the folds: stratified
+            members = by_group[group][:]
+            rng.shuffle(members)
+            for e in members:
+                fold_of[id(e)] = position % k
+                position += 1
+        return [([e for e in rows if fold_of[id(e)] != f], [e for e in rows if fold_of[id(e)] == f]) for f in range(k)]
+
+    def _search(
+        self, ctx: SynthesisContext, cand: Candidate, folds: list[tuple[list[Example], list[Example]]],
+        selection: str, workdir: Path,
+    ) -> dict[str, Any]:
+        c, task = self.config, ctx.task
+        key = fingerprint({"candidate": cand.model_dump(mode="json"), "per_label": c.search_per_label,
+                           "selection": selection, "folds": [[e.id for e in held] for _, held in folds],
+                           "student": self._student(task), "student_options": c.student_options})
+        folder = workdir / f"auto-search-{cand.label}-{key}"
+        if (folder / "result.json").is_file():
+            return read_json(folder / "result.json")
+        t0 = time.perf_counter()
+        rows: list[Example] = []
+        card: dict[str, Any] = {}
+        if cand.name != NONE:
+            try:
+                method = self._method(ctx, cand, c.search_per_label)
+            except _Skip as skip:
+                return _row(cand, "skipped", reason=str(skip))
+            try:
+                dataset = method.synthesize(dataclasses.replace(ctx, workdir=folder / "work", progress=None))
+            except FewforgeError as exc:
+                log.warning("auto: candidate %s failed: %s", cand.label, exc)
+                return _row(cand, "failed", reason=str(exc), seconds=time.perf_counter() - t0)
+            rows, card = dataset.examples, dataset.card
+        scores = self._score(ctx, rows, folds)
+        result = _row(
+            cand, "scored",
+            score=round(statistics.fmean(scores), 4),
+            se=round(statistics.stdev(scores) / math.sqrt(len(scores)), 4) if len(scores) > 1 else 0.0,
+            n_scored=len(scores),
+            rows=len(rows),
+            seconds=time.perf_counter() - t0,
+            shortfall=card.get("shortfall") or None,
+        )
+        write_jsonl(folder / "rows.jsonl", rows)
+        write_json(folder / "result.json", result)  # written last: its presence means the search is done
+        return result
+
+    def _method(self, ctx: SynthesisContext, cand: Candidate, per_label: int) -> SynthesisMethod:
+        from fewforge.synthesis import get_method
+
+        if "per_label" in cand.options:
+            raise ConfigError(f"auto candidate {cand.label}: per_label is auto's to set",
+                              hint="set search_per_label (the search) and the grid's per_label (the full run)")
+        method = get_method(cand.name, {**cand.options, "per_label": per_label})
+        if ctx.task.kind not in method.kinds:
+            raise _Skip(f"{cand.name} does not serve {ctx.task.kind} tasks")
+        if method.needs_adapters:
+            try:
+                ctx.generator.check_adapter(AdapterRequest(cand.name, "", kind="lora"))
+            except FewforgeError as exc:
+                raise _Skip(exc.message) from None
+        return method
+
+    def _score(
+        self, ctx: SynthesisContext, rows: Sequence[Example], folds: list[tuple[list[Example], list[Example]]]
+    ) -> list[float]:
+        """Per-example scores of the task's primary metric over every held-out row of every fold."""
+        from fewforge.evaluation.metrics import per_example, primary_metric, score
+
+        task = ctx.task
+        assert ctx.train_learner is not None
+        out: list[float] = []
+        for train, held in folds:
+            learner = ctx.train_learner(train, held, list(rows), self._student(task), self.config.student_options)
+            predicted = learner.predict(held)
+            gold = [task.spec.gold(e) for e in held]
+            values = per_example(task, gold, predicted)
+            out.extend(values if values is not None else [score(task, gold, predicted)[primary_metric(task)]] * len(held))
+        return out
+
+    def _choose(self, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+        scored = [r for r in results if r["status"] == "scored"]
+        if not scored:
+            return None
+        best = max(scored, key=lambda r: r["score"])
+        tolerance = best["se"] if self.config.tolerance == "se" else float(self.config.tolerance)
+        ties = [r for r in scored if r["score"] >= best["score"] - tolerance - 1e-12]
+        return min(ties, key=lambda r: (r["seconds"], -r["score"]))
+
+    def _full(
+        self, ctx: SynthesisContext, candidates: list[Candidate], chosen: dict[str, Any], workdir: Path
+    ) -> SyntheticDataset:
+        if chosen["id"] == NONE:
+            return SyntheticDataset([], {"method": "auto"})
+        cand = next(c for c in candidates if c.label == chosen["id"])
+        method = self._method(ctx, cand, self.config.per_label)
+        dataset = method.synthesize(dataclasses.replace(ctx, workdir=workdir / f"auto-full-{cand.label}", progress=None))
+        dataset.examples = [dataclasses.replace(e, lineage={**e.lineage, "chosen_by": "auto"}) for e in dataset.examples]
+        dataset.card = {**dataset.card, "chosen_method": cand.name, "chosen_options": cand.options}
+        return dataset
+
+
+class _Skip(Exception):
+    """A candidate that cannot run in this context (said once in the card, not an error)."""
+
+
+def _row(cand: Candidate, status: str, **facts: Any) -> dict[str, Any]:
+    if "seconds" in facts:
+        facts["seconds"] = round(facts["seconds"], 2)
+    return {"id": cand.label, "method": cand.name, "options": cand.options, "status": status, **facts}
+
+
+def _describe(r: dict[str, Any]) -> str:
+    if r["status"] == "scored":
+        return f"{r['score']:.4f} ± {r['se']:.4f} in {r['seconds']:.0f} s"
+    return f"{r['status']}: {r.get('reason', '')}"
+
+
+def _tempdir() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="fewforge-auto-"))
+

@@ -1,0 +1,117 @@
+"""`auto` on real SST-2 rows: the search scores every candidate with a real student (MiniLM linear probe)
+and picks the best. The generator is scripted (it proves the choice, not generation quality): ZeroGen's
+requests get real reviews of the requested label, GoldGen's get reviews of the opposite label, so the
+right choice is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fewforge.data.fewshot import sample_fewshot
+from fewforge.data.sources import load_task_data
+from fewforge.learners import student_factory
+from fewforge.synthesis import get_method
+from fewforge.synthesis.base import SynthesisContext
+from fewforge.tasks import load_task
+
+
+@pytest.fixture(scope="module")
+def sst2(data_dir: Path):
+    task = load_task("sst2")
+    pool, test = load_task_data(task, data_dir)
+    split = sample_fewshot(pool, test, task, 8, 13)
+    taken = {e.text for e in (*split.train, *split.dev)}
+    by_label = {
+        label: [e.text for e in pool if e.label == label and e.text not in taken and len(e.text.split()) >= 8]
+        for label in task.label_names
+    }
+    return task, pool, split, by_label
+
+
+def _script(by_label: dict[str, list[str]], goldgen: str = "flip", zerogen: str = "right"):
+    """ZeroGen asks 'Write a <label> movie review'; GoldGen 'Write a <label> movie similar to: ...'."""
+
+    def script(prompt: str, i: int) -> str:
+        asked = "positive" if "Write a positive" in prompt else "negative"
+        other = "negative" if asked == "positive" else "positive"
+        if "similar to" in prompt:
+            if goldgen == "fail":
+                raise AssertionError("GoldGen was asked again: its search result should have been reused")
+            label = other if goldgen == "flip" else asked
+        else:
+            label = other if zerogen == "flip" else asked
+        return by_label[label][(i * 7 + (3 if label == asked else 5)) % len(by_label[label])]
+
+    return script
+
+
+def _ctx(sst2, generator, workdir: Path) -> SynthesisContext:
+    task, pool, split, _ = sst2
+    return SynthesisContext(
+        task=task, generator=generator, seed=13, train=split.train, dev=split.dev, pool=pool[:400],
+        workdir=workdir, train_learner=student_factory(task, 13),
+    )
+
+
+def test_auto_picks_the_candidate_with_the_best_dev_score_and_records_every_candidate(
+    sst2, fake_generator, tmp_path: Path
+) -> None:
+    task, _, split, by_label = sst2
+    method = get_method("auto", {"candidates": ["zerogen", "goldgen"], "search_per_label": 8, "per_label": 12,
+                                 "selection": "dev"})
+    dataset = method.synthesize(_ctx(sst2, fake_generator(_script(by_label)), tmp_path))
+    card = dataset.card["auto"]
+    scores = {r["id"]: r for r in card["candidates"]}
+    assert list(scores) == ["none", "zerogen", "goldgen"]
+    assert all(r["status"] == "scored" and r["n_scored"] == len(split.dev) for r in scores.values())
+    assert scores["goldgen"]["score"] < scores["zerogen"]["score"]  # flipped labels hurt the student
+    best = max(scores.values(), key=lambda r: r["score"])["id"]
+    assert card["chosen"] == best == "zerogen"
+    assert dataset.card["chosen_method"] == "zerogen"
+    assert dataset.label_counts() == {"negative": 12, "positive": 12}  # the full budget, not the search's
+    assert all(e.lineage["method"] == "zerogen" and e.lineage["chosen_by"] == "auto" for e in dataset.examples)
+
+    # A rerun reuses every finished search: GoldGen is not asked again.
+    again = get_method("auto", method.config.model_dump())
+    rerun = again.synthesize(_ctx(sst2, fake_generator(_script(by_label, goldgen="fail")), tmp_path))
+    assert [r["score"] for r in rerun.card["auto"]["candidates"]] == [r["score"] for r in card["candidates"]]
+
+
+def test_auto_returns_no_rows_when_no_method_beats_the_real_rows(sst2, fake_generator, tmp_path: Path) -> None:
+    _, _, _, by_label = sst2
+    method = get_method("auto", {"candidates": ["zerogen"], "search_per_label": 8, "per_label": 12, "selection": "dev"})
+    dataset = method.synthesize(_ctx(sst2, fake_generator(_script(by_label, zerogen="flip")), tmp_path))
+    card = dataset.card["auto"]
+    assert card["chosen"] == "none" and dataset.examples == []
+    assert "did not beat the real rows" in card["note"]
+
+
+def test_cv_folds_are_stratified_disjoint_and_cover_train_and_dev(sst2, fake_generator, tmp_path: Path) -> None:
+    task, _, split, by_label = sst2
+    method = get_method("auto", {"candidates": ["zerogen"], "folds": 4})
+    ctx = _ctx(sst2, fake_generator(_script(by_label)), tmp_path)
+    folds = method._folds(ctx, "cv")
+    held = [e.id for _, h in folds for e in h]
+    assert sorted(held) == sorted(e.id for e in (*split.train, *split.dev))  # every row held out once
+    for train, h in folds:
+        assert not {e.id for e in train} & {e.id for e in h}
+        assert {task.group(e) for e in h} == set(task.label_names)  # each fold holds both labels
+        assert len(h) == (len(split.train) + len(split.dev)) // 4
+
+
+def test_candidates_that_cannot_run_here_are_skipped_with_the_reason(sst2, fake_generator, tmp_path: Path) -> None:
+    _, _, _, by_label = sst2
+    method = get_method("auto", {"candidates": ["zerogen", "daftt-generate", "fewgen"], "search_per_label": 4,
+                                 "per_label": 4, "selection": "cv", "time_budget_s": 1e-6})
+    dataset = method.synthesize(_ctx(sst2, fake_generator(_script(by_label)), tmp_path))
+    rows = {r["id"]: r for r in dataset.card["auto"]["candidates"]}
+    assert rows["none"]["status"] == "scored"  # the first candidate always runs
+    assert all(rows[x]["status"] == "skipped" and "time budget" in rows[x]["reason"] for x in ("zerogen", "fewgen"))
+    assert dataset.card["auto"]["chosen"] == "none"
+
+    method = get_method("auto", {"candidates": ["daftt-generate"], "search_per_label": 4, "per_label": 4,
+                                 "selection": "cv", "real_only": False})
+    with pytest.raises(Exception, match="no candidate could run.*daftt-generate skipped: .*cannot load adapters"):
+        method.synthesize(_ctx(sst2, fake_generator(_script(by_label)), tmp_path / "b"))
