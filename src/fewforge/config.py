@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from fewforge.errors import ConfigError
+from fewforge.evaluation.contamination import ContaminationConfig
 
 Condition = Literal["real", "real+synthetic", "synthetic"]
 CONDITIONS: tuple[str, ...] = ("real", "real+synthetic", "synthetic")
@@ -34,6 +35,11 @@ class MethodSpec(BaseModel):
         None, description="name in records and folders (default: name); needed when a method appears twice"
     )
     options: dict[str, Any] = Field(default_factory=dict, description="options of the method's config")
+    curate: dict[str, Any] | None = Field(
+        None,
+        description="label audit of the method's set (synthesis/curation): {auditor: fewshot | generator | teacher, "
+        "action: keep | filter | relabel | weight, threshold, bottom, confidence, normalize, options}",
+    )
 
     @property
     def label(self) -> str:
@@ -155,6 +161,11 @@ class RunConfig(BaseModel):
     save_models: bool = Field(
         False, description="save every trained model in its cell folder", json_schema_extra=_NOT_SEMANTIC
     )
+    contamination: ContaminationConfig = Field(
+        default_factory=ContaminationConfig,
+        description="check every synthetic set against the test rows and the few-shot dev rows (exact, n-gram, "
+        "MiniLM near-copies); `drop: true` drops flagged rows before training",
+    )
 
     @field_validator("tasks", "shots", "seeds", "per_label", "conditions", "methods", "learners", mode="before")
     @classmethod
@@ -250,6 +261,8 @@ class RunConfig(BaseModel):
         skip = {
             name for name, info in type(self).model_fields.items() if (info.json_schema_extra or {}) == _NOT_SEMANTIC
         }
+        if not self.contamination.drop:  # the check alone changes no result, only what cards report
+            skip.add("contamination")
         return self.model_dump(mode="json", exclude=skip)
 
 

@@ -95,11 +95,21 @@ class Plan:
     methods: dict[str, Any]  # label -> configured SynthesisMethod
     generator: Any | None  # the backend (not loaded), when any cell uses synthetic data
     cells: list[Cell]
+    # method label -> its validated CurateConfig (methods without `curate` are absent)
+    curation: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def set_key(self, cell: Cell) -> SetKey:
+        """A set per split when its method, or its curation's auditor, reads the few-shot rows."""
         assert cell.method is not None
-        reads = self.methods[cell.method].reads_fewshot
+        reads = self.methods[cell.method].reads_fewshot or self._auditor_reads(cell.method)
         return SetKey(cell.task, cell.seed, cell.method, cell.shots if reads else None)
+
+    def _auditor_reads(self, label: str) -> bool:
+        if label not in self.curation:
+            return False
+        from fewforge.synthesis.curation import auditor_class
+
+        return auditor_class(self.curation[label].auditor).reads_fewshot
 
     def method(self, key: SetKey) -> Any:
         """The method that writes set `key`, sized for its task: with num_synthetic, tasks with different
@@ -143,6 +153,11 @@ def plan_grid(cfg: RunConfig) -> Plan:
         )
     _check_kinds(cfg, data, learners, methods)
     generator = _generator(cfg) if cfg.uses_synthetic else None
+    curation = {
+        spec.label: _curation(i, spec.curate, data, generator)
+        for i, spec in enumerate(cfg.methods)
+        if spec.curate is not None and spec.label in methods
+    }
     for label, method in methods.items():
         if method.needs_adapters and generator is not None and not generator.supports_adapters:
             raise ConfigError(
@@ -203,7 +218,7 @@ def plan_grid(cfg: RunConfig) -> Plan:
                                 elif condition != "real":
                                     for strategy in spec.strategies or [None]:
                                         cells.append(Cell(name, shots, seed, spec.label, condition, method, n, strategy))
-    return Plan(cfg, data, learners, methods, generator, cells)
+    return Plan(cfg, data, learners, methods, generator, cells, curation)
 
 
 def load_data(cfg: RunConfig) -> dict[str, TaskData]:
@@ -335,6 +350,45 @@ def _method(i: int, spec: Any, per_label: int) -> Any:
         return get_method(spec.name, {**spec.options, "per_label": per_label})
     except FewforgeError as exc:
         raise type(exc)(f"methods[{i}]: {exc.message}", hint=exc.hint) from None
+
+
+def _curation(i: int, values: dict[str, Any], data: dict[str, TaskData], generator: Any) -> Any:
+    """methods[i].curate validated (its auditor's options too) against the grid's tasks and generator."""
+    from fewforge.synthesis.curation import AUDITORS, CurateConfig
+
+    where = f"methods[{i}].curate"
+    try:
+        config = CurateConfig.model_validate(values)
+    except ValidationError as exc:
+        raise config_error(exc, CurateConfig, path=where) from None
+    try:
+        cls = AUDITORS.get(config.auditor)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.auditor: {exc.message}", hint=exc.hint) from None
+    try:
+        cls.Options.model_validate(config.options)
+    except ValidationError as exc:
+        raise config_error(exc, cls.Options, path=f"{where}.options") from None
+    other = {name: d.task.kind for name, d in data.items() if not d.task.is_classification}
+    if other:
+        raise ConfigError(
+            f"{where}: curation audits class labels, and "
+            + ", ".join(f"{t} is a {k} task" for t, k in other.items()),
+            hint="curate sets of classification tasks (single, pair) only",
+        )
+    backend = getattr(generator, "backend", None)
+    if cls.needs_adapters and generator is not None and not generator.supports_adapters:
+        raise ConfigError(
+            f"{where}: the {cls.name} auditor sends a LoRA teacher as an adapter, and the {backend} backend cannot "
+            "load adapters",
+            hint="use --generator hf:smollm2 (the packaged SmolLM2 through transformers) or hf:MODEL",
+        )
+    if cls.needs_scoring and generator is not None and not generator.supports_scoring:
+        raise ConfigError(
+            f"{where}: the {cls.name} auditor scores the verbalizers, and the {backend} backend cannot score",
+            hint="use auditor: fewshot, or a generator that can score (smollm2, hf:MODEL)",
+        )
+    return config
 
 
 def _generator(cfg: RunConfig) -> Any:

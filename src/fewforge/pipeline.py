@@ -117,11 +117,13 @@ def run_experiment(
             splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
             progress.advance(len(splits) * SECONDS_PER_SPLIT)
             sets: dict[SetKey, tuple[list[Example], str]] = {}
+            checks: dict[SetKey, dict[str, Any]] = {}
             if until != "sample" and plan.synthetic_sets:
                 sets = synthesis_stages(run, plan, splits, progress)
+                checks = contamination_stages(run, plan, splits, sets, console)
             if until != "train":
                 return {}
-            records = [cell_stage(run, plan, cell, splits, sets, store, progress) for cell in plan.cells]
+            records = [cell_stage(run, plan, cell, splits, sets, store, progress, checks) for cell in plan.cells]
     finally:
         store.close()
     results = write_run_results(run, plan, records, time.time() - started, command)
@@ -229,6 +231,7 @@ def synthesis_stage(
 
     data, method = plan.data[key.task], plan.method(key)
     split = splits[(key.task, key.shots, key.seed)] if key.shots is not None else None
+    curation = plan.curation.get(key.method)  # a label audit of the set (synthesis/curation), or None
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = fingerprint(
         {
@@ -239,6 +242,8 @@ def synthesis_stage(
             "backend": generator.backend,
             "model": generator.model_id,
             "options": generator.output_options(),
+            # only when set: sets without curation keep the fingerprints their finished runs hold
+            **({"curate": _curation_semantic(curation)} if curation is not None else {}),
         }
     )
     stage = run.stage(directory, fp)
@@ -246,7 +251,8 @@ def synthesis_stage(
     units = prompts * SECONDS_PER_PROMPT
     if stage.done:
         progress.advance(units)
-        return read_jsonl(directory / "data.jsonl", data.task), fp
+        rows = directory / "data.jsonl"  # empty when auto found that no method beats the real rows alone
+        return (read_jsonl(rows, data.task) if rows.stat().st_size else []), fp
     shots = f" k{key.shots}" if key.shots is not None else ""
     with stage, progress.stage(f"{key.method} {key.task}{shots} seed {key.seed}", prompts, units) as update:
         before = generator.stats()
@@ -254,8 +260,9 @@ def synthesis_stage(
             task=data.task,
             generator=generator,
             seed=key.seed,
-            train=split[0].train if split else (),
-            dev=split[0].dev if split else (),
+            # a method that never reads the few-shot rows gets none, even in a set curated per split
+            train=split[0].train if split and method.reads_fewshot else (),
+            dev=split[0].dev if split and method.reads_fewshot else (),
             pool=data.pool,
             # outside the set's folder: an interrupted set is retired, its finished stages (tuning) stay
             workdir=run.root / "work" / directory.relative_to(run.root),
@@ -263,12 +270,50 @@ def synthesis_stage(
             train_learner=student_factory(data.task, key.seed),
         )
         dataset = method.synthesize(ctx)
+        if curation is not None:  # the auditor learns from the train rows only, never dev or test
+            from fewforge.synthesis.curation import AuditContext, curate
+
+            audit = AuditContext(data.task, key.seed, split[0].train if split else (), generator,
+                                 ctx.workdir / "curate" if ctx.workdir else None, update)
+            dataset = curate(dataset, curation, audit)
         dataset.card.update(generator_spec=plan.cfg.generator, generator_options=plan.cfg.generator_options)
         dataset.card["cache"] = counts = generator.stats(since=before)
         dataset.save(directory, data.task)
         stage.info.update(examples=len(dataset.examples), cache=counts)
     log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), counts)
     return dataset.examples, fp
+
+
+def _curation_semantic(curation: Any) -> dict[str, Any]:
+    from fewforge.synthesis.curation import semantic
+
+    return semantic(curation)
+
+
+def contamination_stages(
+    run: RunDir,
+    plan: Plan,
+    splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]],
+    sets: dict[SetKey, tuple[list[Example], str]],
+    console: Console,
+) -> dict[SetKey, dict[str, Any]]:
+    """Check every synthetic set against its task's test rows (those the grid scores on) and the dev rows
+    of every split it serves (evaluation/contamination.py). Stored beside the set, keyed by its own
+    fingerprint: a finished set is checked on load, never redone."""
+    from fewforge.evaluation.contamination import check_set, dev_reference, warnings
+
+    out: dict[SetKey, dict[str, Any]] = {}
+    for key, (examples, set_fp) in sets.items():
+        data = plan.data[key.task]
+        served = sorted({c.shots for c in plan.cells if c.condition != "real" and plan.set_key(c) == key})
+        references = {"test": data.test}
+        references.update({dev_reference(k): splits[(key.task, k, key.seed)][0].dev for k in served})
+        directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
+        out[key] = check_set(directory, data.task, examples, references, plan.cfg.contamination, set_fp)
+        log.info("contamination %s: %s", directory, out[key]["summary"]["references"])
+        for line in warnings({str(directory.relative_to(run.root)): {"contamination": out[key]["summary"]}}):
+            console.print(f"[yellow]warning: {line}[/]", soft_wrap=True, highlight=False)
+    return out
 
 
 def _cell_seconds(plan: Plan, cell: Cell) -> float:
@@ -297,13 +342,20 @@ def cell_stage(
     sets: dict[SetKey, tuple[list[Example], str]],
     store: ResultsStore,
     progress: GridProgress,
+    checks: dict[SetKey, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     data = plan.data[cell.task]
     split, split_fp = splits[(cell.task, cell.shots, cell.seed)]
     synthetic: list[Example] = []
     set_fp = None
+    contaminated: list[dict[str, Any]] | None = None  # rows dropped as copies of test / this split's dev rows
     if cell.condition != "real":
         examples, set_fp = sets[plan.set_key(cell)]
+        if plan.cfg.contamination.drop:
+            from fewforge.evaluation.contamination import dev_reference, drop_contaminated
+
+            references = ("test", dev_reference(cell.shots))
+            examples, contaminated = drop_contaminated(examples, (checks or {})[plan.set_key(cell)], references)
         synthetic = first_per_label(examples, cell.per_label or 0, data.task)
     learner_cls, _ = plan.learners[cell.learner]
     config = plan.learner_config(cell)
@@ -318,6 +370,8 @@ def cell_stage(
             "condition": cell.condition,
             "test": data.test_fingerprint,
             "v": 1,
+            # only when rows are dropped: the default check leaves finished cells' fingerprints as they were
+            **({"contamination": plan.cfg.contamination.semantic()} if contaminated is not None else {}),
         }
     )
     stage = run.stage(directory, fp)
@@ -340,6 +394,9 @@ def cell_stage(
                 update,
                 save_model=plan.cfg.save_models,
             )
+            if contaminated is not None:
+                record["train"]["contamination_dropped"] = len(contaminated)
+                write_lines(directory / "dropped.jsonl", contaminated)
             record["fingerprint"] = fp
             write_json(directory / "record.json", record)
             stage.info["metrics"] = record["metrics"]
@@ -456,6 +513,8 @@ def write_run_results(
         "(averaged over seeds, 2000 resamples)",
         "p": "paired t-test over seeds against real only (same task, shots and learner, or the learner "
         "named as its baseline)",
+        # copies of test / dev rows in each set, and a warning line per set that holds test rows
+        "contamination": _contamination_meta(run, plan),
         "synthetic_sets": {
             str(run.synthetic_dir(k.task, k.seed, k.method, k.shots).relative_to(run.root)): run.done_info(
                 run.synthetic_dir(k.task, k.seed, k.method, k.shots)
@@ -467,6 +526,17 @@ def write_run_results(
 
     write_results(run.results_path, records, summary, meta)
     return {"records": records, "summary": summary, "meta": meta}
+
+
+def _contamination_meta(run: RunDir, plan: Plan) -> dict[str, Any]:
+    from fewforge.evaluation.contamination import run_summary
+
+    cards = {}
+    for k in plan.synthetic_sets:
+        directory = run.synthetic_dir(k.task, k.seed, k.method, k.shots)
+        if (directory / "card.json").is_file():
+            cards[str(directory.relative_to(run.root))] = read_json(directory / "card.json")
+    return run_summary(cards)
 
 
 # -- single steps on user files (fewforge train / evaluate) ------------------------------------------

@@ -73,6 +73,11 @@ def test_auto_picks_the_candidate_with_the_best_dev_score_and_records_every_cand
     assert dataset.label_counts() == {"negative": 12, "positive": 12}  # the full budget, not the search's
     assert all(e.lineage["method"] == "zerogen" and e.lineage["chosen_by"] == "auto" for e in dataset.examples)
 
+    from fewforge.evaluation.report import auto_rows
+
+    _, rows = auto_rows([{"path": "synthetic/sst2/k8/seed13/auto", "card": dataset.card}])
+    assert [(r[2], r[-1]) for r in rows] == [("none", ""), ("zerogen", "✓"), ("goldgen", "")]  # the report's table
+
     # A rerun reuses every finished search: GoldGen is not asked again.
     again = get_method("auto", method.config.model_dump())
     rerun = again.synthesize(_ctx(sst2, fake_generator(_script(by_label, goldgen="fail")), tmp_path))

@@ -3,6 +3,7 @@ from __future__ import annotations
 from rich.console import Console
 
 from fewforge.cli.options import (
+    CurateOpt,
     DataOpt,
     GeneratorOpt,
     GridArg,
@@ -29,6 +30,7 @@ def generate(
     num_synthetic: NumSyntheticOpt = None,
     generator: GeneratorOpt = None,
     method: MethodOpt = None,
+    curate: CurateOpt = None,
     no_cache: NoCacheOpt = False,
     output: OutputOpt = None,
 ) -> None:
@@ -46,6 +48,7 @@ def generate(
         num_synthetic=num_synthetic,
         generator=generator,
         method=method,
+        curate=curate,
         no_cache=no_cache,
     )
     out_dir = output_dir(output, grid)

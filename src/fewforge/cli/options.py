@@ -73,6 +73,17 @@ MethodOpt = Annotated[
     Optional[str],
     typer.Option("--method", help="comma-separated synthesis methods: zerogen, fewgen, dawgen (the last two tune the generator: --generator hf:smollm2)" + _default("methods"), show_default=False),
 ]
+CurateOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--curate",
+        help="label-audit every method's set: comma-separated KEY=VALUE, e.g. "
+        "auditor=fewshot,action=filter,threshold=0.5 (auditor: fewshot | generator | teacher; action: keep | "
+        "filter (threshold= or bottom=) | relabel (confidence=) | weight; options.NAME=VALUE: an auditor "
+        "option); classification tasks only",
+        show_default=False,
+    ),
+]
 LearnerOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -119,6 +130,7 @@ def build_config(
     learner: str | None = None,
     max_test: int | None = None,
     no_cache: bool = False,
+    curate: str | None = None,
 ) -> RunConfig:
     """The grid file (or the default grid) with the options typed on the command line setting whole axes."""
     values: dict[str, Any] = RunConfig.from_yaml(grid).model_dump(exclude_unset=True) if grid is not None else {}
@@ -128,6 +140,10 @@ def build_config(
         values["learners"] = _default_learners(_names(task))
     if method:
         values["methods"] = [{"name": n} for n in _names(method)]
+    if curate:  # every method of the grid gets the same audit
+        methods = values.get("methods") or [s.model_dump(exclude_unset=True) for s in DEFAULTS.methods]
+        spec = curate_options(curate)
+        values["methods"] = [{**(m if isinstance(m, dict) else {"name": m}), "curate": spec} for m in methods]
     if per_label and num_synthetic:
         raise ConfigError("--per-label and --num-synthetic both set the synthetic size", hint="give one of them")
     if num_synthetic:  # a total given on the command line replaces the grid's per-label sizes
@@ -180,6 +196,20 @@ TaskOpt = Annotated[str, typer.Option("--task", "-t", help="built-in task name, 
 OneLearnerOpt = Annotated[
     str, typer.Option("--learner", help="learner: linear-probe | encoder | prompt-tuning | setfit")
 ]
+
+
+def curate_options(text: str) -> dict[str, Any]:
+    """`--curate auditor=fewshot,action=filter,threshold=0.5` as a `curate:` mapping; `options.NAME=VALUE`
+    sets an auditor option."""
+    values: dict[str, Any] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--curate {pair!r} is not KEY=VALUE", hint="e.g. --curate auditor=fewshot,action=keep")
+        values[key.strip()] = yaml.safe_load(value) if value.strip() else None
+    options = {k.removeprefix("options."): v for k, v in values.items() if k.startswith("options.")}
+    out = {k: v for k, v in values.items() if not k.startswith("options.")}
+    return {**out, "options": options} if options else out
 
 
 def learner_options(pairs: list[str]) -> dict[str, Any]:

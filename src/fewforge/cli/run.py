@@ -6,6 +6,7 @@ import typer
 from rich.console import Console
 
 from fewforge.cli.options import (
+    CurateOpt,
     DataOpt,
     GeneratorOpt,
     GridArg,
@@ -35,6 +36,7 @@ def run(
     num_synthetic: NumSyntheticOpt = None,
     generator: GeneratorOpt = None,
     method: MethodOpt = None,
+    curate: CurateOpt = None,
     learner: LearnerOpt = None,
     max_test: MaxTestOpt = None,
     no_cache: NoCacheOpt = False,
@@ -61,6 +63,7 @@ def run(
         num_synthetic=num_synthetic,
         generator=generator,
         method=method,
+        curate=curate,
         learner=learner,
         max_test=max_test,
         no_cache=no_cache,

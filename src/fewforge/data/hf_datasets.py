@@ -123,6 +123,30 @@ def _size_category(n: int) -> str:
     return "1M<n<10M"
 
 
+def _curation_lines(curation: Mapping[str, Any] | None) -> list[str]:
+    """The label audit's section of a dataset card (synthesis/curation), when the set was curated."""
+    if not curation:
+        return []
+    cfg = curation.get("config", {})
+    agreement = curation.get("agreement")
+    lines = [
+        "",
+        "## Curation",
+        "",
+        f"Label audit by the `{cfg.get('auditor')}` auditor, action `{cfg.get('action')}`: "
+        f"{curation.get('before')} rows scored, {curation.get('after')} kept, {curation.get('relabelled', 0)} relabelled"
+        + (f"; the auditor agreed with the intended label of {100 * agreement:.1f} %." if agreement is not None else "."),
+        "Each row's `lineage.audit` holds its score (the auditor's probability of its intended label).",
+        "",
+        "| label | scored | dropped | relabelled out / in | mean score |",
+        "|---|---|---|---|---|",
+    ]
+    for label, row in (curation.get("per_label") or {}).items():
+        lines.append(f"| {label} | {row.get('scored')} | {row.get('dropped')} | {row.get('relabelled_out')} / "
+                     f"{row.get('relabelled_in')} | {row.get('mean', '')} |")
+    return lines
+
+
 def dataset_card(task: Task, card: Mapping[str, Any], columns: Sequence[str]) -> str:
     """A Hugging Face dataset card (YAML metadata + Markdown) for one synthetic set."""
     import yaml
@@ -165,6 +189,7 @@ def dataset_card(task: Task, card: Mapping[str, Any], columns: Sequence[str]) ->
         lines.append(f"| {reason} | {count} | {reasons.get(reason, '')} |")
     if not post.get("dropped"):
         lines.append("| (none) | 0 | |")
+    lines += _curation_lines(card.get("curation"))
     lines += [
         "",
         "Every dropped row, with its reason and the row or real example it duplicates, is in `dropped.jsonl`.",

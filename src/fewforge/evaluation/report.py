@@ -17,6 +17,7 @@ import random
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from fewforge.evaluation import contamination
 from fewforge.evaluation.plots import accuracy_vs_shots, accuracy_vs_size, coverage_maps
 from fewforge.evaluation.quality import QUALITY_FILE, auditor_note, columns_note, quality_rows
 from fewforge.evaluation.results import (
@@ -182,6 +183,7 @@ def markdown(
         f"{meta.get('seeds_cover', '')}. Δ: points vs real only; CI: {meta.get('ci', '')}; p: {meta.get('p', '')}.",
         "",
     ]
+    parts += [line for w in _contamination_warnings(meta, sets) for line in (f"> **Warning: {w}.**", "")]
     for primary, groups in by_primary_metric(summary):
         for table_title, header, rows, bold in paper_tables(groups, primary):
             parts += [f"### {table_title}", "", _md_table(header, rows, bold), ""]
@@ -200,9 +202,41 @@ def markdown(
         parts += [_md_table(*quality_rows(quality)), ""]
         if coverage_image:
             parts += [f"![coverage of the real train rows by each synthetic set]({coverage_image})", ""]
+    header, rows = contamination.set_rows(sets)
+    if rows:
+        parts += ["## Contamination check: synthetic rows that copy test or few-shot dev rows", ""]
+        parts += [_contamination_note(sets), "", _md_table(header, rows), ""]
+    header, rows = auto_rows(sets)
+    if rows:
+        parts += ["## Method choice (`auto`): every candidate's search score and the choice", "", AUTO_NOTE, "",
+                  _md_table(header, rows), ""]
     if sets:
         parts += ["## Synthetic sets", "", _md_table(*_set_rows(sets)), ""]
     return "\n".join(parts).rstrip() + "\n"
+
+
+AUTO_NOTE = (
+    "Each candidate synthesized a small set; a fresh student trained on the real few-shot rows + that set and "
+    "was scored on held-out few-shot rows (dev, or cross-validation over train + dev). The scores rank "
+    "candidates; they are optimistic alike and are not test scores. 'none' is the real rows alone."
+)
+
+
+def auto_rows(sets: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """One row per candidate of every `auto` set: its search score, cost, status and whether it was chosen."""
+    header = ["set", "selection", "candidate", "score ± se", "rows", "seconds", "status", "chosen"]
+    rows = []
+    for s in sets:
+        auto = s["card"].get("auto")
+        if not auto:
+            continue
+        for c in auto["candidates"]:
+            score = f"{100 * c['score']:.1f} ± {100 * c['se']:.1f}" if c["status"] == "scored" else ""
+            status = c["status"] if c["status"] == "scored" else f"{c['status']}: {c.get('reason', '')}"
+            rows.append([s["path"], f"{auto['selection']} ({auto['scored_on']} rows)", c["id"], score,
+                         str(c.get("rows", "")), str(c.get("seconds", "")), status,
+                         "✓" if c["id"] == auto["chosen"] else ""])
+    return header, rows
 
 
 def _per_class_rows(summary: Sequence[Mapping[str, Any]]) -> dict[str, tuple[list[str], list[list[str]]]]:
@@ -249,6 +283,7 @@ th{background:#f2f4f7}td.l,th.l{text-align:left}b{color:#0b57d0}.meta{color:#555
 .pos{color:#137333}.neg{color:#b3261e}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 .rows td{text-align:left;max-width:560px}.plot{margin:8px 0;overflow-x:auto}input.filter{margin:4px 0 8px;padding:4px;width:320px}
 .tag{font-size:11px;padding:1px 5px;border-radius:3px;background:#eef}
+.warn{background:#fdecea;border-left:4px solid #b3261e;padding:6px 10px;color:#7a1c16}
 """
 
 _JS = """
@@ -376,6 +411,7 @@ def render_html(
         f"<p class='meta'>Mean ± std over seeds. {_esc(meta.get('seeds_cover', ''))}. Δ: points against real only "
         f"(same task, shots, learner). CI: {_esc(meta.get('ci', ''))}. p: {_esc(meta.get('p', ''))}.</p>"
     )
+    body += [f"<p class='warn'>⚠ Warning: {_esc(w)}.</p>" for w in _contamination_warnings(meta, sets)]
     body.append("<h2>Results</h2>")
     for primary, groups in by_primary_metric(summary):
         for table_title, header, rows, bold in paper_tables(groups, primary):
@@ -408,6 +444,21 @@ def render_html(
         maps = coverage_maps(quality)
         if maps:
             body.append(f"<h3>Coverage of the real train rows (joint 2-D maps)</h3><div class='plot'>{maps}</div>")
+    header, rows = contamination.set_rows(sets)
+    if rows:
+        body.append("<h2>Contamination check</h2><p class='meta'>" + _esc(_contamination_note(sets)) + "</p>")
+        body.append(_html_table(header, rows, left=2))
+        for path, examples in contamination.set_examples(sets):
+            body.append(
+                f"<details><summary>{_esc(path)}: flagged rows (examples)</summary>"
+                + _html_table(["reference", "check", "synthetic row", "reference row", "cosine / shared span"],
+                              examples, left=99, klass="rows")
+                + "</details>"
+            )
+    header, rows = auto_rows(sets)
+    if rows:
+        body.append("<h2>Method choice (auto)</h2><p class='meta'>" + _esc(AUTO_NOTE) + "</p>")
+        body.append(_html_table(header, rows, left=3))
     if sets:
         body.append("<h2>Synthetic data</h2>" + _html_table(*_set_rows(sets), left=1))
         body += [_set_browser(i, s) for i, s in enumerate(sets)]
@@ -416,6 +467,22 @@ def render_html(
         f"<title>{_esc(title)}</title><style>{_CSS}</style><script>{_JS}</script></head><body>"
         + "\n".join(body)
         + "</body></html>\n"
+    )
+
+
+def _contamination_warnings(meta: Mapping[str, Any], sets: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A line per synthetic set that holds copies of test rows: from the sets' cards, else results.json."""
+    cards = {s["path"]: s["card"] for s in sets if s["card"].get("contamination")}
+    return contamination.warnings(cards) if cards else list((meta.get("contamination") or {}).get("warnings", []))
+
+
+def _contamination_note(sets: Sequence[Mapping[str, Any]]) -> str:
+    summary = next(s["card"]["contamination"] for s in sets if s["card"].get("contamination"))
+    checks = "; ".join(f"{name}: {what}" for name, what in summary.get("checks", {}).items())
+    return (
+        "Rows of each synthetic set flagged against the test rows the grid scores on and the few-shot dev rows "
+        f"(dev-kN) of the splits it serves; a row can be flagged by several checks, 'rows flagged' counts it once. "
+        f"{checks}. Every flag with its reference row: contamination.json beside each set."
     )
 
 

@@ -61,6 +61,26 @@ def label_ids(task: Task, examples: Sequence[Example], what: str) -> list[int]:
     return out
 
 
+def sample_weights(examples: Sequence[Example]) -> list[float] | None:
+    """Each synthetic row's training weight, `lineage["weight"]` (curation's `weight` action), 1.0 where a
+    row has none; None when no row has one (the unweighted path). A weight must be a finite number >= 0."""
+    import math
+
+    if not any("weight" in e.lineage for e in examples):
+        return None
+    out = []
+    for n, e in enumerate(examples):
+        w = e.lineage.get("weight", 1.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0:
+            where = f"id {e.id!r}" if e.id else f"row {n}"
+            raise DataError(
+                f"synthetic example ({where}) has weight {w!r}: a sample weight is a finite number >= 0",
+                hint="fix or remove lineage.weight",
+            )
+        out.append(float(w))
+    return out
+
+
 class Learner(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]]

@@ -29,8 +29,8 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted
-from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted, sample_weights
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
 
@@ -208,17 +208,18 @@ class EncoderClassifier(TorchLearner):
         rows = {"real": self._encode(train), "syn": self._encode(synthetic)}
         ys = {"real": label_ids(self.task, train, "train"), "syn": label_ids(self.task, synthetic, "synthetic")}
         dev_rows, dev_y = self._encode(dev), label_ids(self.task, dev, "dev")
+        weights = sample_weights(synthetic)  # lineage["weight"] (curation), None when no row has one
 
-        def loss(source: str, idx: list[int], smoothing: float) -> torch.Tensor:
+        def loss(source: str, idx: list[int], smoothing: float, w: list[float] | None = None) -> torch.Tensor:
             labels = torch.tensor([ys[source][i] for i in idx], device=self.model.device)
             logits = self.model(**self._batch([rows[source][i] for i in idx])).logits
-            return torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+            return weighted_cross_entropy(logits, labels, smoothing, w)
 
         def lengths(source: str) -> list[int] | None:
             return [len(r["input_ids"]) for r in rows[source]] if cfg.group_by_length else None
 
         if cfg.head_init == "linear-probe":
-            self._init_head(rows, ys, dev_rows, dev_y)
+            self._init_head(rows, ys, dev_rows, dev_y, weights)
 
         self.model.train()
         report = train_torch(
@@ -229,6 +230,7 @@ class EncoderClassifier(TorchLearner):
             self.seed,
             real_lengths=lengths("real"),
             syn_lengths=lengths("syn"),
+            syn_weights=weights,
             progress=progress,
         )
         self.model.eval()
@@ -251,9 +253,13 @@ class EncoderClassifier(TorchLearner):
         out[order] = pooled
         return out.numpy()
 
-    def _init_head(self, rows: dict[str, list], ys: dict[str, list[int]], dev_rows: list, dev_y: list[int]) -> None:
+    def _init_head(
+        self, rows: dict[str, list], ys: dict[str, list[int]], dev_rows: list, dev_y: list[int],
+        syn_weights: list[float] | None = None,
+    ) -> None:
         """LP-FT: the head starts as the logistic regression that is best on dev over frozen pooled features,
-        so fine-tuning begins from a sensible classifier instead of distorting features for a random one."""
+        so fine-tuning begins from a sensible classifier instead of distorting features for a random one.
+        Synthetic rows carry their sample weights here too."""
         import numpy as np
         import torch
 
@@ -266,6 +272,8 @@ class EncoderClassifier(TorchLearner):
         weights = np.ones(len(y))
         if strategy not in ("real", "syn", "real+syn") and len(sources) == 2:  # the paired rule's weights
             weights[len(rows["real"]) :] = len(rows["real"]) / len(rows["syn"])
+        if syn_weights is not None and "syn" in sources:  # the synthetic rows come last
+            weights[len(weights) - len(syn_weights) :] *= np.asarray(syn_weights)
         head, *_ = fit_logistic_head(
             x, y, weights, self._pooled(dev_rows), np.asarray(dev_y), (0.1, 1.0, 10.0, 100.0), len(self.labels)
         )

@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Literal, Sequence
 from pydantic import Field
 
 from fewforge.data.schema import Example
+from fewforge.generators.label_scores import score_labels
 from fewforge.learners.base import FitReport, Learner, LearnerConfig, require_fitted
 from fewforge.learners.prompt_tuning import answer_prefix
 from fewforge.tasks.base import Task
@@ -76,17 +77,10 @@ class GeneratorZeroShot(Learner):
         rows = self._inputs(examples)
         if not rows:
             return np.zeros((0, len(self.task.label_names)))
-        generator = self._backend()
         words = [self.separator + self.task.labels[label] for label in self.task.label_names]
-        prompts = [
-            self.prefix.format(**e.inputs, description=self.task.description) for e in rows for _ in words
-        ]
-        scores = generator.score(prompts, words * len(rows))
-        values = [s.mean if self.config.normalize == "mean" else s.logprob for s in scores]
-        logits = np.array(values, dtype=np.float64).reshape(len(rows), len(words))
-        logits -= logits.max(axis=1, keepdims=True)
-        proba = np.exp(logits)
-        return proba / proba.sum(axis=1, keepdims=True)
+        prompts = [self.prefix.format(**e.inputs, description=self.task.description) for e in rows]
+        scored = score_labels(self._backend(), prompts, words, normalize=self.config.normalize)
+        return np.array([s.probs for s in scored], dtype=np.float64)
 
     def save(self, directory: Path) -> None:
         require_fitted(self, self.prefix)

@@ -12,6 +12,9 @@ Strategies are sample weights, the closed-form analogue of the torch learners' b
   rows share a total weight equal to the real rows' total — in a paired step the real half and the
   synthetic half carry the same loss mass, and adding synthetic rows never weakens a real one;
 - `real+syn`: every row weight 1 (a large synthetic set outweighs the real rows).
+A synthetic row's own sample weight (`lineage["weight"]`, curation's `weight` action) multiplies its
+strategy weight (scikit-learn's `sample_weight`); rows without one weigh 1, so an unweighted set, or one
+of all-1 weights, fits exactly as before.
 The regularization strength C is chosen on the few-shot dev set from `c_grid` (ties: the smaller C,
 the stronger prior), unless `C` is set.
 """
@@ -27,7 +30,7 @@ from pydantic import Field
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
-from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids, require_fitted
+from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids, require_fitted, sample_weights
 from fewforge.tasks.base import Task
 
 HEAD_FILE = "head.json"
@@ -88,8 +91,12 @@ class LinearProbe(Learner):
         x = self.features(rows)
         y = np.array(label_ids(self.task, rows, "train"))
         weights = np.ones(len(rows))
-        if strategy == "paired" and real and syn:
-            weights[len(real) :] = len(real) / len(syn)
+        share = len(real) / len(syn) if strategy == "paired" and real and syn else 1.0
+        if share != 1.0:
+            weights[len(real) :] = share
+        own = sample_weights(syn) if syn else None
+        if own is not None:
+            weights[len(real) :] *= np.asarray(own)
         dev_x, dev_y = self.features(dev), np.array(label_ids(self.task, dev, "dev"))
 
         grid = [self.config.C] if self.config.C is not None else sorted(self.config.c_grid)
@@ -106,7 +113,8 @@ class LinearProbe(Learner):
             extra={
                 "C": history[best_step - 1]["C"],
                 "strategy": strategy,
-                "synthetic_weight": float(weights[-1]) if syn else None,
+                "synthetic_weight": share if syn else None,
+                **({"sample_weights": {"mean": float(np.mean(own)), "zero": sum(w == 0 for w in own)}} if own else {}),
             },
         )
 

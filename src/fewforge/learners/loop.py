@@ -12,6 +12,14 @@ the strategy's batch plan, AdamW with a warmup + linear/cosine schedule, one for
 half of a batch (label smoothing optional), gradient surgery for `paired+gs`, clipping, and the
 surgery series. A learner brings its model as `loss(source, rows)`, `evaluate()` and its trainable
 parameters (encoder.py, prompt_tuning.py).
+
+Sample weights (`syn_weights`, from each synthetic row's `lineage["weight"]`, e.g. curation's `weight`
+action): a synthetic half whose rows do not all weigh 1 is scored by `loss(source, rows, smoothing,
+weights)`, which multiplies each row's loss by its weight and divides the sum by the number of rows
+(`weighted_cross_entropy`) — weights are absolute, not re-normalised per batch, so a weight-0 row adds
+nothing and a set whose weights average 1 keeps the synthetic half's loss mass. A half of all-1 weights
+(and every real half) takes the unweighted call, so a set without weights, or with weights of 1, trains
+bit for bit as before.
 """
 
 from __future__ import annotations
@@ -189,7 +197,9 @@ class TorchModel:
     """What a torch learner hands `train_torch`: its trainable parameters and how to score rows."""
 
     parameters: list[tuple[str, "torch.nn.Parameter"]]  # trainable only: the optimizer's and surgery's scope
-    loss: Callable[[str, list[int], float], "torch.Tensor"]  # (source "real"/"syn", row indices, smoothing)
+    # (source "real"/"syn", row indices, smoothing[, per-row weights]): the batch's mean loss; the weights
+    # argument comes only for a synthetic half with a weight other than 1 (see `weighted_cross_entropy`)
+    loss: Callable[..., "torch.Tensor"]
     evaluate: Callable[[], tuple[float, float]]  # dev (accuracy, loss)
     snapshot: Callable[[], Any]
     restore: Callable[[Any], None]
@@ -199,7 +209,7 @@ class TorchModel:
     def trainable(
         cls,
         module: "torch.nn.Module",
-        loss: Callable[[str, list[int], float], "torch.Tensor"],
+        loss: Callable[..., "torch.Tensor"],
         evaluate: Callable[[], tuple[float, float]],
         **kwargs: Any,
     ) -> "TorchModel":
@@ -226,9 +236,11 @@ def train_torch(
     *,
     real_lengths: Sequence[int] | None = None,
     syn_lengths: Sequence[int] | None = None,
+    syn_weights: Sequence[float] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FitReport:
-    """Plan the batches, build the optimizer and schedule, and run the loop; call inside `seeded()`."""
+    """Plan the batches, build the optimizer and schedule, and run the loop; call inside `seeded()`.
+    `syn_weights`: one weight per synthetic row (None: all 1), see the module docstring."""
     import torch
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
@@ -250,7 +262,11 @@ def train_torch(
     records: list[dict[str, Any]] = []
 
     def backward(source: str, idx: list[int]) -> float:
-        loss = model.loss(source, idx, cfg.smoothing(source))
+        weights = [syn_weights[i] for i in idx] if source == "syn" and syn_weights is not None else None
+        if weights is not None and any(w != 1.0 for w in weights):
+            loss = model.loss(source, idx, cfg.smoothing(source), weights)
+        else:
+            loss = model.loss(source, idx, cfg.smoothing(source))
         loss.backward()
         return loss.item()
 
@@ -290,7 +306,24 @@ def train_torch(
     )
     report.extra["strategy"] = cfg.strategy
     report.extra["trainable_parameters"] = sum(p.numel() for p in params)
+    if syn_weights is not None:
+        report.extra["sample_weights"] = {"mean": sum(syn_weights) / max(len(syn_weights), 1),
+                                          "zero": sum(w == 0 for w in syn_weights)}
     if surgery:
         report.surgery = records
         report.extra["conflict_rate"] = conflict_rate(records)
     return report
+
+
+def weighted_cross_entropy(
+    logits: "torch.Tensor", labels: "torch.Tensor", smoothing: float = 0.0, weights: Sequence[float] | None = None
+) -> "torch.Tensor":
+    """The batch's cross-entropy: the plain mean without `weights`; with them, each row's loss times its
+    weight, summed and divided by the number of rows (a weight-0 row contributes exactly nothing)."""
+    import torch
+
+    if weights is None:
+        return torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
+    per_row = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
+    w = torch.as_tensor(list(weights), dtype=per_row.dtype, device=per_row.device)
+    return (per_row * w).sum() / len(per_row)

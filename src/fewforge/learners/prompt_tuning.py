@@ -30,8 +30,8 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted
-from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted, sample_weights
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
 from fewforge.packaged import lm_source
 from fewforge.tasks.base import Task
 
@@ -281,10 +281,10 @@ class PromptTuning(TorchLearner):
         if cfg.learning_rate is None:
             cfg = cfg.model_copy(update={"learning_rate": 0.3 if self.seq2seq else CAUSAL_PROMPT_LR})
 
-        def loss(source: str, idx: list[int], smoothing: float) -> torch.Tensor:
+        def loss(source: str, idx: list[int], smoothing: float, w: list[float] | None = None) -> torch.Tensor:
             labels = torch.tensor([ys[source][i] for i in idx], device=self.lm.device)
             scores = self._scores([rows[source][i] for i in idx])
-            return torch.nn.functional.cross_entropy(scores, labels, label_smoothing=smoothing)
+            return weighted_cross_entropy(scores, labels, smoothing, w)
 
         def snapshot() -> dict[str, torch.Tensor]:
             return {n: p.detach().clone() for n, p in params}
@@ -305,6 +305,7 @@ class PromptTuning(TorchLearner):
             self.seed,
             real_lengths=[len(r) for r in rows["real"]],
             syn_lengths=[len(r) for r in rows["syn"]],
+            syn_weights=sample_weights(synthetic),  # lineage["weight"] (curation), None when no row has one
             progress=progress,
         )
         return report

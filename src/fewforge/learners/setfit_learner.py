@@ -11,7 +11,9 @@ Real and synthetic rows follow the fair rule of the other learners (docs/fidelit
   dilution `paired` avoids, kept for comparison;
 - `syn`: pairs of the synthetic rows only, as many as real-only would have.
 The dev rows are only scored (setfit has no checkpoint choice); setfit's metrics would be loaded from
-the hub by the `evaluate` package, so fewforge scores predictions itself.
+the hub by the `evaluate` package, so fewforge scores predictions itself. Sample weights
+(`lineage["weight"]`, curation's `weight` action) reach the logistic head only (scikit-learn's
+`sample_weight`, times the strategy's weight): setfit draws its contrastive pairs without weights.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pydantic import Field
 from fewforge.data.schema import Example
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
-from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids, require_fitted
+from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids, require_fitted, sample_weights
 from fewforge.learners.loop import torch_threads
 from fewforge.tasks.base import Task
 
@@ -133,6 +135,9 @@ class SetFitLearner(SeededLearner):
         else:
             share = len(x_real) / len(x_syn) if strategy == "paired" else 1.0
             x, y, w = x_real + x_syn, y_real + y_syn, [1.0] * len(x_real) + [share] * len(x_syn)
+        own = sample_weights(synthetic) if strategy != "real" else None
+        if own is not None:  # the head only: the contrastive pairs are drawn without weights
+            w = w[: len(w) - len(own)] + [a * b for a, b in zip(w[len(w) - len(own) :], own)]
         embeddings = self.model.encode(x, batch_size=64, show_progress_bar=False)
         self.model.model_head.fit(np.asarray(embeddings), np.asarray(y), sample_weight=np.asarray(w))
         dev_pred = self.predict_proba(dev).argmax(axis=1)

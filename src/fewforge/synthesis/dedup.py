@@ -73,6 +73,22 @@ class _LabelIndex:
         self.rows += rows
 
 
+def nearest(vectors: Any, reference: Any) -> tuple[Any, Any]:
+    """(similarity, index) of each row's nearest reference vector, by exact search (references are few:
+    a few-shot split, a test set); -inf and -1 when there are no references. Unit-norm float32 inputs."""
+    import numpy as np
+
+    n = len(vectors)
+    if reference is None or not len(reference) or not n:
+        return np.full(n, -np.inf, dtype=np.float32), np.full(n, -1)
+    faiss = _import_faiss()
+    reference = np.ascontiguousarray(reference, dtype=np.float32)
+    flat = faiss.IndexFlatIP(reference.shape[1])
+    flat.add(reference)
+    sims, ids = flat.search(np.ascontiguousarray(vectors, dtype=np.float32), 1)
+    return sims[:, 0], ids[:, 0]
+
+
 def near_duplicates(
     vectors: Any,
     labels: Sequence[str],
@@ -91,13 +107,7 @@ def near_duplicates(
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     dim = vectors.shape[1]
 
-    real_sim = np.full(n, -np.inf, dtype=np.float32)
-    real_row = np.full(n, -1)
-    if real_vectors is not None and len(real_vectors):
-        flat = faiss.IndexFlatIP(dim)  # real inputs are few (a few-shot split): exact search
-        flat.add(np.ascontiguousarray(real_vectors, dtype=np.float32))
-        sims, ids = flat.search(vectors, 1)
-        real_sim, real_row = sims[:, 0], ids[:, 0]
+    real_sim, real_row = nearest(vectors, real_vectors)
 
     indexes: dict[str, _LabelIndex] = {}
     for start in range(0, n, BLOCK):

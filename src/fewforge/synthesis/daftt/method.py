@@ -25,7 +25,6 @@ mode and the temperature; annotations also carry the parent pool row's id.
 from __future__ import annotations
 
 import logging
-import math
 import random
 import statistics
 import time
@@ -39,6 +38,7 @@ from fewforge.data.schema import Answer, Example
 from fewforge.errors import BackendError, DataError
 from fewforge.fingerprint import derive_seed
 from fewforge.generators.base import AdapterRequest, Generator, SamplingParams
+from fewforge.generators.label_scores import score_labels
 from fewforge.synthesis.base import SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.daftt.teacher import (
     Formatter,
@@ -87,7 +87,7 @@ class DafttGenerateConfig(ZeroGenConfig, TeacherOptions):
 
 
 @dataclass
-class _Prepared:
+class PreparedTeacher:
     teacher: Teacher
     formatter: Formatter
     data: dict[str, Any]
@@ -124,7 +124,9 @@ class _DafttMethod:
             )
         return rows, {**info, "rows": len(rows), "ids": [e.id for e in rows]}
 
-    def _prepare(self, ctx: SynthesisContext, seed: int) -> tuple[_Prepared, list[Example]]:
+    def prepare_teacher(self, ctx: SynthesisContext, seed: int) -> tuple[PreparedTeacher, list[Example]]:
+        """Train (or reuse from `ctx.workdir`) the teacher on the rows `teacher_data` names, and its prompt
+        formatter: what the methods here, and the `teacher` auditor of curation, send with `adapter=`."""
         c: TeacherOptions = self.config
         task, generator = ctx.task, ctx.generator
         generator.check_adapter(AdapterRequest(self.name, "", kind="lora"))  # the backend's own error, before training
@@ -142,9 +144,9 @@ class _DafttMethod:
             task, self.mode, lm, c.max_prompt_tokens, [demo_of(task, self.mode, d) for d in demos[: c.demonstrations]],
             chat=c.chat_template,
         )
-        return _Prepared(teacher, formatter, data, time.perf_counter() - started), examples
+        return PreparedTeacher(teacher, formatter, data, time.perf_counter() - started), examples
 
-    def _teacher_card(self, prepared: _Prepared) -> dict[str, Any]:
+    def _teacher_card(self, prepared: PreparedTeacher) -> dict[str, Any]:
         t = prepared.teacher
         summary = {k: v for k, v in t.summary.items() if k != "data"}
         data = {k: v for k, v in prepared.data.items() if k != "ids"}
@@ -222,7 +224,7 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
                 f"{self.name} chooses labels by scoring the verbalizers, and the {generator.backend} backend cannot score",
                 hint="annotate through the transformers backend: --generator hf:smollm2 or hf:MODEL",
             )
-        prepared, labelled = self._prepare(ctx, c.seed)
+        prepared, labelled = self.prepare_teacher(ctx, c.seed)
         candidates, pool_info = self.unlabelled(ctx, labelled)
         if not candidates:
             raise DataError(f"{self.name}: no unlabelled pool rows left to annotate", hint="pass a pool beyond the few-shot rows")
@@ -272,7 +274,7 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
         }
         return SyntheticDataset(examples=examples, card=card, dropped=dropped)
 
-    def _lineage(self, prepared: _Prepared, generator: Generator, prompt: str, parent: Example, position: int) -> dict[str, Any]:
+    def _lineage(self, prepared: PreparedTeacher, generator: Generator, prompt: str, parent: Example, position: int) -> dict[str, Any]:
         return {
             "method": self.name,
             "method_version": self.config.version,
@@ -285,7 +287,7 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
         }
 
     def _classify(
-        self, ctx: SynthesisContext, prepared: _Prepared, candidates: list[Example], order: list[int]
+        self, ctx: SynthesisContext, prepared: PreparedTeacher, candidates: list[Example], order: list[int]
     ) -> tuple[dict[str, list[Example]], list[dict], int, dict[str, int], dict[str, Any]]:
         """Label pool rows by the verbalizers' log-probabilities under the teacher, in `order`, until every
         label has per_label rows."""
@@ -301,15 +303,11 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
                 break
             chunk = order[start : start + c.batch]
             prompts = [prepared.formatter.request(candidates[i]) for i in chunk]
-            scores = generator.score(
-                [p for p in prompts for _ in labels], [w for _ in prompts for w in words], adapter=prepared.teacher.adapter
-            )
+            scored = score_labels(generator, prompts, words, adapter=prepared.teacher.adapter)
             for n, (i, prompt) in enumerate(zip(chunk, prompts)):
                 done += 1
-                logprobs = [s.logprob for s in scores[n * len(labels) : (n + 1) * len(labels)]]
-                probs = _softmax(logprobs)
-                best = max(range(len(labels)), key=lambda k: probs[k])
-                label, confidence = labels[best], probs[best]
+                logprobs, probs = list(scored[n].logprobs), list(scored[n].probs)
+                label, confidence = labels[scored[n].best], probs[scored[n].best]
                 row = candidates[i]
                 position = start + n
                 if confidence < c.min_confidence:
@@ -335,7 +333,7 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
         return kept, dropped, done, surplus, decoding
 
     def _decode(
-        self, ctx: SynthesisContext, prepared: _Prepared, candidates: list[Example], order: list[int]
+        self, ctx: SynthesisContext, prepared: PreparedTeacher, candidates: list[Example], order: list[int]
     ) -> tuple[dict[str, list[Example]], list[dict], int, dict[str, int], dict[str, Any]]:
         """QA answers / text-to-text targets decoded at the annotation temperature, in `order`."""
         c, task, generator = self.config, ctx.task, ctx.generator
@@ -395,13 +393,6 @@ def _check_rows(task: Task, examples: Sequence[Example]) -> None:
             raise AssertionError(f"annotation produced an empty field in {e.id}")  # a bug, not a user error
 
 
-def _softmax(values: Sequence[float]) -> list[float]:
-    top = max(values)
-    exps = [math.exp(v - top) for v in values]
-    total = sum(exps)
-    return [e / total for e in exps]
-
-
 def _confidence_summary(examples: Sequence[Example], task: Task) -> dict[str, Any]:
     def stats(values: list[float]) -> dict[str, float] | None:
         if not values:
@@ -426,7 +417,7 @@ class DafttGenerate(_DafttMethod, ZeroGen):
     citation = CITATION
 
     def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
-        prepared, _ = self._prepare(ctx, self.config.seed)
+        prepared, _ = self.prepare_teacher(ctx, self.config.seed)
         self._prepared = prepared
         try:
             dataset = ZeroGen.synthesize(self, ctx)
