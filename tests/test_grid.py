@@ -117,18 +117,23 @@ def test_cli_options_set_whole_axes(tmp_path):
 
 def test_strategies_are_an_axis_of_the_real_synthetic_cells(data_dir):
     base = {"tasks": ["sst2"], "data": str(data_dir), "shots": [4], "seeds": [13, 21], "per_label": [5]}
-    strategies = ["real+syn", "real->syn", "paired", "paired+gs"]
+    strategies = ["real+syn", "real->syn", "paired", "paired+gs", "paired+reweight"]
     plan = plan_grid(RunConfig(**base, learners=[{"name": "encoder", "strategies": strategies}]))
     mixed = [c for c in plan.cells if c.condition == "real+synthetic"]
     assert sorted(c.strategy for c in mixed) == sorted(strategies * 2)
     assert {plan.learner_config(c).strategy for c in mixed} == set(strategies)
-    assert {c.id.rsplit("-", 1)[1] for c in mixed} == {"real_syn", "real_to_syn", "paired", "paired_gs"}
+    assert {c.id.rsplit("-", 1)[1] for c in mixed} == {"real_syn", "real_to_syn", "paired", "paired_gs",
+                                                      "paired_reweight"}
     assert len({c.id for c in plan.cells}) == len(plan.cells)
     assert plan.learner_config(next(c for c in plan.cells if c.condition == "real")).strategy == "real"
     with pytest.raises(ConfigError, match=r"learners\[0\]\.strategies\[1\]: learner 'encoder' has no strategy 'mix'"):
         plan_grid(RunConfig(**base, learners=[{"name": "encoder", "strategies": ["paired", "mix"]}]))
     with pytest.raises(ConfigError, match=r"learners\[0\]\.strategies\[0\] 'syn'"):
         plan_grid(RunConfig(**base, learners=[{"name": "encoder", "strategies": ["syn"]}]))
+    # a learner whose loss takes no per-row weights cannot learn them: a plan-time error without the name
+    with pytest.raises(ConfigError, match=r"has no strategy 'paired\+reweight'") as info:
+        plan_grid(RunConfig(**base, learners=[{"name": "linear-probe", "strategies": ["paired+reweight"]}]))
+    assert "paired+reweight" not in (info.value.hint or "")
 
 
 def test_a_learner_can_be_limited_to_some_conditions(data_dir):

@@ -335,7 +335,11 @@ def _learner(i: int, spec: Any) -> tuple[type[Learner], LearnerConfig]:
 def _strategy_choices(cls: type[Learner]) -> list[str]:
     from typing import get_args
 
-    return list(get_args(cls.Config.model_fields["strategy"].annotation)) or ["paired"]
+    from fewforge.learners.strategies import REWEIGHT
+
+    choices = list(get_args(cls.Config.model_fields["strategy"].annotation)) or ["paired"]
+    # a learner whose loss takes no per-row weights cannot learn them
+    return [s for s in choices if getattr(cls.Config, "reads_weights", True) or s not in REWEIGHT]
 
 
 def _method(i: int, spec: Any, per_label: int) -> Any:

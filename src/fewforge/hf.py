@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 
 @contextmanager
@@ -35,3 +35,19 @@ def quiet_datasets() -> Iterator[None]:
     finally:
         if was_enabled:
             ds_logging.enable_progress_bar()
+
+
+@contextmanager
+def second_order_attention(model: Any, needed: bool = True) -> Iterator[None]:
+    """Eager attention for a block that differentiates through a gradient (FewGen's meta step, the
+    `paired+reweight` look-ahead): PyTorch's fused CPU attention has no double backward. The model's
+    own implementation comes back afterwards."""
+    before = getattr(model.config, "_attn_implementation", None)
+    switch = needed and before not in (None, "eager")
+    if switch:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)

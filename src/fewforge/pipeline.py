@@ -408,6 +408,18 @@ def cell_stage(
     return record
 
 
+def training_log(report: Any, synthetic: Sequence[Example]) -> dict[str, Any]:
+    """training.json: the dev history, gradient surgery's per-step record, and under `paired+reweight`
+    every synthetic row's mean learned weight (None: never drawn)."""
+    log = {"history": report.history, "surgery": report.surgery}
+    if report.row_weights:
+        log["row_weights"] = [
+            {"id": e.id, "label": e.label, "weight": None if w is None else round(w, 4)}
+            for e, w in zip(synthetic, report.row_weights)
+        ]
+    return log
+
+
 def train_and_score(
     run: RunDir,
     data: TaskData,
@@ -444,7 +456,7 @@ def train_and_score(
             for e, g, p, row, s in zip(test, gold, predicted, probabilities, scores or [None] * len(test))
         ),
     )
-    write_json(directory / "training.json", {"history": report.history, "surgery": report.surgery})
+    write_json(directory / "training.json", training_log(report, synthetic))
     metrics = score(task, gold, predicted)
     classes = (
         {"per_class_f1": per_class_f1(gold, predicted, labels), "confusion": confusion(gold, predicted, labels)}
@@ -586,7 +598,7 @@ def train_model(
         "synthetic": len(synthetic),
         "synthetic_source": str(synthetic_path) if synthetic_path else None,
     }
-    write_json(Path(output) / "training.json", {"history": report.history, "surgery": report.surgery})
+    write_json(Path(output) / "training.json", training_log(report, synthetic))
     write_card(Path(output), learner, report, data=data_facts)
     return report
 

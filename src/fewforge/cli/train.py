@@ -23,7 +23,8 @@ def train(
         Optional[str],
         typer.Option(
             "--strategy",
-            help="how real and synthetic rows mix: real | syn | real+syn | real->syn | syn->real | paired | paired+gs",
+            help="how real and synthetic rows mix: real | syn | real+syn | real->syn | syn->real | paired | paired+gs "
+            "| paired+reweight | paired+l2rw",
         ),
     ] = None,
     epsilon: Annotated[
@@ -45,6 +46,10 @@ def train(
     report = train_model(task, train_file, dev_file, synthetic, learner, seed, output, options=options, console=console)
     extra = report.extra
     rate = f"; gradient conflicts in {100 * extra['conflict_rate']:.0f}% of steps" if "conflict_rate" in extra else ""
+    if extra.get("reweight"):
+        learned = extra["reweight"]
+        rate += (f"; learned weights: {100 * (learned.get('zero_share') or 0):.0f}% of synthetic draws weighted 0"
+                 " (per row: training.json)")
     from fewforge.tasks import load_task
 
     # the loop's model-selection score: accuracy, or the dev F1 / ROUGE-L of QA and text-to-text learners

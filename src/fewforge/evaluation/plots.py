@@ -1,5 +1,6 @@
 """Report plots (matplotlib, drawn offline to inline SVG): accuracy vs shots, accuracy vs synthetic size,
-and the coverage maps of `fewforge quality`.
+the coverage maps of `fewforge quality`, a curated set's audit scores per label, and the weights that
+`paired+reweight` learned.
 
 Each accuracy plot has one panel per task; a line is one (learner, training data) series with mean ± std
 over seeds as error bars. A plot with nothing to show (one shots value, or a single synthetic size) is
@@ -165,4 +166,44 @@ def coverage_maps(quality: Mapping[str, Any]) -> str | None:
         ax.set_yticks([])
         ax.set_xlabel(f"joint {points.get('projection', 'tsne')} map of MiniLM embeddings", fontsize=8)
         ax.legend(fontsize=7, loc="upper right", markerscale=1.5)
+    return _svg(fig)
+
+
+def score_histogram(curation: Mapping[str, Any], title: str) -> str | None:
+    """A curated set's audit scores (the probability of each row's intended label), one bar series per
+    intended label over ten bins from 0 to 1: what `filter` cuts and `weight` scales. None without bins."""
+    per_label = {label: p["histogram"] for label, p in curation.get("per_label", {}).items() if p.get("histogram")}
+    if not per_label:
+        return None
+    fig, (ax,) = _figure(1, size=(5.0, 2.8))
+    bins = len(next(iter(per_label.values())))
+    width = 1.0 / bins / (len(per_label) + 0.5)
+    for k, (label, counts) in enumerate(per_label.items()):
+        xs = [i / bins + (k + 0.25) * width for i in range(bins)]
+        ax.bar(xs, counts, width=width, align="edge", label=f"{label} ({sum(counts)})")
+    config = curation.get("config") or {}
+    if config.get("action") == "filter" and config.get("threshold") is not None:
+        ax.axvline(config["threshold"], color="black", linestyle="--", linewidth=1, label="filter threshold")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("auditor's probability of the intended label")
+    ax.set_ylabel("rows")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return _svg(fig)
+
+
+def weight_histograms(groups: Sequence[tuple[str, Sequence[float], Sequence[int]]]) -> str | None:
+    """The learned weights of `paired+reweight`: a panel per grid point (name, bin edges, counts summed over
+    seeds) of how many synthetic rows ended with each mean weight."""
+    if not groups:
+        return None
+    fig, axes = _figure(len(groups), size=(4.2, 2.8))
+    for ax, (name, edges, counts) in zip(axes, groups):
+        labels = [f"{a:g}–{b:g}" for a, b in zip(edges, edges[1:])] + [f"≥ {edges[-1]:g}"]
+        ax.bar(range(len(counts)), counts, color="#4c72b0")
+        ax.set_xticks(range(len(counts)))
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontsize=7)
+        ax.set_xlabel("mean learned weight of a synthetic row")
+        ax.set_ylabel("rows (all seeds)")
+        ax.set_title(name, fontsize=8)
     return _svg(fig)

@@ -5,8 +5,10 @@ Sections: the table in the papers' shape (a block per learner and shots, rows = 
 columns = tasks, mean ± std over seeds, best in bold), the detailed table (every metric, Δ against real
 only with its 95 % bootstrap CI and paired p), accuracy vs shots and vs synthetic size, per-class F1 and
 confusion matrices, the data quality of `fewforge quality` (its table and the coverage maps, which the
-Markdown report links as an SVG file beside it), and a browsable sample of each synthetic set: kept
-rows, and dropped rows with the reason and the near-duplicate partner.
+Markdown report links as an SVG file beside it), the contamination check, `auto`'s choice, the label
+audit of curated sets (per-label score histograms, what was dropped or relabelled, with example rows)
+and the weights `paired+reweight` learned (evaluation/curation_report.py), and a browsable sample of each
+synthetic set: kept rows, and dropped rows with the reason and the near-duplicate partner.
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ import random
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from fewforge.evaluation import contamination
-from fewforge.evaluation.plots import accuracy_vs_shots, accuracy_vs_size, coverage_maps
+from fewforge.evaluation import contamination, curation_report
+from fewforge.evaluation.plots import (
+    accuracy_vs_shots,
+    accuracy_vs_size,
+    coverage_maps,
+    score_histogram,
+    weight_histograms,
+)
 from fewforge.evaluation.quality import QUALITY_FILE, auditor_note, columns_note, quality_rows
 from fewforge.evaluation.results import (
     condition_label,
@@ -210,6 +218,7 @@ def markdown(
     if rows:
         parts += ["## Method choice (`auto`): every candidate's search score and the choice", "", AUTO_NOTE, "",
                   _md_table(header, rows), ""]
+    parts += _curation_markdown(sets, results.get("records", []))
     if sets:
         parts += ["## Synthetic sets", "", _md_table(*_set_rows(sets)), ""]
     return "\n".join(parts).rstrip() + "\n"
@@ -459,6 +468,7 @@ def render_html(
     if rows:
         body.append("<h2>Method choice (auto)</h2><p class='meta'>" + _esc(AUTO_NOTE) + "</p>")
         body.append(_html_table(header, rows, left=3))
+    body += _curation_html(sets, results.get("records", []))
     if sets:
         body.append("<h2>Synthetic data</h2>" + _html_table(*_set_rows(sets), left=1))
         body += [_set_browser(i, s) for i, s in enumerate(sets)]
@@ -468,6 +478,66 @@ def render_html(
         + "\n".join(body)
         + "</body></html>\n"
     )
+
+
+def _curation_markdown(sets: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The curated sets' audits (tables; the histograms as block characters) and the learned weights."""
+    parts: list[str] = []
+    header, rows = curation_report.set_rows(sets)
+    if rows:
+        parts += ["## Curation: the label audit of each curated set", "", curation_report.CURATION_NOTE, "",
+                  _md_table(header, rows), "", "### Per intended label", "",
+                  _md_table(*curation_report.label_rows(sets)), ""]
+        header, rows = curation_report.example_rows(sets)
+        if rows:
+            parts += ["### Rows the audit dropped, relabelled or scored lowest", "", _md_table(header, rows), ""]
+    header, rows = curation_report.reweight_rows(records)
+    if rows:
+        parts += ["## Learned sample weights (`paired+reweight`)", "", curation_report.REWEIGHT_NOTE, "",
+                  _md_table(header, rows), ""]
+        header, rows = curation_report.reweight_examples(records)
+        if rows:
+            parts += ["### Lowest- and highest-weighted synthetic rows (first seed)", "", _md_table(header, rows), ""]
+    return parts
+
+
+def _curation_html(sets: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> list[str]:
+    body: list[str] = []
+    header, rows = curation_report.set_rows(sets)
+    if rows:
+        body.append("<h2>Curation: label audit</h2><p class='meta'>" + _esc(curation_report.CURATION_NOTE) + "</p>")
+        body.append(_html_table(header, rows, left=3))
+        body.append("<h3>Per intended label</h3>" + _html_table(*curation_report.label_rows(sets), left=2))
+        examples_header, examples = curation_report.example_rows(sets)
+        for i, s in enumerate(curation_report.curated(sets)):
+            svg = score_histogram(s["card"]["curation"], f"{s['path']}: audit scores per intended label")
+            mine = [row for row in examples if row[0] == s["path"]]
+            body.append(
+                f"<details{' open' if i == 0 else ''}><summary>{_esc(s['path'])}: score histograms and example "
+                f"rows</summary>" + (f"<div class='plot'>{svg}</div>" if svg else "")
+                + (_html_table(examples_header[1:], [row[1:] for row in mine], left=99, klass="rows") if mine else "")
+                + "</details>"
+            )
+    header, rows = curation_report.reweight_rows(records)
+    if rows:
+        body.append("<h2>Learned sample weights (paired+reweight)</h2><p class='meta'>"
+                    + _esc(curation_report.REWEIGHT_NOTE) + "</p>")
+        body.append(_html_table(header, rows, left=4))
+        panels = []
+        for first, group in curation_report.reweight_groups(records):
+            histograms = [(r["train"]["reweight"].get("histogram") or {}) for r in group]
+            counts = [sum(c) for c in zip(*(h["counts"] for h in histograms if h.get("counts")))]
+            if counts:
+                name = f"{first['task']} k={first['shots']} {first['learner']}: {condition_label(first)}"
+                panels.append((name, histograms[0]["edges"], counts))
+        svg = weight_histograms(panels)
+        if svg:
+            body.append(f"<div class='plot'>{svg}</div>")
+        header, rows = curation_report.reweight_examples(records)
+        if rows:
+            body.append("<details><summary>Lowest- and highest-weighted synthetic rows (first seed)</summary>"
+                        + _html_table(header, rows, left=99, klass="rows") + "</details>")
+    return body
 
 
 def _contamination_warnings(meta: Mapping[str, Any], sets: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -511,12 +581,15 @@ def synthetic_sets(root: Path, names: Sequence[str] | None = None) -> list[dict[
             if dropped_path.is_file()
             else []
         )
+        card = json.loads(card_path.read_text(encoding="utf-8"))
         out.append(
             {
                 "path": str(directory.relative_to(root)),
-                "card": json.loads(card_path.read_text(encoding="utf-8")),
+                "card": card,
                 "kept": sorted(rng.sample(kept, min(SAMPLE_ROWS, len(kept))), key=lambda r: r.get("id", "")),
                 "dropped": sorted(rng.sample(dropped, min(SAMPLE_ROWS, len(dropped))), key=lambda r: r.get("id", "")),
+                # a curated set's dropped, relabelled and lowest-scored rows, from every row (not the sample)
+                **({"curation_examples": curation_report.examples(kept, dropped)} if card.get("curation") else {}),
             }
         )
     return out

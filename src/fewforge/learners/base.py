@@ -44,6 +44,8 @@ class FitReport:
     history: list[dict[str, Any]] = field(default_factory=list)  # {"step", "loss", "dev_accuracy", ...}
     extra: dict[str, Any] = field(default_factory=dict)  # learner-specific facts (chosen C, real/syn weights)
     surgery: list[dict[str, Any]] = field(default_factory=list)  # per step: cosine, conflict, removed_norm
+    # `paired+reweight`: each synthetic row's mean learned weight over the run (None: never drawn), input order
+    row_weights: list[float | None] = field(default_factory=list)
 
 
 def label_ids(task: Task, examples: Sequence[Example], what: str) -> list[int]:
@@ -238,6 +240,10 @@ class SeededLearner(Learner):
         with torch_threads(getattr(self.config, "threads", None)), seeded(self.seed):
             report = self._train(train, dev, synthetic, progress)
         report.seconds = time.perf_counter() - start
+        if report.row_weights:  # learned weights (`paired+reweight`): what the record and the report show
+            from fewforge.learners.reweight import describe
+
+            report.extra["reweight"] = {**report.extra.get("reweight", {}), **describe(synthetic, report.row_weights)}
         return report
 
     @abstractmethod

@@ -28,10 +28,10 @@ from pydantic import Field
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
-from fewforge.hf import quiet_transformers
+from fewforge.hf import quiet_transformers, second_order_attention
 from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted, sample_weights
 from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
-from fewforge.learners.strategies import GROUP_BATCHES
+from fewforge.learners.strategies import GROUP_BATCHES, uses_reweight
 from fewforge.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -222,17 +222,19 @@ class EncoderClassifier(TorchLearner):
             self._init_head(rows, ys, dev_rows, dev_y, weights)
 
         self.model.train()
-        report = train_torch(
-            cfg,
-            TorchModel.trainable(self.model, loss, lambda: self._evaluate(dev_rows, dev_y), no_decay=_no_decay),
-            len(train),
-            len(synthetic),
-            self.seed,
-            real_lengths=lengths("real"),
-            syn_lengths=lengths("syn"),
-            syn_weights=weights,
-            progress=progress,
-        )
+        with second_order_attention(self.model.encoder, uses_reweight(cfg.strategy)):  # the look-ahead's 2nd order
+            report = train_torch(
+                cfg,
+                TorchModel.trainable(self.model, loss, lambda: self._evaluate(dev_rows, dev_y), no_decay=_no_decay),
+                len(train),
+                len(synthetic),
+                self.seed,
+                real_lengths=lengths("real"),
+                syn_lengths=lengths("syn"),
+                syn_weights=weights,
+                syn_labels=ys["syn"],
+                progress=progress,
+            )
         self.model.eval()
         return report
 

@@ -58,6 +58,8 @@ PREDICT_BATCH = 32  # windows per inference batch
 
 
 class QAEncoderConfig(TorchConfig):
+    reads_weights: ClassVar[bool] = False  # its loss takes no per-row weights: no 'paired+reweight'
+
     model: str | None = Field(
         None,
         description="Local Hugging Face encoder directory (or a hub id such as distilbert-base-uncased, which needs "

@@ -9,9 +9,9 @@ A learner supplies what differs: `step(batch) -> loss` (forward, backward, optim
 
 `TorchConfig` + `train_torch` are the part every torch learner shares on top of that: the step budget,
 the strategy's batch plan, AdamW with a warmup + linear/cosine schedule, one forward/backward per source
-half of a batch (label smoothing optional), gradient surgery for `paired+gs`, clipping, and the
-surgery series. A learner brings its model as `loss(source, rows)`, `evaluate()` and its trainable
-parameters (encoder.py, prompt_tuning.py).
+half of a batch (label smoothing optional), gradient surgery for `paired+gs`, learned row weights for
+`paired+reweight` (reweight.py), clipping, and the surgery series. A learner brings its model as
+`loss(source, rows)`, `evaluate()` and its trainable parameters (encoder.py, prompt_tuning.py).
 
 Sample weights (`syn_weights`, from each synthetic row's `lineage["weight"]`, e.g. curation's `weight`
 action): a synthetic half whose rows do not all weigh 1 is scored by `loss(source, rows, smoothing,
@@ -19,7 +19,9 @@ weights)`, which multiplies each row's loss by its weight and divides the sum by
 (`weighted_cross_entropy`) — weights are absolute, not re-normalised per batch, so a weight-0 row adds
 nothing and a set whose weights average 1 keeps the synthetic half's loss mass. A half of all-1 weights
 (and every real half) takes the unweighted call, so a set without weights, or with weights of 1, trains
-bit for bit as before.
+bit for bit as before. Under `paired+reweight` the synthetic half's weights are learned every step
+(reweight.py) and the static ones become their prior; the learner's loss must then accept the weights as
+a tensor (`weighted_cross_entropy` does), and its model must be differentiable twice.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ import math
 import random
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence, get_args
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Sequence, get_args
 
 from pydantic import Field, model_validator
 
+from fewforge.errors import ConfigError
 from fewforge.learners.base import FitReport, LearnerConfig
-from fewforge.learners.strategies import STRATEGY_NAMES, Batch, plan, step_budget, uses_surgery
+from fewforge.learners.strategies import REWEIGHT, STRATEGY_NAMES, Batch, plan, step_budget, uses_surgery
 
 if TYPE_CHECKING:
     import torch
@@ -126,19 +129,26 @@ def run_loop(
     return FitReport(best_dev_accuracy=best[0], best_step=best_step, steps=step_no, seconds=0.0, history=history)
 
 
-Strategy = Literal["real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs"]
+Strategy = Literal[
+    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+reweight", "paired+l2rw"
+]
 assert set(get_args(Strategy)) == set(STRATEGY_NAMES)  # one list of names, checked at import
 
 
 class TorchConfig(LearnerConfig):
     """Options every torch learner shares; each learner sets its own defaults."""
 
+    # whether the learner's loss takes per-row weights (`weighted_cross_entropy`): `paired+reweight` needs it
+    reads_weights: ClassVar[bool] = True
+
     strategy: Strategy = Field(
         "paired",
         description="How real and synthetic rows form batches: 'paired' (default, the fair rule) adds a synthetic "
-        "batch to every real batch; 'paired+gs' also applies gradient surgery; 'real+syn' shuffles both into one "
-        "pool; 'real->syn' / 'syn->real' alternate a pass over the real rows with as many synthetic batches; "
-        "'real' / 'syn' train on one source (a grid sets these for its real-only and synthetic-only cells).",
+        "batch to every real batch; 'paired+gs' also applies gradient surgery; 'paired+reweight' weighs each "
+        "synthetic row by how well its gradient agrees with the real batch's (after Ren et al. 2018; "
+        "'paired+l2rw': the paper's own weight rule); 'real+syn' shuffles both into one pool; 'real->syn' / "
+        "'syn->real' alternate a pass over the real rows with as many synthetic batches; 'real' / 'syn' train "
+        "on one source (a grid sets these for its real-only and synthetic-only cells).",
     )
     epsilon: float = Field(
         1.0, ge=0, description="Weight ε of the projected synthetic gradient in 'paired+gs' (eq. 10; the paper gives "
@@ -180,6 +190,8 @@ class TorchConfig(LearnerConfig):
     def _check_steps(self) -> "TorchConfig":
         if self.min_steps > self.max_steps:
             raise ValueError(f"min_steps ({self.min_steps}) must not exceed max_steps ({self.max_steps})")
+        if self.strategy in REWEIGHT and not self.reads_weights:
+            raise ValueError(f"strategy {self.strategy!r} needs per-row loss weights, which this learner does not read")
         return self
 
     def total_steps(self, n_real: int) -> int:
@@ -237,14 +249,17 @@ def train_torch(
     real_lengths: Sequence[int] | None = None,
     syn_lengths: Sequence[int] | None = None,
     syn_weights: Sequence[float] | None = None,
+    syn_labels: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> FitReport:
     """Plan the batches, build the optimizer and schedule, and run the loop; call inside `seeded()`.
-    `syn_weights`: one weight per synthetic row (None: all 1), see the module docstring."""
+    `syn_weights`: one weight per synthetic row (None: all 1), see the module docstring; `syn_labels`:
+    each synthetic row's label index, which `paired+reweight`'s centred weights need."""
     import torch
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
     from fewforge.learners.gradient_surgery import combine, conflict_rate
+    from fewforge.learners.reweight import WeightLog, reweighted_backward
 
     budget = cfg.total_steps(n_real)
     batches = plan(cfg.strategy, n_real, n_syn, budget, cfg.batch_size, seed, real_lengths, syn_lengths)
@@ -259,6 +274,11 @@ def train_torch(
     make_schedule = get_cosine_schedule_with_warmup if cfg.schedule == "cosine" else get_linear_schedule_with_warmup
     scheduler = make_schedule(optimizer, round(cfg.warmup_ratio * total), total)
     surgery = uses_surgery(cfg.strategy) and n_syn > 0
+    mode = REWEIGHT.get(cfg.strategy)
+    reweight = WeightLog(n_syn, mode) if mode and n_syn > 0 else None
+    if reweight is not None and mode == "centred" and syn_labels is None:
+        raise ConfigError(f"strategy {cfg.strategy!r} needs the synthetic rows' labels",
+                          hint="pass syn_labels to train_torch, or use 'paired+l2rw'")
     records: list[dict[str, Any]] = []
 
     def backward(source: str, idx: list[int]) -> float:
@@ -283,6 +303,18 @@ def train_torch(
             for p, g in zip(params, update):
                 p.grad = g
             records.append({"step": len(records) + 1, **record.as_dict()})
+        elif reweight is not None and batch.real and batch.syn:
+            # the synthetic rows weigh what their gradients agree with the real half's (reweight.py, L2RW)
+            loss += backward("real", batch.real)
+            real_grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
+            prior = [syn_weights[i] for i in batch.syn] if syn_weights is not None else None
+            labels = [syn_labels[i] for i in batch.syn] if syn_labels is not None else None
+            value, weights = reweighted_backward(
+                model.loss, batch.syn, cfg.smoothing("syn"), params, real_grads,
+                mode=mode, labels=labels, prior=prior,
+            )
+            loss += value
+            reweight.add(batch.syn, weights)
         else:
             if batch.real:
                 loss += backward("real", batch.real)
@@ -312,18 +344,28 @@ def train_torch(
     if surgery:
         report.surgery = records
         report.extra["conflict_rate"] = conflict_rate(records)
+    if reweight is not None:
+        report.row_weights = reweight.means()
+        report.extra["reweight"] = reweight.summary()
     return report
 
 
 def weighted_cross_entropy(
-    logits: "torch.Tensor", labels: "torch.Tensor", smoothing: float = 0.0, weights: Sequence[float] | None = None
+    logits: "torch.Tensor",
+    labels: "torch.Tensor",
+    smoothing: float = 0.0,
+    weights: "Sequence[float] | torch.Tensor | None" = None,
 ) -> "torch.Tensor":
     """The batch's cross-entropy: the plain mean without `weights`; with them, each row's loss times its
-    weight, summed and divided by the number of rows (a weight-0 row contributes exactly nothing)."""
+    weight, summed and divided by the number of rows (a weight-0 row contributes exactly nothing). The
+    weights may be a tensor that requires grad (the `paired+reweight` look-ahead)."""
     import torch
 
     if weights is None:
         return torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing)
     per_row = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=smoothing, reduction="none")
-    w = torch.as_tensor(list(weights), dtype=per_row.dtype, device=per_row.device)
+    if isinstance(weights, torch.Tensor):  # `paired+reweight`'s look-ahead differentiates by the weights
+        w = weights.to(dtype=per_row.dtype, device=per_row.device)
+    else:
+        w = torch.as_tensor(list(weights), dtype=per_row.dtype, device=per_row.device)
     return (per_row * w).sum() / len(per_row)

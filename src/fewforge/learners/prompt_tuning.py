@@ -29,9 +29,10 @@ from pydantic import Field
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
 from fewforge.files import write_json
-from fewforge.hf import quiet_transformers
+from fewforge.hf import quiet_transformers, second_order_attention
 from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted, sample_weights
 from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
+from fewforge.learners.strategies import uses_reweight
 from fewforge.packaged import lm_source
 from fewforge.tasks.base import Task
 
@@ -296,18 +297,20 @@ class PromptTuning(TorchLearner):
 
         # Dropout off throughout: a frozen LM is read, not regularised (and predictions stay deterministic).
         self.model.eval()
-        report = train_torch(
-            cfg,
-            TorchModel(parameters=params, loss=loss, evaluate=lambda: self._evaluate(dev_rows, dev_y),
-                       snapshot=snapshot, restore=restore),
-            len(train),
-            len(synthetic),
-            self.seed,
-            real_lengths=[len(r) for r in rows["real"]],
-            syn_lengths=[len(r) for r in rows["syn"]],
-            syn_weights=sample_weights(synthetic),  # lineage["weight"] (curation), None when no row has one
-            progress=progress,
-        )
+        with second_order_attention(self.lm, uses_reweight(cfg.strategy)):  # the look-ahead differentiates twice
+            report = train_torch(
+                cfg,
+                TorchModel(parameters=params, loss=loss, evaluate=lambda: self._evaluate(dev_rows, dev_y),
+                           snapshot=snapshot, restore=restore),
+                len(train),
+                len(synthetic),
+                self.seed,
+                real_lengths=[len(r) for r in rows["real"]],
+                syn_lengths=[len(r) for r in rows["syn"]],
+                syn_weights=sample_weights(synthetic),  # lineage["weight"] (curation), None when no row has one
+                syn_labels=ys["syn"],
+                progress=progress,
+            )
         return report
 
     def _logits(self, rows: Sequence[list[int]]) -> "torch.Tensor":

@@ -69,6 +69,8 @@ ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "q", "k", "v", 
 class TextToTextConfig(TorchConfig):
     """Options shared by the text-to-text learners; each learner sets its own defaults."""
 
+    reads_weights: ClassVar[bool] = False  # its loss takes no per-row weights: no 'paired+reweight'
+
     model: str | None = Field(None, description="The model: a local Hugging Face directory or a hub id.")
     lora: bool = Field(False, description="Train LoRA adapters (PEFT) instead of every weight.")
     lora_r: int = Field(8, ge=1, description="LoRA rank.")

@@ -22,14 +22,13 @@ tokens, and `label_repetition_penalty` per label (FewGen's RTE: not_entailment 1
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, Literal, Sequence
+from typing import Any, Callable, ClassVar, Literal, Sequence
 
 from pydantic import Field, field_validator
 
@@ -39,6 +38,7 @@ from fewforge.files import read_json, write_json
 from fewforge.fingerprint import derive_seed, file_digest, fingerprint
 from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams, TrainableLM
 from fewforge.generators.soft_prompts import Placement
+from fewforge.hf import second_order_attention
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
 from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
@@ -234,7 +234,7 @@ class FewGen(ZeroGen):
             return path, {**read_json(summary_path), "reused": True}
 
         started = time.perf_counter()
-        with _attention_for_second_order(lm.model, c.tuning.loss != "lm"):
+        with second_order_attention(lm.model, c.tuning.loss != "lm"):  # FewGen's meta step
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
             history = Tuner(prompts, c.tuning, seed=seed, pad_id=pad).fit(rows, _tuning_progress(ctx.progress, self.name))
@@ -316,18 +316,3 @@ def _tuning_progress(progress: Callable[[int, int], None] | None, name: str) -> 
             log.info("%s: tuning step %d/%d", name, done, total)
 
     return update
-
-
-@contextlib.contextmanager
-def _attention_for_second_order(model: Any, needed: bool) -> Iterator[None]:
-    """The weighted losses differentiate through a gradient (FewGen's meta step); PyTorch's fused CPU
-    attention has no double backward, so the model runs eager attention while it is tuned."""
-    before = getattr(model.config, "_attn_implementation", None)
-    switch = needed and before not in (None, "eager")
-    if switch:
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if switch:
-            model.set_attn_implementation(before)
