@@ -61,3 +61,29 @@ def tiny_causal_lm():
         return AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval()
 
     return make
+
+
+@pytest.fixture(scope="session")
+def tiny_t5():
+    """A factory of randomly initialised 2-layer T5 models with a word-level tokenizer, saved into a folder:
+    the seq2seq paths without downloaded weights. tiny_t5(directory) -> directory."""
+
+    def make(directory: Path) -> Path:
+        import torch
+        from tokenizers import Tokenizer, models, pre_tokenizers
+        from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
+
+        words = ["<pad>", "</s>", "<unk>", "great", "terrible", "it", "was", "a", "film", "movie", "dull", "fun"]
+        backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+        backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tokenizer = PreTrainedTokenizerFast(
+            tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+        )
+        config = T5Config(vocab_size=len(words), d_model=16, d_ff=32, d_kv=4, num_heads=2, num_layers=2,
+                          decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+        torch.manual_seed(0)
+        T5ForConditionalGeneration(config).save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        return directory
+
+    return make

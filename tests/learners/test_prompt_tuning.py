@@ -78,26 +78,9 @@ def test_bad_training_input_is_one_line(sst2):
         PromptTuning(task, PromptTuningConfig(**TINY)).fit(split.train, split.dev, synthetic=odd)
 
 
-def _tiny_t5(directory):
-    """A randomly initialised 2-layer T5 and a word-level tokenizer: the seq2seq path without weights."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
-
-    words = ["<pad>", "</s>", "<unk>", "great", "terrible", "it", "was", "a", "film", "movie", "dull", "fun"]
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(vocab_size=len(words), d_model=16, d_ff=32, d_kv=4, num_heads=2, num_layers=2,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    torch.manual_seed(0)
-    T5ForConditionalGeneration(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def test_seq2seq_prompt_sits_on_the_encoder_only(tmp_path):
+def test_seq2seq_prompt_sits_on_the_encoder_only(tiny_t5, tmp_path):
     task = load_task("sst2")
-    model = _tiny_t5(tmp_path / "t5")
+    model = tiny_t5(tmp_path / "t5")
     rows = [("a fun film", "positive"), ("a dull movie", "negative"), ("fun", "positive"), ("dull", "negative")]
     train = [Example(inputs={"text": t}, label=l, id=str(i)) for i, (t, l) in enumerate(rows)]
     config = PromptTuningConfig(model=str(model), **TINY)
@@ -112,11 +95,11 @@ def test_seq2seq_prompt_sits_on_the_encoder_only(tmp_path):
     assert np.array_equal(PromptTuning.load(task, tmp_path / "saved").predict_proba(train), proba)
 
 
-def test_verbalizer_words_must_start_differently(tmp_path):
+def test_verbalizer_words_must_start_differently(tiny_t5, tmp_path):
     from fewforge.tasks.base import Task
 
     task = Task(name="clash", kind="single", labels={"a": "great", "b": "great"}, description="review")
-    learner = PromptTuning(task, PromptTuningConfig(model=str(_tiny_t5(tmp_path / "t5")), **TINY))
+    learner = PromptTuning(task, PromptTuningConfig(model=str(tiny_t5(tmp_path / "t5")), **TINY))
     with pytest.raises(TaskError, match="share a first token"):
         learner._load(str(tmp_path / "t5"))
 
@@ -147,11 +130,11 @@ def test_baselines_share_the_target_model(sst2, tmp_path):
     assert report.steps == 4 and ft.predict_proba(test[:3]).shape == (3, 2)
 
 
-def test_lm_ft_reads_a_seq2seq_model_through_its_encoder(tmp_path):
+def test_lm_ft_reads_a_seq2seq_model_through_its_encoder(tiny_t5, tmp_path):
     from fewforge.learners import get_learner
 
     task = load_task("sst2")
-    model = _tiny_t5(tmp_path / "t5")
+    model = tiny_t5(tmp_path / "t5")
     rows = [("a fun film", "positive"), ("a dull movie", "negative"), ("fun", "positive"), ("dull", "negative")]
     train = [Example(inputs={"text": t}, label=l, id=str(i)) for i, (t, l) in enumerate(rows)]
     cls = get_learner("lm-ft")

@@ -368,28 +368,11 @@ def test_encoder_honours_sample_weights(small_sst2, minilm_path):
     assert not torch.equal(base, fit(_weighted(syn, None, flip=3)))
 
 
-def _tiny_t5(directory: Path) -> Path:
-    """A randomly initialised 2-layer T5 with a word-level tokenizer (as in test_prompt_tuning.py)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, T5Config, T5ForConditionalGeneration
-
-    words = ["<pad>", "</s>", "<unk>", "great", "terrible", "it", "was", "a", "film", "movie", "dull", "fun"]
-    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(vocab_size=len(words), d_model=16, d_ff=32, d_kv=4, num_heads=2, num_layers=2,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
-    torch.manual_seed(0)
-    T5ForConditionalGeneration(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
-
-
-def test_prompt_tuning_honours_sample_weights(tmp_path):
+def test_prompt_tuning_honours_sample_weights(tiny_t5, tmp_path):
     from fewforge.learners.prompt_tuning import PromptTuning, PromptTuningConfig
 
     task = load_task("sst2")
-    model = _tiny_t5(tmp_path / "t5")
+    model = tiny_t5(tmp_path / "t5")
     texts = ["a fun film", "a dull movie", "it was fun", "it was dull", "a fun movie", "a dull film"]
     real = [Example({"text": t}, "positive" if "fun" in t else "negative", id=f"r{i}") for i, t in enumerate(texts)]
     syn = [Example({"text": t}, "positive" if "fun" in t else "negative", id=f"s{i}") for i, t in enumerate(texts * 2)]
