@@ -158,6 +158,10 @@ def plan_grid(cfg: RunConfig) -> Plan:
         for i, spec in enumerate(cfg.methods)
         if spec.curate is not None and spec.label in methods
     }
+    for label, config in curation.items():
+        if config.overgenerate > 1 and "per_label" not in type(methods[label].config).model_fields:
+            raise ConfigError(f"method {label!r}: curate.overgenerate sizes per_label, and this method has none",
+                              hint="drop overgenerate, or curate a method with per_label")
     for label, method in methods.items():
         if method.needs_adapters and generator is not None and not generator.supports_adapters:
             raise ConfigError(

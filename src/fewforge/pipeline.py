@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -197,9 +198,10 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
 
 def _set_prompts(plan: Plan, key: SetKey) -> int:
     """Prompts a set will need (for the grid bar's ETA; top-up rounds are not foreseen)."""
-    method = plan.method(key)
+    method, curation = plan.method(key), plan.curation.get(key.method)
     n_labels = len(plan.data[key.task].task.groups)
-    return int(getattr(method.config, "per_label", 0) * getattr(method.config, "oversample", 1.0) * n_labels)
+    over = getattr(method.config, "oversample", 1.0) * (curation.overgenerate if curation is not None else 1.0)
+    return int(getattr(method.config, "per_label", 0) * over * n_labels)
 
 
 def synthesis_stages(
@@ -232,6 +234,11 @@ def synthesis_stage(
     data, method = plan.data[key.task], plan.method(key)
     split = splits[(key.task, key.shots, key.seed)] if key.shots is not None else None
     curation = plan.curation.get(key.method)  # a label audit of the set (synthesis/curation), or None
+    keep_per_label = None
+    if curation is not None and curation.overgenerate > 1:  # generate more, keep each label's best per_label
+        keep_per_label = method.config.per_label
+        method = type(method)(method.config.model_copy(
+            update={"per_label": math.ceil(keep_per_label * curation.overgenerate)}))
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = fingerprint(
         {
@@ -275,7 +282,7 @@ def synthesis_stage(
 
             audit = AuditContext(data.task, key.seed, split[0].train if split else (), generator,
                                  ctx.workdir / "curate" if ctx.workdir else None, update)
-            dataset = curate(dataset, curation, audit)
+            dataset = curate(dataset, curation, audit, per_label=keep_per_label)
         dataset.card.update(generator_spec=plan.cfg.generator, generator_options=plan.cfg.generator_options)
         dataset.card["cache"] = counts = generator.stats(since=before)
         dataset.save(directory, data.task)

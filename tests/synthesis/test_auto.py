@@ -120,3 +120,37 @@ def test_candidates_that_cannot_run_here_are_skipped_with_the_reason(sst2, fake_
                                  "selection": "cv", "real_only": False})
     with pytest.raises(Exception, match="no candidate could run.*daftt-generate skipped: .*cannot load adapters"):
         method.synthesize(_ctx(sst2, fake_generator(_script(by_label)), tmp_path / "b"))
+
+
+def _scored(id_: str, per_row: list[float], seconds: float) -> dict:
+    n = len(per_row)
+    mean = sum(per_row) / n
+    se = (sum((x - mean) ** 2 for x in per_row) / (n - 1)) ** 0.5 / n**0.5
+    return {"id": id_, "status": "scored", "score": mean, "se": se, "seconds": seconds, "per_row": per_row}
+
+
+def test_ties_go_to_the_earlier_listed_candidate_whatever_the_seconds() -> None:
+    # Measured seconds depend on the generation cache (ZeroGen's search took 0.01 s in a grid that had
+    # already generated its rows, less than scoring `none`): the cost of a tie is the list order.
+    none = _scored("none", [1, 1, 0, 1], seconds=0.2)
+    zerogen = _scored("zerogen", [1, 0, 1, 1], seconds=0.01)
+    goldgen = _scored("goldgen", [0, 1, 0, 1], seconds=18.0)
+    assert get_method("auto", {})._choose([none, zerogen, goldgen])["id"] == "none"
+    assert get_method("auto", {})._choose([zerogen, none, goldgen])["id"] == "zerogen"
+    assert get_method("auto", {"tolerance": 0.3})._choose([goldgen, none])["id"] == "goldgen"  # within 0.25
+
+
+def test_tolerance_se_compares_candidates_row_by_row() -> None:
+    # Both score 24/32 vs 26/32 on the same rows. Paired, `b` is right on every row `a` is right, and on
+    # two more: the difference's SE is 0.044 and 0.0625 is beyond it. Unpaired (the best score's SE,
+    # 0.07) would call them tied and take the cheaper `a`.
+    a = _scored("a", [1.0] * 24 + [0.0] * 8, seconds=0)
+    b = _scored("b", [1.0] * 26 + [0.0] * 6, seconds=9)
+    assert b["se"] > b["score"] - a["score"]
+    assert get_method("auto", {"tolerance": "se"})._choose([a, b])["id"] == "b"
+    # Disagreeing on many rows, the same two totals are a tie, and the cheaper `a` wins.
+    c = _scored("c", [0.0] * 8 + [1.0] * 24, seconds=0)
+    assert get_method("auto", {"tolerance": "se"})._choose([c, b])["id"] == "c"
+    # A search saved before per-row scores falls back to the best score's SE.
+    old = {k: v for k, v in a.items() if k != "per_row"}
+    assert get_method("auto", {"tolerance": "se"})._choose([old, b])["id"] == "a"

@@ -189,6 +189,25 @@ def test_weight_turns_scores_into_sample_weights(scripted):
     assert [e.label for e in out.examples] == [e.label for e in scripted[1].examples]
 
 
+def test_overgenerated_sets_keep_each_labels_best_rows(scripted):
+    task, dataset = scripted
+    ctx = AuditContext(task, 13)
+    out = curate(dataset, {"auditor": "scripted", "action": "keep", "overgenerate": 2}, ctx, per_label=2)
+    assert [e.id for e in out.examples] == ["r0", "r2", "r4", "r7"]  # each label's two best, in set order
+    assert [(d["id"], d["reason"]) for d in out.dropped[1:]] == [(f"r{i}", "audit_surplus") for i in (1, 3, 5, 6)]
+    assert out.card["curation"]["dropped"] == {"audit_surplus": 4} and out.card["curation"]["per_label_kept"] == 2
+    # filter first, then the surplus: r0 and r4 are each label's best of the rows above 0.5
+    out = curate(dataset, {"auditor": "scripted", "action": "filter", "threshold": 0.5}, ctx, per_label=1)
+    assert [e.id for e in out.examples] == ["r0", "r4"]
+    assert out.card["curation"]["dropped"] == {"audit_threshold": 4, "audit_surplus": 2}
+    # relabelled rows compete under their new label, by its probability: r6 (0.99) beats r0 (0.95)
+    out = curate(dataset, {"auditor": "scripted", "action": "relabel", "confidence": 0.75}, ctx, per_label=1)
+    assert {e.id: e.label for e in out.examples} == {"r4": "negative", "r6": "positive"}
+    # with weights, the kept rows' weights average 1
+    out = curate(dataset, {"auditor": "scripted", "action": "weight"}, ctx, per_label=2)
+    assert np.mean([e.lineage["weight"] for e in out.examples]) == pytest.approx(1.0)
+
+
 @pytest.mark.parametrize(
     "config, message",
     [
@@ -424,11 +443,14 @@ def test_a_grid_curates_any_methods_set_and_shares_its_generation(sst2, data_dir
     cfg = RunConfig(
         tasks=["sst2"], data=str(data_dir), shots=[4, 8], seeds=[13], per_label=[6], learners=["linear-probe"],
         methods=["zerogen", {"name": "zerogen", "id": "zerogen-filter",
-                             "curate": {"auditor": "fewshot", "action": "filter", "bottom": 0.34}}],
+                             "curate": {"auditor": "fewshot", "action": "filter", "bottom": 0.34}},
+                 {"name": "zerogen", "id": "zerogen-topup",
+                  "curate": {"auditor": "fewshot", "action": "filter", "bottom": 0.34, "overgenerate": 1.5}}],
     )
     plan = plan_grid(cfg)
     keys = {(k.method, k.shots) for k in plan.synthetic_sets}
-    assert keys == {("zerogen", None), ("zerogen-filter", 4), ("zerogen-filter", 8)}  # the auditor reads the split
+    assert keys == {("zerogen", None), ("zerogen-filter", 4), ("zerogen-filter", 8),
+                    ("zerogen-topup", 4), ("zerogen-topup", 8)}  # the auditor reads the split
     run_experiment(cfg, tmp_path / "run", until="synthesis", report=False)
     root = tmp_path / "run" / "synthetic" / "sst2"
     plain = sorted(root.rglob("zerogen/done.json"))
@@ -454,8 +476,17 @@ def test_a_grid_curates_any_methods_set_and_shares_its_generation(sst2, data_dir
     unfiltered = [json.loads(line)["id"] for line in (plain[0].parent / "data.jsonl").read_text().splitlines()]
     kept = [json.loads(line)["id"] for line in (curated[0].parent / "data.jsonl").read_text().splitlines()]
     assert set(kept) < set(unfiltered)  # the same generated rows, fewer of them
+    # overgenerate 1.5: 9 rows per label generated (the first 6 from the cache), 3 of each label's 9 filtered,
+    # and the set is back at 6 per label
+    for done in sorted(root.rglob("zerogen-topup/done.json")):
+        card = json.loads((done.parent / "card.json").read_text())
+        assert card["curation"]["before"] == 18 and card["curation"]["after"] == 12
+        assert card["per_label"] == {"negative": 6, "positive": 6}
+        assert card["curation"]["dropped"] == {"audit_bottom": 6}
+        assert card["cache"]["hits"] > 0  # the plain set's rows were asked for again
     # the auditor saw each split's train rows, never its dev rows
-    for shots, ids in zip((4, 8), seen):
+    assert len(seen) == 4  # per split: zerogen-filter's audit, then zerogen-topup's
+    for shots, ids in zip((4, 4, 8, 8), seen):
         train = [line for line in (tmp_path / "run" / "fewshot" / "sst2" / f"k{shots}" / "seed13" / "train.jsonl").read_text().splitlines()]
         dev = (tmp_path / "run" / "fewshot" / "sst2" / f"k{shots}" / "seed13" / "dev.jsonl").read_text()
         assert len(ids) == len(train) == 2 * shots and not any(f'"{i}"' in dev for i in ids)

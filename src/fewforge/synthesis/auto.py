@@ -11,8 +11,11 @@ The search (issue 16; the question distilabel #827 users ask: which method helps
    The student picks its own hyperparameters on those same rows (the linear probe's C), so a score is
    optimistic for every candidate alike: the scores rank candidates, they do not estimate test accuracy.
 2. The choice is the best score; among candidates within `tolerance` of it (default 0: exact ties only;
-   `se`: one standard error of the best score, i.e. "the dev set cannot tell these apart"), the one
-   that cost the fewest seconds — the best score per unit of cost.
+   `se`: within one standard error of their paired per-row difference from the best, i.e. "these held-out
+   rows cannot tell them apart"), the cheapest — the best score per unit of cost. Cost is the candidate's
+   place in the list (`none` first, then the candidates as listed; the defaults are listed cheapest
+   first), not its measured seconds: those depend on what the generation cache already held (a grid
+   that ran ZeroGen elsewhere makes ZeroGen's search take 0 s), so a rerun would choose differently.
 3. The chosen method runs again at the full `per_label`. If `none` wins, the set is empty: the cells
    train on the real rows alone, and the card says synthetic data did not help on this split.
 
@@ -69,7 +72,7 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("zerogen", "goldgen", "s3", "daftt-annota
 
 
 class AutoConfig(MethodConfig):
-    version: int = 1
+    version: int = 2  # 2: ties go to the earlier-listed candidate, not the faster one; paired `se`
     per_label: int = Field(100, ge=1, description="rows per label of the chosen method (QA and text-to-text: in all)")
     candidates: tuple[Candidate, ...] = Field(
         tuple(Candidate(name=n) for n in DEFAULT_CANDIDATES),
@@ -86,8 +89,8 @@ class AutoConfig(MethodConfig):
     min_dev: int = Field(16, ge=1, description="selection auto: dev sets smaller than this use cv")
     folds: int = Field(4, ge=2, description="cv folds")
     tolerance: float | Literal["se"] = Field(
-        0.0, description="scores within this of the best count as ties, broken by cost; 'se': one standard "
-        "error of the best score"
+        0.0, description="scores within this of the best count as ties, broken by cost (list order); 'se': "
+        "within one standard error of the paired per-row difference from the best"
     )
     time_budget_s: float | None = Field(None, gt=0, description="search seconds; later candidates are skipped")
     seed: int = Field(0, description="mixed with the split seed into the cv folds")
@@ -155,7 +158,7 @@ class Auto(SynthesisMethod):
             "student": self._student(task),
             "search_per_label": c.search_per_label,
             "tolerance": c.tolerance,
-            "candidates": results,
+            "candidates": [{k: v for k, v in r.items() if k != "per_row"} for r in results],
             "chosen": chosen["id"],
             "search_seconds": round(search_seconds, 2),
             "full_seconds": round(time.perf_counter() - started - search_seconds, 2),
@@ -226,6 +229,7 @@ class Auto(SynthesisMethod):
             rows=len(rows),
             seconds=time.perf_counter() - t0,
             shortfall=card.get("shortfall") or None,
+            per_row=scores,  # the paired comparison of `tolerance: se` needs them
         )
         write_jsonl(folder / "rows.jsonl", rows)
         write_json(folder / "result.json", result)  # written last: its presence means the search is done
@@ -265,13 +269,25 @@ class Auto(SynthesisMethod):
         return out
 
     def _choose(self, results: list[dict[str, Any]]) -> dict[str, Any] | None:
+        """The best score; among the candidates tied with it, the earliest listed (the cheapest)."""
         scored = [r for r in results if r["status"] == "scored"]
         if not scored:
             return None
         best = max(scored, key=lambda r: r["score"])
-        tolerance = best["se"] if self.config.tolerance == "se" else float(self.config.tolerance)
-        ties = [r for r in scored if r["score"] >= best["score"] - tolerance - 1e-12]
-        return min(ties, key=lambda r: (r["seconds"], -r["score"]))
+        ties = [r for r in scored if best["score"] - r["score"] <= self._tolerance(best, r) + 1e-12]
+        return ties[0]  # `results` is in list order: `none`, then the candidates cheapest first
+
+    def _tolerance(self, best: dict[str, Any], other: dict[str, Any]) -> float:
+        if self.config.tolerance != "se":
+            return float(self.config.tolerance)
+        a, b = best.get("per_row"), other.get("per_row")
+        if not a or not b or len(a) != len(b) or len(a) < 2:  # a search saved before per-row scores
+            return float(best["se"])
+        # Every candidate is scored on the same held-out rows, so the rows' own difficulty cancels in the
+        # per-row difference: its standard error is far below either score's, and only a difference the
+        # rows cannot resolve counts as a tie.
+        diffs = [x - y for x, y in zip(a, b)]
+        return statistics.stdev(diffs) / math.sqrt(len(diffs))
 
     def _full(
         self, ctx: SynthesisContext, candidates: list[Candidate], chosen: dict[str, Any], workdir: Path

@@ -61,4 +61,6 @@ def semantic(config: CurateConfig) -> dict[str, Any]:
     cls = auditor_class(config.auditor)
     options = cls.Options.model_validate(config.options)
     skip = {n for n, f in cls.Options.model_fields.items() if (f.json_schema_extra or {}).get("semantic") is False}
-    return {**config.model_dump(mode="json", exclude={"options"}), "options": options.model_dump(mode="json", exclude=skip)}
+    # overgenerate only when set, so that sets curated before it existed keep their fingerprints
+    exclude = {"options"} | ({"overgenerate"} if config.overgenerate == 1.0 else set())
+    return {**config.model_dump(mode="json", exclude=exclude), "options": options.model_dump(mode="json", exclude=skip)}

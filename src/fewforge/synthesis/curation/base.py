@@ -43,6 +43,10 @@ class CurateConfig(BaseModel):
         0.9, gt=0, le=1, description="relabel: replace a label when the auditor gives another label at least this"
     )
     normalize: bool = Field(True, description="weight: scale the weights so that they average 1 over the set")
+    overgenerate: float = Field(
+        1.0, ge=1.0, description="the method synthesizes ceil(per_label * this) rows per label; after the action "
+        "each label keeps its per_label best-scored rows, so a filtered set is topped back up to per_label"
+    )
     options: dict[str, Any] = Field(default_factory=dict, description="the auditor's own options")
 
     @model_validator(mode="after")

@@ -15,6 +15,12 @@ likeliest label. Then, by `action`:
   synthetic rows keep their total weight and only their balance changes); every learner that trains on
   the set multiplies each row's loss by it (learners/loop.py; the linear probe and SetFit's head through
   scikit-learn's sample_weight).
+
+With `overgenerate` above 1, the method was asked for more rows than the set keeps (the pipeline sizes
+it); after the action, each label keeps its `per_label` rows that score highest for the label they end
+with, and the rest are dropped ("audit_surplus"). A filtered set is so topped back up to `per_label`
+from the same generation run, rather than shrinking (SuperGen's selection of the most likely rows is
+the same rule with action keep).
 """
 
 from __future__ import annotations
@@ -32,12 +38,16 @@ from fewforge.synthesis.curation.base import AuditContext, CurateConfig
 REASONS = {
     "audit_threshold": "the auditor's probability of the row's label is below the threshold",
     "audit_bottom": "among the lowest-scoring share of its label's rows (filter bottom)",
+    "audit_surplus": "beyond per_label for its label, after the rows that score higher (overgenerate)",
 }
 HISTOGRAM_BINS = 10
 
 
-def curate(dataset: SyntheticDataset, config: CurateConfig | Mapping[str, Any], ctx: AuditContext) -> SyntheticDataset:
-    """The set after the audit and the action; `dataset` itself is not changed."""
+def curate(
+    dataset: SyntheticDataset, config: CurateConfig | Mapping[str, Any], ctx: AuditContext, per_label: int | None = None
+) -> SyntheticDataset:
+    """The set after the audit and the action (and, given `per_label`, at most that many rows per label, best
+    scored first); `dataset` itself is not changed."""
     from fewforge.synthesis.curation import get_auditor
 
     config = config if isinstance(config, CurateConfig) else CurateConfig.model_validate(dict(config))
@@ -69,10 +79,14 @@ def curate(dataset: SyntheticDataset, config: CurateConfig | Mapping[str, Any], 
             record["relabelled_from"], label = e.label, predicted
             relabelled.append((e.label, predicted))
         if i in drop:
-            dropped.append({"id": e.id, "label": e.label, "reason": drop[i], "score": round(score, 6),
-                            "predicted": predicted, "auditor": auditor.name, "text": " ".join(e.inputs.values())[:300]})
+            dropped.append(_dropped(e, drop[i], score, predicted, auditor.name))
             continue
         kept.append(replace(e, label=label, lineage={**e.lineage, "audit": record}))
+    if per_label is not None:
+        kept, surplus = _best_per_label(kept, per_label)
+        for e in surplus:
+            a = e.lineage["audit"]
+            dropped.append(_dropped(e, "audit_surplus", a["probs"][e.label], a["predicted"], auditor.name))
     weights = _weights(config, kept)
     if weights is not None:
         kept = [replace(e, lineage={**e.lineage, "weight": w}) for e, w in zip(kept, weights)]
@@ -85,8 +99,9 @@ def curate(dataset: SyntheticDataset, config: CurateConfig | Mapping[str, Any], 
         "after": len(kept),
         "agreement": round(sum(p == e.label for e, _, p, _ in scored) / len(scored), 4) if scored else None,
         "per_label": _per_label(labels, scored, drop, relabelled),
-        "dropped": {r: n for r in REASONS if (n := sum(v == r for v in drop.values()))},
-        "reasons": {r: REASONS[r] for r in set(drop.values())},
+        "dropped": {r: n for r in REASONS if (n := sum(d["reason"] == r for d in dropped))},
+        "reasons": {r: REASONS[r] for r in {d["reason"] for d in dropped}},
+        "per_label_kept": per_label,
         "relabelled": len(relabelled),
         "weights": _summary(weights) if weights is not None else None,
         "seconds": round(time.perf_counter() - started, 2),
@@ -108,6 +123,22 @@ def _to_drop(config: CurateConfig, rows: Sequence[tuple[str, float]]) -> dict[in
         for i in sorted(idx, key=lambda i: (rows[i][1], -i))[:n]:  # lowest first; on ties the later row goes
             out[i] = "audit_bottom"
     return out
+
+
+def _dropped(e: Example, reason: str, score: float, predicted: str, auditor: str) -> dict[str, Any]:
+    return {"id": e.id, "label": e.label, "reason": reason, "score": round(score, 6), "predicted": predicted,
+            "auditor": auditor, "text": " ".join(e.inputs.values())[:300]}
+
+
+def _best_per_label(rows: Sequence[Example], per_label: int) -> tuple[list[Example], list[Example]]:
+    """(kept, surplus): each label's `per_label` rows that score highest for it (ties: earlier rows), in
+    the set's order."""
+    by_label: dict[str, list[int]] = {}
+    for i, e in enumerate(rows):
+        by_label.setdefault(e.label, []).append(i)
+    keep = {i for idx in by_label.values()
+            for i in sorted(idx, key=lambda i: (-rows[i].lineage["audit"]["probs"][rows[i].label], i))[:per_label]}
+    return [e for i, e in enumerate(rows) if i in keep], [e for i, e in enumerate(rows) if i not in keep]
 
 
 def _weights(config: CurateConfig, kept: Sequence[Example]) -> list[float] | None:
