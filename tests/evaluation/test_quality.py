@@ -123,8 +123,10 @@ def test_quality_command_scores_every_set_and_the_report_shows_it(tmp_path, data
             directory = run / "synthetic" / "sst2" / "k16" / f"seed{seed}" / (method if flip else "dawgen-3ep")
             directory.mkdir(parents=True)
             (directory / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            # what tuned the generator: soft prompts (FewGen/DawGen) on seed 13, a DAFTT teacher on seed 21
+            tuned = {} if flip else {"tuning": {"wall_time_s": 30.0}} if seed == 13 else {"teacher_time_s": 12.0}
             write_json(directory / "card.json", {"task": "sst2", "method": method, "split_seed": seed,
-                                                 "generated": 50, "kept_after_filters": 40})
+                                                 "generated": 50, "kept_after_filters": 40, **tuned})
     command = [sys.executable, "-m", "fewforge.cli.app", "quality", str(run), "--coverage-rows", "40"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
@@ -135,6 +137,8 @@ def test_quality_command_scores_every_set_and_the_report_shows_it(tmp_path, data
         assert fidelity[("dawgen-3ep", seed)] > 0.5
         assert fidelity[("zerogen", seed)] == pytest.approx(1 - fidelity[("dawgen-3ep", seed)])
     assert all(s["keep_rate"] == pytest.approx(0.8) for s in quality["sets"])
+    tuning = {(s["method"], s["seed"]): s["tuning_s"] for s in quality["sets"]}
+    assert tuning == {("zerogen", 13): None, ("zerogen", 21): None, ("dawgen-3ep", 13): 30.0, ("dawgen-3ep", 21): 12.0}
     for s in quality["sets"]:
         assert 0 < s["self_bleu"] < 100 and s["self_bleu_rows"] == 40
         assert 0 <= s["coverage"] <= 1 and s["coverage_rows"] == 40 and s["coverage_map"]["projection"] == "tsne"

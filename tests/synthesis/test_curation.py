@@ -200,6 +200,9 @@ def test_overgenerated_sets_keep_each_labels_best_rows(scripted):
     out = curate(dataset, {"auditor": "scripted", "action": "filter", "threshold": 0.5}, ctx, per_label=1)
     assert [e.id for e in out.examples] == ["r0", "r4"]
     assert out.card["curation"]["dropped"] == {"audit_threshold": 4, "audit_surplus": 2}
+    assert out.card["curation"]["shortfall"] == {}
+    out = curate(dataset, {"auditor": "scripted", "action": "filter", "threshold": 0.9}, ctx, per_label=2)
+    assert [e.id for e in out.examples] == ["r0", "r4"] and out.card["curation"]["shortfall"] == {"negative": 1, "positive": 1}
     # relabelled rows compete under their new label, by its probability: r6 (0.99) beats r0 (0.95)
     out = curate(dataset, {"auditor": "scripted", "action": "relabel", "confidence": 0.75}, ctx, per_label=1)
     assert {e.id: e.label for e in out.examples} == {"r4": "negative", "r6": "positive"}

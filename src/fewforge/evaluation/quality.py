@@ -266,7 +266,8 @@ def assess_set(
         "cos_gap": same - other if task.is_classification else None,
         **parent_child(task, examples),
         "keep_rate": (card.get("kept_after_filters", 0) / generated) if generated else None,
-        "tuning_s": (card.get("tuning") or {}).get("wall_time_s"),
+        # what tuned the generator: FewGen/DawGen's soft prompts, or DAFTT's LoRA teacher
+        "tuning_s": (card.get("tuning") or {}).get("wall_time_s", card.get("teacher_time_s")),
         "tuning_reused": (card.get("tuning") or {}).get("reused"),
         **covered,  # the map last: quality.json stays readable from the top
     }

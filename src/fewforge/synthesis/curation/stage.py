@@ -19,8 +19,8 @@ likeliest label. Then, by `action`:
 With `overgenerate` above 1, the method was asked for more rows than the set keeps (the pipeline sizes
 it); after the action, each label keeps its `per_label` rows that score highest for the label they end
 with, and the rest are dropped ("audit_surplus"). A filtered set is so topped back up to `per_label`
-from the same generation run, rather than shrinking (SuperGen's selection of the most likely rows is
-the same rule with action keep).
+from the same generation run, rather than shrinking; with action keep it selects the rows the auditor
+finds likeliest (SuperGen selects by the generator's own probability of each row instead).
 """
 
 from __future__ import annotations
@@ -102,6 +102,9 @@ def curate(
         "dropped": {r: n for r in REASONS if (n := sum(d["reason"] == r for d in dropped))},
         "reasons": {r: REASONS[r] for r in {d["reason"] for d in dropped}},
         "per_label_kept": per_label,
+        # labels that even the overgenerated rows could not fill (raise overgenerate, or loosen the filter)
+        "shortfall": {label: per_label - n for label in labels
+                      if (n := sum(e.label == label for e in kept)) < per_label} if per_label else {},
         "relabelled": len(relabelled),
         "weights": _summary(weights) if weights is not None else None,
         "seconds": round(time.perf_counter() - started, 2),
