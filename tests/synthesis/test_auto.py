@@ -84,6 +84,34 @@ def test_auto_picks_the_candidate_with_the_best_dev_score_and_records_every_cand
     assert [r["score"] for r in rerun.card["auto"]["candidates"]] == [r["score"] for r in card["candidates"]]
 
 
+@pytest.mark.parametrize("selection", ["dev", "cv"])
+def test_no_candidate_reads_the_rows_it_is_scored_on(sst2, fake_generator, tmp_path: Path, selection: str) -> None:
+    # GoldGen extrapolates the dev rows it is given; scored on those same rows, its copies win the search
+    # (RTE: +25-35 points over the real rows alone, then no better at test). Each fold's GoldGen set must
+    # come from rows outside that fold's held-out rows, and every held-out row is scored once.
+    import json
+
+    task, _, split, by_label = sst2
+    method = get_method("auto", {"candidates": ["zerogen", "goldgen"], "search_per_label": 4, "per_label": 4,
+                                 "selection": selection})
+    ctx = _ctx(sst2, fake_generator(_script(by_label, goldgen="same")), tmp_path)
+    folds = method._folds(ctx, selection)
+    dataset = method.synthesize(ctx)
+    scored = {r["id"]: r for r in dataset.card["auto"]["candidates"]}
+    everything = len(split.dev) if selection == "dev" else len(split.train) + len(split.dev)
+    assert all(r["n_scored"] == everything for r in scored.values())
+    assert sorted(e.id for _, held in folds for e in held) == sorted(
+        e.id for e in (split.dev if selection == "dev" else (*split.train, *split.dev)))
+    (search,) = tmp_path.glob("auto-search-goldgen-*")
+    for i, (train, held) in enumerate(folds):
+        rows = [json.loads(line) for line in (search / f"rows-fold{i}.jsonl").read_text().splitlines()]
+        parents = {r["lineage"]["extrapolates"]["id"] for r in rows}
+        assert rows and parents and not parents & {e.id for e in held}  # never a held-out row's paraphrase
+        assert not {e.id for e in train} & {e.id for e in held}
+    (zerogen,) = tmp_path.glob("auto-search-zerogen-*")  # reads no few-shot row: one set for every fold
+    assert len({(zerogen / f"rows-fold{i}.jsonl").read_text() for i in range(len(folds))}) == 1
+
+
 def test_auto_returns_no_rows_when_no_method_beats_the_real_rows(sst2, fake_generator, tmp_path: Path) -> None:
     _, _, _, by_label = sst2
     method = get_method("auto", {"candidates": ["zerogen"], "search_per_label": 8, "per_label": 12, "selection": "dev"})

@@ -5,9 +5,15 @@ The search (issue 16; the question distilabel #827 users ask: which method helps
 1. Every candidate method (and, by default, `none`: the real rows alone) synthesizes `search_per_label`
    rows; a fresh student (the linear probe for classification, the kind's student otherwise) trains on
    the real few-shot rows + those rows and is scored on rows it did not train on:
-   * `selection: dev` — the split's few-shot dev set (LM-BFF's model-selection set);
+   * `selection: dev` — the split's few-shot dev set (LM-BFF's model-selection set), in two stratified
+     halves: each half is scored by a student trained on the train rows, the other half being all of
+     the dev set the candidate may read;
    * `selection: cv` — k-fold cross-validation over train ∪ dev, stratified by label, for splits whose
      dev set is too small to rank anything (`auto`: below `min_dev` rows).
+   No candidate reads the rows it is scored on: a method that reads the few-shot rows (GoldGen and S3
+   extrapolate the dev rows, DAFTT tunes its teacher on the train rows) synthesizes once per fold, from
+   that fold's other rows. Scoring GoldGen on the dev rows it had just paraphrased made it win every
+   RTE search by 25–35 points and lose at test time (docs/results/curation.md).
    The student picks its own hyperparameters on those same rows (the linear probe's C), so a score is
    optimistic for every candidate alike: the scores rank candidates, they do not estimate test accuracy.
 2. The choice is the best score; among candidates within `tolerance` of it (default 0: exact ties only;
@@ -72,7 +78,9 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("zerogen", "goldgen", "s3", "daftt-annota
 
 
 class AutoConfig(MethodConfig):
-    version: int = 2  # 2: ties go to the earlier-listed candidate, not the faster one; paired `se`
+    # 2: ties go to the earlier-listed candidate, not the faster one; paired `se`. 3: no candidate reads
+    # the rows it is scored on
+    version: int = 3
     per_label: int = Field(100, ge=1, description="rows per label of the chosen method (QA and text-to-text: in all)")
     candidates: tuple[Candidate, ...] = Field(
         tuple(Candidate(name=n) for n in DEFAULT_CANDIDATES),
@@ -174,26 +182,35 @@ class Auto(SynthesisMethod):
         return self.config.student or ("linear-probe" if task.is_classification else task.spec.default_learners[0])
 
     def _folds(self, ctx: SynthesisContext, selection: str) -> list[tuple[list[Example], list[Example]]]:
-        """(train, held-out) pairs: the split itself for dev, else k stratified folds of train + dev."""
+        """(student's train rows, held-out rows) pairs: two halves of dev for `dev`, else k stratified folds
+        of train + dev. A candidate that reads the few-shot rows reads those outside the fold's held-out."""
         if selection == "dev":
-            if not ctx.dev:
-                raise ConfigError("auto selection: dev needs a few-shot dev set", hint="use selection: cv")
-            return [(list(ctx.train), list(ctx.dev))]
+            if len(ctx.dev) < 2:
+                raise ConfigError("auto selection: dev needs a few-shot dev set of 2 rows or more", hint="use selection: cv")
+            return [(list(ctx.train), held) for held in self._stratified(ctx, ctx.dev, 2)]
         rows = [*ctx.train, *ctx.dev]
-        k = min(self.config.folds, len(rows))
+        held_out = self._stratified(ctx, rows, min(self.config.folds, len(rows)))
+        folds = []
+        for held in held_out:
+            ids = {id(h) for h in held}
+            folds.append(([e for e in rows if id(e) not in ids], held))
+        return folds
+
+    def _stratified(self, ctx: SynthesisContext, rows: Sequence[Example], k: int) -> list[list[Example]]:
+        """`rows` in k folds, each label dealt round-robin over them (seeded), in the rows' order."""
         rng = random.Random(derive_seed(ctx.seed, self.config.seed, "auto-folds"))
         by_group: dict[str, list[Example]] = {}
         for e in rows:
             by_group.setdefault(ctx.task.group(e), []).append(e)
         fold_of: dict[int, int] = {}
         position = 0
-        for group in sorted(by_group):  # deal each label round-robin over the folds: stratified
+        for group in sorted(by_group):
             members = by_group[group][:]
             rng.shuffle(members)
             for e in members:
                 fold_of[id(e)] = position % k
                 position += 1
-        return [([e for e in rows if fold_of[id(e)] != f], [e for e in rows if fold_of[id(e)] == f]) for f in range(k)]
+        return [[e for e in rows if fold_of[id(e)] == f] for f in range(k)]
 
     def _search(
         self, ctx: SynthesisContext, cand: Candidate, folds: list[tuple[list[Example], list[Example]]],
@@ -207,33 +224,52 @@ class Auto(SynthesisMethod):
         if (folder / "result.json").is_file():
             return read_json(folder / "result.json")
         t0 = time.perf_counter()
-        rows: list[Example] = []
-        card: dict[str, Any] = {}
+        sets: list[list[Example]] = [[] for _ in folds]  # the synthetic rows each fold's student trains on
+        shortfall: dict[str, Any] = {}
         if cand.name != NONE:
             try:
                 method = self._method(ctx, cand, c.search_per_label)
             except _Skip as skip:
                 return _row(cand, "skipped", reason=str(skip))
             try:
-                dataset = method.synthesize(dataclasses.replace(ctx, workdir=folder / "work", progress=None))
+                if method.reads_fewshot:  # once per fold, never from the rows the fold scores
+                    for i, (_, held) in enumerate(folds):
+                        sets[i], card = self._synthesize(method, ctx, folder / "work" / f"fold{i}", held)
+                        shortfall.update(card.get("shortfall") or {})
+                else:  # ZeroGen reads no few-shot row: one set serves every fold
+                    rows, card = self._synthesize(method, ctx, folder / "work", [])
+                    sets, shortfall = [rows] * len(folds), card.get("shortfall") or {}
             except FewforgeError as exc:
                 log.warning("auto: candidate %s failed: %s", cand.label, exc)
                 return _row(cand, "failed", reason=str(exc), seconds=time.perf_counter() - t0)
-            rows, card = dataset.examples, dataset.card
-        scores = self._score(ctx, rows, folds)
+        scores = self._score(ctx, sets, folds)
         result = _row(
             cand, "scored",
             score=round(statistics.fmean(scores), 4),
             se=round(statistics.stdev(scores) / math.sqrt(len(scores)), 4) if len(scores) > 1 else 0.0,
             n_scored=len(scores),
-            rows=len(rows),
+            rows=round(statistics.fmean(len(rows) for rows in sets), 1),
             seconds=time.perf_counter() - t0,
-            shortfall=card.get("shortfall") or None,
+            shortfall=shortfall or None,
             per_row=scores,  # the paired comparison of `tolerance: se` needs them
         )
-        write_jsonl(folder / "rows.jsonl", rows)
+        for i, rows in enumerate(sets):
+            write_jsonl(folder / f"rows-fold{i}.jsonl", rows)
         write_json(folder / "result.json", result)  # written last: its presence means the search is done
         return result
+
+    @staticmethod
+    def _synthesize(
+        method: SynthesisMethod, ctx: SynthesisContext, workdir: Path, held: Sequence[Example]
+    ) -> tuple[list[Example], dict[str, Any]]:
+        """The candidate's rows from the few-shot rows outside `held` (its card too)."""
+        out = {id(e) for e in held}
+        visible = dataclasses.replace(
+            ctx, train=[e for e in ctx.train if id(e) not in out], dev=[e for e in ctx.dev if id(e) not in out],
+            workdir=workdir, progress=None,
+        )
+        dataset = method.synthesize(visible)
+        return dataset.examples, dataset.card
 
     def _method(self, ctx: SynthesisContext, cand: Candidate, per_label: int) -> SynthesisMethod:
         from fewforge.synthesis import get_method
@@ -252,15 +288,16 @@ class Auto(SynthesisMethod):
         return method
 
     def _score(
-        self, ctx: SynthesisContext, rows: Sequence[Example], folds: list[tuple[list[Example], list[Example]]]
+        self, ctx: SynthesisContext, sets: Sequence[Sequence[Example]], folds: list[tuple[list[Example], list[Example]]]
     ) -> list[float]:
-        """Per-example scores of the task's primary metric over every held-out row of every fold."""
+        """Per-example scores of the task's primary metric over every held-out row of every fold, each fold's
+        student trained on its real rows + its synthetic set."""
         from fewforge.evaluation.metrics import per_example, primary_metric, score
 
         task = ctx.task
         assert ctx.train_learner is not None
         out: list[float] = []
-        for train, held in folds:
+        for (train, held), rows in zip(folds, sets, strict=True):
             learner = ctx.train_learner(train, held, list(rows), self._student(task), self.config.student_options)
             predicted = learner.predict(held)
             gold = [task.spec.gold(e) for e in held]
