@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from fewforge.errors import ConfigError
 from fewforge.evaluation.contamination import ContaminationConfig
@@ -171,6 +179,14 @@ class RunConfig(BaseModel):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)
+
+    @field_serializer("generator", "generator_options")
+    def _redacted(self, value: Any) -> Any:
+        """Credentials written inside a server URL are used, never written: config.yaml, results.json,
+        cards and logs all hold this dump."""
+        from fewforge.generators.urls import redact_value
+
+        return redact_value(value)
 
     @field_validator("methods", "learners", mode="before")
     @classmethod

@@ -37,3 +37,8 @@ class BackendError(FewforgeError):
 
 class ResumeError(FewforgeError):
     """An existing run directory cannot be reused safely."""
+
+
+class PendingWork(FewforgeError):
+    """Work handed to an engine that has not finished yet (Batch API batches after `--submit-only`):
+    nothing failed, and a later run collects it."""

@@ -21,6 +21,7 @@ from fewforge.config import RunConfig, config_error
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError, FewforgeError
 from fewforge.fingerprint import fingerprint
+from fewforge.generators.urls import redact_text
 from fewforge.learners.base import CONDITION_STRATEGY, Learner, LearnerConfig
 from fewforge.tasks.base import Task
 
@@ -97,6 +98,8 @@ class Plan:
     cells: list[Cell]
     # method label -> its validated CurateConfig (methods without `curate` are absent)
     curation: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # failures allowed, prices and budget (generators/policy.py), from the grid's generator_options
+    policy: Any = None
 
     def set_key(self, cell: Cell) -> SetKey:
         """A set per split when its method, or its curation's auditor, reads the few-shot rows."""
@@ -166,7 +169,7 @@ def plan_grid(cfg: RunConfig) -> Plan:
         if method.needs_adapters and generator is not None and not generator.supports_adapters:
             raise ConfigError(
                 f"method {label!r} tunes the generator and sends what it tuned (soft prompts, a LoRA teacher) "
-                f"as adapters, and the {generator.backend} backend ({cfg.generator}) cannot load adapters",
+                f"as adapters, and the {generator.backend} backend ({redact_text(cfg.generator)}) cannot load adapters",
                 hint="use --generator hf:smollm2 (the packaged SmolLM2 through transformers) or hf:MODEL",
             )
     for i, spec in enumerate(cfg.learners):
@@ -222,7 +225,7 @@ def plan_grid(cfg: RunConfig) -> Plan:
                                 elif condition != "real":
                                     for strategy in spec.strategies or [None]:
                                         cells.append(Cell(name, shots, seed, spec.label, condition, method, n, strategy))
-    return Plan(cfg, data, learners, methods, generator, cells, curation)
+    return Plan(cfg, data, learners, methods, generator, cells, curation, _policy(cfg))
 
 
 def load_data(cfg: RunConfig) -> dict[str, TaskData]:
@@ -401,8 +404,15 @@ def _curation(i: int, values: dict[str, Any], data: dict[str, TaskData], generat
 
 def _generator(cfg: RunConfig) -> Any:
     from fewforge.generators import get_generator
+    from fewforge.generators.policy import split_options
 
     try:
-        return get_generator(cfg.generator, **cfg.generator_options)
+        return get_generator(cfg.generator, **split_options(cfg.generator_options)[0])
     except FewforgeError as exc:
         raise type(exc)(f"generator: {exc.message}", hint=exc.hint) from None
+
+
+def _policy(cfg: RunConfig) -> Any:
+    from fewforge.generators.policy import split_options
+
+    return split_options(cfg.generator_options)[1]

@@ -23,6 +23,8 @@ from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
 from fewforge.files import read_json, write_json, write_lines, write_yaml
 from fewforge.fingerprint import fingerprint
+from fewforge.generators.failures import FailureLedger
+from fewforge.generators.urls import redact_text, redact_value
 from fewforge.grid import Cell, Plan, SetKey, TaskData, plan_grid
 from fewforge.rundir import RunDir
 from fewforge.store import ResultsStore
@@ -99,11 +101,23 @@ def run_experiment(
     until: Until = "train",
     report: bool = True,
     command: str | None = None,
+    submit_only: bool = False,
 ) -> dict[str, Any]:
-    """Run (or resume) the grid in `output`; returns the results.json content (after `until="train"`)."""
+    """Run (or resume) the grid in `output`; returns the results.json content (after `until="train"`).
+    `submit_only`: a Batch API backend submits its batches and the run stops there (PendingWork)."""
     console = console or Console(stderr=True)
     started = time.time()
     plan = plan_grid(cfg)  # validates everything before a file is written
+    if plan.generator is not None and plan.policy.budget_usd is not None and until != "sample":
+        from fewforge.estimate import check_budget, estimate
+
+        check_budget(estimate(plan, Path(output)), plan)
+    if submit_only and plan.generator is not None:
+        if not getattr(plan.generator, "is_batch", False):
+            from fewforge.errors import ConfigError
+
+            raise ConfigError("--submit-only needs the Batch API backend", hint="use --generator openai-batch:MODEL[@URL]")
+        plan.generator.submit_only = True
     run = open_run(cfg, Path(output), console)
     describe(plan, console)
     store = ResultsStore(run.store_path)
@@ -171,7 +185,7 @@ def describe(plan: Plan, console: Console) -> None:
         + (
             f"{', '.join(plan.methods)} × "
             + (f"{cfg.num_synthetic} in all" if cfg.num_synthetic else f"{cfg.per_label}/label")
-            + f" from {cfg.generator}; "
+            + f" from {redact_text(cfg.generator)}; "
             if plan.methods
             else ""
         )
@@ -188,7 +202,7 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
     from fewforge.data.fewshot import load_split, sample_fewshot, save_split
 
     directory = run.split_dir(data.task.name, shots, seed)
-    fp = fingerprint({"pool": data.pool_fingerprint, "shots": shots, "seed": seed, "v": 2})
+    fp = split_fingerprint(data, shots, seed)
     stage = run.stage(directory, fp)
     if not stage.done:
         with stage:
@@ -196,26 +210,71 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
     return load_split(directory.parent, seed, data.task), fp
 
 
+def split_fingerprint(data: TaskData, shots: int, seed: int) -> str:
+    return fingerprint({"pool": data.pool_fingerprint, "shots": shots, "seed": seed, "v": 2})
+
+
+def set_method(plan: Plan, key: SetKey) -> tuple[Any, Any, int | None]:
+    """(the method that writes set `key`, its curation or None, the per_label curation keeps or None):
+    a curated set with `overgenerate` asks its method for more rows than it keeps."""
+    method = plan.method(key)
+    curation = plan.curation.get(key.method)  # a label audit of the set (synthesis/curation), or None
+    keep_per_label = None
+    if curation is not None and curation.overgenerate > 1:  # generate more, keep each label's best per_label
+        keep_per_label = method.config.per_label
+        method = type(method)(method.config.model_copy(
+            update={"per_label": math.ceil(keep_per_label * curation.overgenerate)}))
+    return method, curation, keep_per_label
+
+
+def set_fingerprint(plan: Plan, key: SetKey, split_fp: str | None, generator: Any) -> str:
+    """Everything a synthetic set depends on. The backend enters as its cache namespace, so a change of
+    transport (the Batch API instead of the online API of one model) redoes nothing."""
+    method, curation, _ = set_method(plan, key)
+    return fingerprint(
+        {
+            "source": split_fp if split_fp is not None else plan.data[key.task].pool_fingerprint,
+            "seed": key.seed,
+            "method": method.name,
+            "config": method.config.model_dump(mode="json"),
+            "backend": generator.cache_namespace,
+            "model": generator.model_id,
+            "options": generator.output_options(),
+            # only when set: sets without curation keep the fingerprints their finished runs hold
+            **({"curate": _curation_semantic(curation)} if curation is not None else {}),
+        }
+    )
+
+
 def _set_prompts(plan: Plan, key: SetKey) -> int:
     """Prompts a set will need (for the grid bar's ETA; top-up rounds are not foreseen)."""
-    method, curation = plan.method(key), plan.curation.get(key.method)
+    method, _, _ = set_method(plan, key)
     n_labels = len(plan.data[key.task].task.groups)
-    over = getattr(method.config, "oversample", 1.0) * (curation.overgenerate if curation is not None else 1.0)
-    return int(getattr(method.config, "per_label", 0) * over * n_labels)
+    return int(getattr(method.config, "per_label", 0) * getattr(method.config, "oversample", 1.0) * n_labels)
 
 
 def synthesis_stages(
     run: RunDir, plan: Plan, splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]], progress: GridProgress
 ) -> dict[SetKey, tuple[list[Example], str]]:
+    from fewforge.errors import PendingWork
     from fewforge.generators import CachedGenerator
 
     generator = CachedGenerator(plan.generator, run.cache_path, enabled=plan.cfg.cache)
     out: dict[SetKey, tuple[list[Example], str]] = {}
+    pending: list[str] = []
     try:
         for key in plan.synthetic_sets:
-            out[key] = synthesis_stage(run, plan, key, splits, generator, progress)
+            try:
+                out[key] = synthesis_stage(run, plan, key, splits, generator, progress)
+            except PendingWork as wait:  # submitted to the Batch API: the other sets go on meanwhile
+                pending.append(f"{key.method} {key.task} seed {key.seed}: {wait.message}")
     finally:
         generator.close()
+    if pending:
+        raise PendingWork(
+            f"{len(pending)} synthetic set(s) wait for their batches: " + "; ".join(pending),
+            hint="run the same `fewforge generate` (or `run`) later to collect them; nothing is lost",
+        )
     return out
 
 
@@ -231,28 +290,11 @@ def synthesis_stage(
     from fewforge.learners import student_factory
     from fewforge.synthesis.base import SynthesisContext
 
-    data, method = plan.data[key.task], plan.method(key)
+    data = plan.data[key.task]
+    method, curation, keep_per_label = set_method(plan, key)
     split = splits[(key.task, key.shots, key.seed)] if key.shots is not None else None
-    curation = plan.curation.get(key.method)  # a label audit of the set (synthesis/curation), or None
-    keep_per_label = None
-    if curation is not None and curation.overgenerate > 1:  # generate more, keep each label's best per_label
-        keep_per_label = method.config.per_label
-        method = type(method)(method.config.model_copy(
-            update={"per_label": math.ceil(keep_per_label * curation.overgenerate)}))
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
-    fp = fingerprint(
-        {
-            "source": split[1] if split else data.pool_fingerprint,
-            "seed": key.seed,
-            "method": method.name,
-            "config": method.config.model_dump(mode="json"),
-            "backend": generator.backend,
-            "model": generator.model_id,
-            "options": generator.output_options(),
-            # only when set: sets without curation keep the fingerprints their finished runs hold
-            **({"curate": _curation_semantic(curation)} if curation is not None else {}),
-        }
-    )
+    fp = set_fingerprint(plan, key, split[1] if split else None, generator)
     stage = run.stage(directory, fp)
     prompts = _set_prompts(plan, key)
     units = prompts * SECONDS_PER_PROMPT
@@ -263,6 +305,7 @@ def synthesis_stage(
     shots = f" k{key.shots}" if key.shots is not None else ""
     with stage, progress.stage(f"{key.method} {key.task}{shots} seed {key.seed}", prompts, units) as update:
         before = generator.stats()
+        generator.ledger = ledger = FailureLedger(plan.policy.max_failed_fraction)
         ctx = SynthesisContext(
             task=data.task,
             generator=generator,
@@ -276,19 +319,38 @@ def synthesis_stage(
             progress=update,
             train_learner=student_factory(data.task, key.seed),
         )
-        dataset = method.synthesize(ctx)
+        try:
+            dataset = method.synthesize(ctx)
+        finally:  # also when too many failed: the list says why
+            ledger.write(directory / "failures.jsonl")
+        ledger.check()
         if curation is not None:  # the auditor learns from the train rows only, never dev or test
             from fewforge.synthesis.curation import AuditContext, curate
 
             audit = AuditContext(data.task, key.seed, split[0].train if split else (), generator,
                                  ctx.workdir / "curate" if ctx.workdir else None, update)
             dataset = curate(dataset, curation, audit, per_label=keep_per_label)
-        dataset.card.update(generator_spec=plan.cfg.generator, generator_options=plan.cfg.generator_options)
+        dataset.card.update(
+            generator_spec=redact_text(plan.cfg.generator), generator_options=redact_value(plan.cfg.generator_options)
+        )
         dataset.card["cache"] = counts = generator.stats(since=before)
+        dataset.card["spend"] = spend(counts["usage"], plan.policy, generator)
+        dataset.card["failures"] = ledger.summary()
         dataset.save(directory, data.task)
         stage.info.update(examples=len(dataset.examples), cache=counts)
     log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), counts)
     return dataset.examples, fp
+
+
+def spend(usage: dict[str, int], policy: Any, generator: Any) -> dict[str, Any]:
+    """What generating a set cost: requests, failures and tokens the engine answered (cache hits are free),
+    and dollars when the grid gives prices (generator_options.price; the Batch API's discount applied)."""
+    out: dict[str, Any] = dict(usage)
+    price = getattr(policy, "price", None)
+    if price is not None:
+        batch = bool(getattr(getattr(generator, "inner", generator), "is_batch", False))
+        out["usd"] = round(price.usd(usage["prompt_tokens"], usage["completion_tokens"], batch), 6)
+    return out
 
 
 def _curation_semantic(curation: Any) -> dict[str, Any]:

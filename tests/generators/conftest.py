@@ -80,3 +80,48 @@ def llama_server(smollm2_path: Path) -> Iterator[str]:
     server = xlc.Server(p)
     yield server.listening_address + "/v1"
     del server  # dropping the Server stops the HTTP listener
+
+
+FAKE_VLLM = Path(__file__).parent / "fake_vllm"
+TINY_WORDS = (
+    "a an the of to in and or is was it this that film movie story review positive negative good bad "
+    "name color animal number write one word sentence about calm bright two old friends who walk by river "
+    "talk films they love"
+).split()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model folder as vLLM reads one: config.json, a word-level tokenizer with a chat template, and an
+    8-wide input embedding matrix in model.safetensors (what prompt_embeds are built from)."""
+    import torch
+    from safetensors.torch import save_file
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-vllm-model")
+    vocab = {w: i for i, w in enumerate(["[UNK]", "<s>", "</s>", "<|user|>", "<|assistant|>", *TINY_WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", bos_token="<s>", eos_token="</s>")
+    fast.chat_template = (
+        "{% for m in messages %}<|user|> {{ m['content'] }} {% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    fast.save_pretrained(folder)
+    from transformers import LlamaConfig
+
+    LlamaConfig(vocab_size=len(vocab), hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=1).save_pretrained(folder)
+    torch.manual_seed(0)
+    save_file({"model.embed_tokens.weight": torch.randn(len(vocab), 8)}, str(folder / "model.safetensors"))
+    return folder
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The fake `vllm` package importable here and in spawned children; returns its call log."""
+    log = tmp_path / "vllm-calls.jsonl"
+    monkeypatch.syspath_prepend(str(FAKE_VLLM))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FAKE_VLLM), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("FAKE_VLLM_LOG", str(log))
+    return log

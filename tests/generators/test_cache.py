@@ -85,7 +85,8 @@ def test_second_call_is_all_hits_and_identical(llamacpp_gen, tmp_path: Path):
     assert reopened.inner.calls == [] and sum(ticks) == 5  # type: ignore[attr-defined]
     assert [c.candidates for c in second] == [c.candidates for c in first]
     assert all(c.cached for c in second)
-    assert reopened.stats() == {"hits": 10, "misses": 0, "hit_rate": 1.0, "path": str(path)}
+    usage = {"requests": 0, "failed": 0, "prompt_tokens": 0, "completion_tokens": 0}  # hits cost nothing
+    assert reopened.stats() == {"hits": 10, "misses": 0, "hit_rate": 1.0, "usage": usage, "path": str(path)}
     info = reopened.info()
     assert info["rows"] == 10 and info["size_bytes"] > 0 and info == cache_info(path)
 

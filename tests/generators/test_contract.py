@@ -26,6 +26,23 @@ def make(request: pytest.FixtureRequest):
             from fewforge.generators.openai_compat import OpenAICompatGenerator
 
             return OpenAICompatGenerator("smollm2", base_url=request.getfixturevalue("llama_server"))
+        if name == "openai-batch":  # the Batch API of the loopback fake server (llama.cpp has none)
+            from fake_openai import FakeOpenAI
+
+            from fewforge.generators.openai_batch import OpenAIBatchGenerator
+
+            server = FakeOpenAI(batch_polls=2).__enter__()
+            request.addfinalizer(server.close)
+            gen = OpenAIBatchGenerator("fake", base_url=server.url, poll_interval=0.01)
+            gen.bind_state_dir(request.getfixturevalue("tmp_path") / "batches")
+            return gen
+        if name == "vllm":  # vLLM's contract through the fake package (test_vllm.py)
+            from fewforge.generators.vllm_offline import VLLMGenerator
+
+            request.getfixturevalue("fake_vllm")
+            gen = VLLMGenerator(str(request.getfixturevalue("tiny_model_dir")))
+            request.addfinalizer(gen.close)
+            return gen
         raise AssertionError(f"no offline factory for the registered backend {name!r}")
 
     return factory

@@ -143,11 +143,12 @@ def test_missing_file_and_bad_model(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_context_overflow_is_a_backend_error(llamacpp_gen):
+def test_context_overflow_fails_that_request_only(llamacpp_gen):
     assert llamacpp_gen.n_ctx_per_slot == 256
-    with pytest.raises(BackendError, match="exceeds the available context") as err:
-        llamacpp_gen.generate(["Say hi.", "word " * 1000], SamplingParams(max_new_tokens=4))
-    assert "n_ctx_per_slot" in err.value.hint
+    short, long = llamacpp_gen.generate(["Say hi.", "word " * 1000], SamplingParams(max_new_tokens=4))
+    assert not short.failed and short.text
+    failure = long.candidates[0].failure
+    assert long.failed and "exceeds the available context" in failure.message and "n_ctx_per_slot" in failure.message
 
 
 @pytest.mark.skipif(

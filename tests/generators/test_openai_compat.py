@@ -6,7 +6,6 @@ import asyncio
 
 import pytest
 
-from fewforge.errors import BackendError
 from fewforge.generators.base import SamplingParams
 from fewforge.generators.openai_compat import OpenAICompatGenerator
 
@@ -47,21 +46,21 @@ def test_request_args_keep_defaults_out():
     assert args["extra_body"] == {"top_k": 5, "repetition_penalty": 1.2, "repeat_penalty": 1.2}
 
 
-def test_model_id_ignores_url_and_key(monkeypatch: pytest.MonkeyPatch):
+def test_model_id_ignores_urls_and_key(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MY_KEY", "sk-secret-value")
     a = OpenAICompatGenerator("Qwen/Qwen2.5-7B", base_url="http://a:8000/v1", api_key_env="MY_KEY")
-    b = OpenAICompatGenerator("Qwen/Qwen2.5-7B", base_url="http://b:9000/v1")
-    assert a.model_id == b.model_id == "openai:Qwen/Qwen2.5-7B"
+    b = OpenAICompatGenerator("Qwen/Qwen2.5-7B", base_url="http://b:9000/v1,http://c:9000/v1")
+    assert a.model_id == b.model_id == "openai:Qwen/Qwen2.5-7B" and len(b.endpoints) == 2
     assert "sk-secret-value" not in repr(vars(a))  # the key is read per call, never stored
 
 
-def test_unreachable_server_is_one_line_backend_error(closed_url: str):
+def test_unreachable_server_is_a_failed_request_with_one_line(closed_url: str):
     url = closed_url
-    gen = OpenAICompatGenerator("smollm2", base_url=url, max_retries=0, timeout=2.0)
-    with pytest.raises(BackendError) as err:
-        gen.generate(["hello"], SamplingParams(max_new_tokens=4))
-    assert err.value.message == f"cannot reach the generator server at {url}"
-    assert "\n" not in str(err.value) and err.value.__cause__ is None and err.value.__suppress_context__
+    gen = OpenAICompatGenerator("smollm2", base_url=url, max_attempts=1, timeout=2.0)
+    (out,) = gen.generate(["hello"], SamplingParams(max_new_tokens=4))
+    failure = out.candidates[0].failure
+    assert out.failed and out.text == "" and out.candidates[0].finish_reason == "error"
+    assert failure.message == f"cannot reach the generator server at {url}" and failure.status is None
 
 
 def test_works_inside_a_running_event_loop(llama_server: str):
@@ -73,8 +72,8 @@ def test_works_inside_a_running_event_loop(llama_server: str):
     assert asyncio.run(caller()).strip()
 
 
-def test_unknown_endpoint_status_error(llama_server: str):
+def test_unknown_endpoint_fails_the_request_with_the_servers_status(llama_server: str):
     url = llama_server.removesuffix("/v1") + "/nope/v1"
-    gen = OpenAICompatGenerator("smollm2", base_url=url, max_retries=0)
-    with pytest.raises(BackendError, match="answered 404"):
-        gen.generate(["hello"], SamplingParams(max_new_tokens=2))
+    gen = OpenAICompatGenerator("smollm2", base_url=url)
+    (out,) = gen.generate(["hello"], SamplingParams(max_new_tokens=2))
+    assert out.failed and out.candidates[0].failure.status == 404 and out.candidates[0].failure.attempts == 1

@@ -263,7 +263,7 @@ def test_openai_server_without_prompt_logprobs_is_a_one_line_error(llama_server:
     from fewforge.generators.openai_compat import OpenAICompatGenerator
 
     for chat in (False, True):
-        gen = OpenAICompatGenerator("smollm2", base_url=llama_server, chat=chat, max_retries=0)
+        gen = OpenAICompatGenerator("smollm2", base_url=llama_server, chat=chat, max_attempts=1)
         with pytest.raises(BackendError) as err:
             gen.score([FRANCE], [" Paris"])
         assert llama_server in err.value.message and "cannot score" in err.value.message

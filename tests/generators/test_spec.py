@@ -34,14 +34,21 @@ def test_backend_specs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     served = get_generator("openai:Qwen/Qwen2.5-7B@http://localhost:8000/v1", concurrency=4)
     assert isinstance(served, OpenAICompatGenerator)
-    assert (served.model, served.base_url, served.concurrency) == ("Qwen/Qwen2.5-7B", "http://localhost:8000/v1", 4)
+    assert (served.model, served.urls, served.client.concurrency) == ("Qwen/Qwen2.5-7B", ["http://localhost:8000/v1"], 4)
     hosted = get_generator("openai:gpt-4o-mini")
-    assert (hosted.model, hosted.base_url, hosted.url) == ("gpt-4o-mini", None, DEFAULT_URL)
+    assert (hosted.model, hosted.urls, hosted.url) == ("gpt-4o-mini", [], DEFAULT_URL)
     tagged = get_generator("openai:llama3@latest")  # an @ that is no URL stays in the model name
-    assert tagged.model == "llama3@latest" and tagged.base_url is None
+    assert tagged.model == "llama3@latest" and tagged.urls == []
+    several = get_generator("openai:m@http://a:8000/v1,https://u:pw@b/v1")  # credentials do not split the model
+    assert several.model == "m" and several.urls == ["http://a:8000/v1", "https://u:pw@b/v1"]
+    batch = get_generator("openai-batch:gpt-4o-mini")
+    assert batch.backend == "openai-batch" and batch.cache_namespace == hosted.cache_namespace == "openai"
+    assert batch.model_id == hosted.model_id
+    with pytest.raises(ConfigError, match="invalid server URL 'http://\\*\\*\\*@'"):
+        get_generator("openai:m@http://u:pw@")
 
 
-@pytest.mark.parametrize("spec", ["gpt2", "vllm:x", "llamacpp:", "openai", "smollm3", ":x"])
+@pytest.mark.parametrize("spec", ["gpt2", "vllm2:x", "llamacpp:", "openai", "smollm3", ":x"])
 def test_unknown_spec_lists_the_forms(spec: str):
     with pytest.raises(ConfigError, match="unknown generator spec") as err:
         get_generator(spec)
@@ -64,11 +71,13 @@ def test_gemma_spec():
 
 
 def test_registry_and_lazy_imports():
-    assert GENERATORS.names() == ["hf", "llamacpp", "openai"]
+    assert GENERATORS.names() == ["hf", "llamacpp", "openai", "openai-batch", "vllm"]
     assert GENERATORS.get("llamacpp") is LlamaCppGenerator
     code = (
-        "import sys, fewforge.generators as g; g.get_generator('openai:m@http://x/v1');"
-        "print(sorted(m for m in ('torch', 'transformers', 'xllamacpp', 'openai') if m in sys.modules))"
+        "import sys, fewforge, fewforge.generators as g; g.get_generator('openai:m@http://x/v1');"
+        "g.get_generator('openai-batch:m'); g.get_generator('vllm:some/model');"
+        "print(sorted(m for m in ('torch', 'transformers', 'xllamacpp', 'openai', 'vllm', 'ray', 'submitit') "
+        "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

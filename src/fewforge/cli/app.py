@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 from rich.console import Console
 
-from fewforge.cli import cache, evaluate, generate, predict, quality, report, run, sample, tasks, train
+from fewforge.cli import cache, estimate, evaluate, generate, predict, quality, report, run, sample, tasks, train
 
 app = typer.Typer(
     name="fewforge",
@@ -24,6 +24,7 @@ app = typer.Typer(
 app.command("tasks")(tasks.tasks)
 app.command("sample")(sample.sample)
 app.command("generate")(generate.generate)
+app.command("estimate")(estimate.estimate)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("predict")(predict.predict)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Annotated
+
+import typer
 from rich.console import Console
 
 from fewforge.cli.options import (
@@ -33,9 +36,17 @@ def generate(
     curate: CurateOpt = None,
     no_cache: NoCacheOpt = False,
     output: OutputOpt = None,
+    submit_only: Annotated[
+        bool,
+        typer.Option(
+            "--submit-only",
+            help="with openai-batch: submit every set's batch and return; a later generate or run collects",
+        ),
+    ] = False,
 ) -> None:
     """Sample the few-shot splits and synthesize every synthetic set of a grid into OUTPUT/synthetic/
     (resumable; `fewforge run` with the same grid and output then only trains)."""
+    from fewforge.errors import PendingWork
     from fewforge.pipeline import run_experiment
 
     cfg = build_config(
@@ -52,7 +63,11 @@ def generate(
         no_cache=no_cache,
     )
     out_dir = output_dir(output, grid)
-    run_experiment(cfg, out_dir, console=Console(stderr=True), until="synthesis")
+    try:
+        run_experiment(cfg, out_dir, console=Console(stderr=True), until="synthesis", submit_only=submit_only)
+    except PendingWork as pending:
+        Console().print(f"submitted: {pending.message}\n{pending.hint}", highlight=False, soft_wrap=True)
+        return
     sets = sorted(p.parent for p in (out_dir / "synthetic").rglob("done.json") if "_stale" not in p.parts)
     Console().print(
         "\n".join(f"{p} ({sum(1 for _ in (p / 'data.jsonl').open())} rows)" for p in sets) or "no synthetic sets"

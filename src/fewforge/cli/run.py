@@ -42,6 +42,9 @@ def run(
     no_cache: NoCacheOpt = False,
     output: OutputOpt = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip writing report.html / report.md")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print what generation will cost (fewforge estimate) and stop")
+    ] = False,
 ) -> None:
     """Run an experiment grid: few-shot splits, synthesis, every learner on real only vs real + synthetic
     data, statistics, and an HTML report. A rerun with the same --output resumes.
@@ -69,6 +72,11 @@ def run(
         no_cache=no_cache,
     )
     out_dir = output_dir(output, grid)
+    if dry_run:
+        from fewforge.cli.estimate import show_estimate
+
+        show_estimate(cfg, out_dir)
+        return
     results = run_experiment(cfg, out_dir, console=Console(stderr=True), report=not no_report, command=command_line())
     out = Console()
     if not out.is_terminal:  # a log file or pipe: keep rows on one line instead of wrapping at 80 columns

@@ -262,12 +262,14 @@ def _per_class_rows(summary: Sequence[Mapping[str, Any]]) -> dict[str, tuple[lis
 
 
 def _set_rows(sets: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    header = ["set", "kept", "generated", "dropped by reason", "cache hits", "generation s"]
+    header = ["set", "kept", "generated", "dropped by reason", "cache hits", "generation s",
+              "requests (failed)", "tokens in / out", "usd"]
     rows = []
     for s in sets:
         card = s["card"]
         dropped = ", ".join(f"{k} {v}" for k, v in (card.get("postprocess", {}).get("dropped") or {}).items()) or "none"
         cache = card.get("cache", {})
+        spend = card.get("spend") or {}  # what the engine was asked and answered (cache hits are free)
         rows.append(
             [
                 s["path"],
@@ -276,6 +278,9 @@ def _set_rows(sets: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[s
                 dropped,
                 f"{cache.get('hits', 0)}/{cache.get('hits', 0) + cache.get('misses', 0)}",
                 str(card.get("generation_time_s", "")),
+                f"{spend['requests']} ({spend['failed']})" if spend else "",
+                f"{spend['prompt_tokens']:,} / {spend['completion_tokens']:,}" if spend else "",
+                f"{spend['usd']:.4f}" if "usd" in spend else "",
             ]
         )
     return header, rows

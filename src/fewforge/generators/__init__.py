@@ -41,6 +41,9 @@ GENERATORS: Registry[type[Generator]] = Registry("generator backend")
 GENERATORS.register("llamacpp", "fewforge.generators.llamacpp:LlamaCppGenerator")
 GENERATORS.register("hf", "fewforge.generators.hf:HFGenerator")
 GENERATORS.register("openai", "fewforge.generators.openai_compat:OpenAICompatGenerator")
+GENERATORS.register("openai-batch", "fewforge.generators.openai_batch:OpenAIBatchGenerator")
+GENERATORS.register("vllm", "fewforge.generators.vllm_offline:VLLMGenerator")
+URL_BACKENDS = ("openai", "openai-batch")  # specs of the form NAME:MODEL@URL1,URL2
 
 DEFAULT_GENERATOR = "smollm2"
 
@@ -51,7 +54,10 @@ SPEC_FORMS = (
     "hf:smollm2 (the packaged SmolLM2 through transformers: loads adapters, can be tuned)",
     "hf:DIR_OR_GGUF_OR_HUB_ID",
     "openai:MODEL@URL (e.g. openai:Qwen/Qwen2.5-7B@http://localhost:8000/v1)",
+    "openai:MODEL@URL1,URL2,... (several servers of one model; each request goes to the least busy)",
     "openai:MODEL (OpenAI's API, key in OPENAI_API_KEY)",
+    "openai-batch:MODEL[@URL] (the Batch API: half the price, answers within 24 h; shares the openai cache)",
+    "vllm:MODEL_OR_DIR (vLLM's offline engine in a child process; needs fewforge[vllm] and a GPU)",
 )
 
 
@@ -89,10 +95,13 @@ def get_generator(spec: str | None = None, **options: Any) -> Generator:
             from fewforge.packaged import lm_source
 
             arg = lm_source(None)
-        if name == "openai":
-            model, at, url = arg.rpartition("@")
-            if at and model and url.startswith(("http://", "https://")):
-                options.setdefault("base_url", url)
-                arg = model
+        if name in URL_BACKENDS:
+            from fewforge.generators.urls import parse_model_at_urls
+
+            arg, urls = parse_model_at_urls(arg)
+            if urls:
+                options.setdefault("base_url", urls)
         return _build(name, arg, options)
-    raise ConfigError(f"unknown generator spec {spec!r}", hint="use one of: " + "; ".join(SPEC_FORMS))
+    from fewforge.generators.urls import redact_text
+
+    raise ConfigError(f"unknown generator spec {redact_text(spec)!r}", hint="use one of: " + "; ".join(SPEC_FORMS))

@@ -17,7 +17,9 @@ from typing import Any, Callable, ClassVar, Literal, Sequence, Union
 
 from fewforge.errors import BackendError, ConfigError
 
-FinishReason = Literal["stop", "length"]
+# "error": the request failed after its retries (`Candidate.failure` says why); such a candidate has
+# no text, is never cached, and a method treats it like a filtered row (it tops up from other prompts).
+FinishReason = Literal["stop", "length", "error"]
 # Called with the number of prompts finished since the last call (drives progress bars).
 ProgressCallback = Callable[[int], None]
 # Where each prompt sits in the caller's full list (its seeds derive from that position): an int
@@ -71,10 +73,39 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class RequestFailure:
+    """Why one request failed for good: the HTTP status (None for a connection error, a timeout or a
+    malformed answer), the server's message (credentials redacted), and how many attempts were made."""
+
+    status: int | None
+    message: str
+    attempts: int = 1
+
+    def __str__(self) -> str:
+        return f"{self.status}: {self.message}" if self.status is not None else self.message
+
+
+@dataclass(frozen=True)
 class Candidate:
     text: str
     finish_reason: FinishReason
     n_tokens: int  # generated tokens
+    prompt_tokens: int | None = None  # as the engine counted them, when it says (cost accounting)
+    failure: RequestFailure | None = None  # set when finish_reason == "error"
+
+    @classmethod
+    def from_failure(cls, failure: RequestFailure) -> "Candidate":
+        return cls(text="", finish_reason="error", n_tokens=0, failure=failure)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+# Called by a backend as each candidate of a `generate` call finishes, from whichever thread finished it:
+# (index of the prompt in the call, index of the candidate, the candidate). The cache stores it at once,
+# so a killed run loses only the requests in flight.
+CandidateCallback = Callable[[int, int, Candidate], None]
 
 
 @dataclass(frozen=True)
@@ -90,6 +121,11 @@ class Completion:
     @property
     def n_tokens(self) -> int:
         return sum(c.n_tokens for c in self.candidates)
+
+    @property
+    def failed(self) -> bool:
+        """Some candidate's request failed for good (its text is empty)."""
+        return any(not c.ok for c in self.candidates)
 
 
 @dataclass(frozen=True)
@@ -160,6 +196,18 @@ class Generator(ABC):
     """Base class of every backend. Constructors only store settings; `load()` does the heavy work."""
 
     backend: ClassVar[str]  # registry name, e.g. "llamacpp"
+    # True when `generate` accepts `on_candidate=` and calls it as each candidate finishes (every built-in
+    # backend); the cache then commits each answer as it arrives instead of after the whole call.
+    reports_candidates: ClassVar[bool] = False
+    # True for an engine that schedules its own batches (vLLM): the cache sends it every miss of a call
+    # at once instead of in chunks.
+    whole_calls: ClassVar[bool] = False
+
+    @property
+    def cache_namespace(self) -> str:
+        """The backend name inside cache keys. Transports of one engine share it (the Batch API and the
+        online API of one model), so switching between them never regenerates anything."""
+        return self.backend
 
     @property
     @abstractmethod
@@ -193,6 +241,11 @@ class Generator(ABC):
             f"the {self.backend} backend cannot be tuned: it serves a model fewforge cannot train",
             hint="tune through the transformers backend: --generator hf:smollm2 (the packaged SmolLM2) or hf:MODEL",
         )
+
+    def count_tokens(self, prompts: Sequence[str]) -> list[int] | None:
+        """How many tokens each prompt is as the model reads it (chat template included), when the backend
+        has the model's tokenizer at hand; None when only the server knows (cost estimates then guess)."""
+        return None
 
     supports_scoring: ClassVar[bool] = False
 
@@ -231,6 +284,12 @@ class Generator(ABC):
         is applied to every prompt of the call; backends without adapters raise (`check_adapter`). With
         an adapter, a prompt is the raw text that follows the adapter's soft prompt — no chat template
         and no start-of-sequence token: the tuned prompt stands in for the instruction.
+
+        A request that fails for good (after the backend's own retries) comes back as a
+        `Candidate.from_failure(...)`, never as an exception that takes the call's other requests down; an
+        exception means the backend as a whole cannot work (not installed, model missing). Backends with
+        `reports_candidates` also take `on_candidate=` (CandidateCallback); an exception it raises stops
+        the call (the cache's failure budget uses that to stop sending to a dead server).
         """
 
     def __enter__(self) -> "Generator":

@@ -30,6 +30,7 @@ from fewforge.generators._gguf import file_id, read_string_field, require_file
 from fewforge.generators.base import (
     AdapterRequest,
     Candidate,
+    CandidateCallback,
     Completion,
     Generator,
     Positions,
@@ -79,6 +80,7 @@ class HFGenerator(Generator):
     """
 
     backend = "hf"
+    reports_candidates = True
     supports_adapters = True  # soft-prompt adapters (label prompts or prefixes; causal LMs) and peft LoRA folders
     supports_scoring = True
 
@@ -253,6 +255,7 @@ class HFGenerator(Generator):
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
         adapter: AdapterRequest | None = None,
+        on_candidate: CandidateCallback | None = None,
     ) -> list[Completion]:
         self.check_adapter(adapter)
         self.load()
@@ -269,6 +272,8 @@ class HFGenerator(Generator):
                 candidates = self._generate_batch(model, [encoded[i] for i, _ in batch], seeds, params, soft, adapter)
                 for (i, j), cand in zip(batch, candidates):
                     results[i, j] = cand
+                    if on_candidate is not None:
+                        on_candidate(i, j, cand)
                     left[i] -= 1
                     if left[i] == 0 and progress is not None:
                         progress(1)

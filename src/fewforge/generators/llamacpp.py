@@ -26,10 +26,12 @@ from fewforge.generators._gguf import file_id, has_chat_template, require_file
 from fewforge.generators.base import (
     AdapterRequest,
     Candidate,
+    CandidateCallback,
     Completion,
     Generator,
     Positions,
     ProgressCallback,
+    RequestFailure,
     SamplingParams,
     Score,
     positions,
@@ -75,6 +77,7 @@ class LlamaCppGenerator(Generator):
 
     backend = "llamacpp"
     supports_scoring = True
+    reports_candidates = True
 
     def __init__(
         self,
@@ -144,6 +147,14 @@ class LlamaCppGenerator(Generator):
             self._served = 0
 
     def _request(self, prompt: str, params: SamplingParams, seed: int) -> Candidate:
+        """One completion; a request llama.cpp rejects (a prompt longer than its slot) is a failed
+        candidate with llama.cpp's message, not an error that ends the call."""
+        try:
+            return self._complete(prompt, params, seed)
+        except BackendError as e:
+            return Candidate.from_failure(RequestFailure(400, f"{e.message} ({e.hint})" if e.hint else e.message))
+
+    def _complete(self, prompt: str, params: SamplingParams, seed: int) -> Candidate:
         body: dict[str, Any] = {
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
@@ -172,10 +183,12 @@ class LlamaCppGenerator(Generator):
             )
         choice = response["choices"][0]
         text = choice["message"]["content"] if self.chat else choice["text"]
+        usage = response.get("usage") or {}
         return Candidate(
             text=text or "",
             finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
-            n_tokens=int(response["usage"]["completion_tokens"]),
+            n_tokens=int(usage["completion_tokens"]),
+            prompt_tokens=int(usage["prompt_tokens"]) if usage.get("prompt_tokens") is not None else None,
         )
 
     def generate(
@@ -186,6 +199,7 @@ class LlamaCppGenerator(Generator):
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
         adapter: AdapterRequest | None = None,
+        on_candidate: CandidateCallback | None = None,
     ) -> list[Completion]:
         self.check_adapter(adapter)
         n = params.n
@@ -196,7 +210,9 @@ class LlamaCppGenerator(Generator):
 
         def run(i: int, j: int) -> None:
             seed = params.request_seed(where[i], j)
-            results[i][j] = self._request(prompts[i], params, seed)
+            results[i][j] = candidate = self._request(prompts[i], params, seed)
+            if on_candidate is not None:
+                on_candidate(i, j, candidate)
             with done_lock:
                 remaining[i] -= 1
                 finished = remaining[i] == 0
@@ -262,15 +278,28 @@ class LlamaCppGenerator(Generator):
         self._serve([lambda i=i: run(i) for i in range(len(prompts)) if ids[i]])
         return scores
 
-    def _continuation_ids(self, text: str) -> list[int]:
-        if not text:
-            return []
+    def _text_tokenizer(self) -> Any:
         if self._tokenizer is None:
             with self._lock:
                 if self._tokenizer is None:
                     self._tokenizer = _gguf_tokenizer(require_file(self.model_path))
-        ids = list(self._tokenizer(text, add_special_tokens=False)["input_ids"])
-        end = {self._tokenizer.eos_token_id, self._tokenizer.pad_token_id} - {None}
+        return self._tokenizer
+
+    def count_tokens(self, prompts: Sequence[str]) -> list[int] | None:
+        tokenizer = self._text_tokenizer()
+        if self.chat:
+            rendered = [
+                tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+                for p in prompts
+            ]
+            return [len(tokenizer(r, add_special_tokens=False)["input_ids"]) for r in rendered]
+        return [len(tokenizer(p)["input_ids"]) for p in prompts]
+
+    def _continuation_ids(self, text: str) -> list[int]:
+        if not text:
+            return []
+        ids = list(self._text_tokenizer()(text, add_special_tokens=False)["input_ids"])
+        end = {self._tokenizer.eos_token_id, self._tokenizer.pad_token_id} - {None}  # loaded above
         if end & set(ids):  # llama.cpp stops at an end-of-generation token: it cannot be forced
             raise BackendError(
                 f"llama.cpp cannot score a continuation holding an end-of-sequence token: {text[:60]!r}",

@@ -1,8 +1,12 @@
 """Any OpenAI-compatible server (vLLM, llama.cpp server, Ollama, TGI, OpenAI) through `openai`.
 
-One request per candidate (n=1, its own seed): many servers ignore `n` together with `seed`. Requests
-run concurrently under a semaphore; retries and backoff are the client's own (`max_retries`). The API
-key is read from the environment at call time and never stored, logged or put in a cache key.
+One request per candidate (n=1, its own seed): many servers ignore `n` together with `seed`. Requests go
+through `OpenAIClient` (openai_client.py): our own retries and backoff, rate limits (`rpm`, `tpm`,
+`concurrency`, tightened by the server's `x-ratelimit-*` headers), a cool-down shared by every request
+after a 429, and several servers of one model (`MODEL@URL1,URL2`, the same cache identity as one URL). A
+request that fails for good comes back as a failed candidate with the server's message: it never takes
+the call's other requests down. OPENAI_API_KEY goes only to OpenAI's own host; other servers get a key
+only through `api_key_env`; credentials written inside a URL are used but never shown.
 
 `score` reads prompt log-probabilities from the completions endpoint (`echo=True, logprobs=1`, one
 generated token), as vLLM's OpenAI server and OpenAI's legacy completion models return them. Raw prompts
@@ -15,36 +19,34 @@ prompt ids + continuation ids, so the continuation is tokenized alone, as the ot
 from __future__ import annotations
 
 import asyncio
-import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Coroutine, Sequence, TypeVar
+from typing import Any, Awaitable, Sequence
 
 from fewforge.errors import BackendError
+from fewforge.generators import urls as urltools
 from fewforge.generators.base import (
     AdapterRequest,
     Candidate,
+    CandidateCallback,
     Completion,
     Generator,
     Positions,
     ProgressCallback,
+    RequestFailure,
     SamplingParams,
     Score,
     positions,
 )
+from fewforge.generators.openai_client import (
+    RETRYABLE_STATUS,
+    Endpoint,
+    Malformed,
+    OpenAIClient,
+    run_sync,
+    status_hint,
+)
 
-T = TypeVar("T")
-DEFAULT_URL = "https://api.openai.com/v1"
-_LOCAL_DUMMY_KEY = "sk-no-key-required"  # local servers accept any key; the client insists on one
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine from sync code, also when the caller is already inside an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    with ThreadPoolExecutor(max_workers=1) as pool:  # a fresh loop in a worker thread
-        return pool.submit(asyncio.run, coro).result()
+DEFAULT_URL = urltools.OPENAI_URL
+__all__ = ["DEFAULT_URL", "RETRYABLE_STATUS", "Malformed", "OpenAICompatGenerator", "run_sync"]
 
 
 class OpenAICompatGenerator(Generator):
@@ -52,54 +54,56 @@ class OpenAICompatGenerator(Generator):
 
     backend = "openai"
     supports_scoring = True
+    reports_candidates = True
 
     def __init__(
         self,
         model: str,
         *,
-        base_url: str | None = None,
+        base_url: str | list[str] | None = None,
         chat: bool = True,
         concurrency: int = 16,
-        max_retries: int = 3,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        max_attempts: int = 6,
         timeout: float = 120.0,
-        api_key_env: str = "OPENAI_API_KEY",
+        deadline: float | None = 600.0,
+        backoff: float = 0.5,
+        backoff_cap: float = 30.0,
+        api_key_env: str | None = None,
     ) -> None:
         self.model = model
-        self.base_url = base_url
         self.chat = chat
-        self.concurrency = concurrency
-        self.max_retries = max_retries
-        self.timeout = timeout
+        self.client = OpenAIClient(
+            urltools.split_urls(base_url), concurrency=concurrency, rpm=rpm, tpm=tpm, max_attempts=max_attempts,
+            timeout=timeout, deadline=deadline, backoff=backoff, backoff_cap=backoff_cap, api_key_env=api_key_env,
+        )
+        self.urls = urltools.split_urls(base_url)  # as given (empty: OPENAI_BASE_URL or OpenAI's own)
         self.api_key_env = api_key_env
 
     def __repr__(self) -> str:
-        return f"OpenAICompatGenerator({self.model!r}, base_url={self.url!r}, chat={self.chat})"
+        return f"{type(self).__name__}({self.model!r}, base_url={self.client.shown!r}, chat={self.chat})"
 
     @property
     def model_id(self) -> str:
-        return f"openai:{self.model}"  # no base_url: the same model served elsewhere shares the cache
+        return f"openai:{self.model}"  # no URL: the same model served elsewhere shares the cache
 
     def output_options(self) -> dict[str, Any]:
         return {"chat": self.chat}
 
     @property
     def url(self) -> str:
-        return self.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL
+        """The first server's URL, redacted (for messages)."""
+        return self.client.url
 
-    def _client(self) -> Any:
-        try:
-            from openai import AsyncOpenAI
-        except ImportError:
-            raise BackendError(
-                "the openai backend needs the openai package", hint="run: pip install openai"
-            ) from None
-        return AsyncOpenAI(
-            api_key=os.environ.get(self.api_key_env) or _LOCAL_DUMMY_KEY,
-            base_url=self.url,
-            max_retries=self.max_retries,
-            timeout=self.timeout,
-        )
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return self.client.endpoints
 
+    def limits(self) -> dict[str, Any]:
+        return self.client.limits()
+
+    # -- generation ------------------------------------------------------------------------------------
     def _request_args(self, prompt: str, params: SamplingParams, seed: int) -> dict[str, Any]:
         args: dict[str, Any] = {
             "model": self.model,
@@ -125,38 +129,59 @@ class OpenAICompatGenerator(Generator):
             args["prompt"] = prompt
         return args
 
-    async def _one(
-        self, client: Any, sem: asyncio.Semaphore, prompt: str, params: SamplingParams, seed: int
-    ) -> Candidate:
+    def request_body(self, prompt: str, params: SamplingParams, seed: int) -> dict[str, Any]:
+        """The JSON body of one request as the server receives it (the Batch API's `body`)."""
         args = self._request_args(prompt, params, seed)
-        create = client.chat.completions.create if self.chat else client.completions.create
-        response = await self._call(sem, create, args)
-        choice = response.choices[0]
-        text = choice.message.content if self.chat else choice.text
-        usage = getattr(response, "usage", None)
+        return {**{k: v for k, v in args.items() if k != "extra_body"}, **args.get("extra_body", {})}
+
+    def parse_choice(self, response: Any) -> Candidate:
+        """A candidate from a parsed completion (SDK object or plain dict); Malformed when it has none."""
+        try:
+            get = (lambda o, k: o.get(k)) if isinstance(response, dict) else getattr
+            choice = get(response, "choices")[0]
+            if self.chat:
+                message = get(choice, "message")
+                text = get(message, "content")
+            else:
+                text = get(choice, "text")
+            finish = get(choice, "finish_reason")
+            usage = get(response, "usage")
+        except (AttributeError, IndexError, KeyError, TypeError) as e:
+            raise Malformed(f"no completion in the answer ({type(e).__name__})") from None
+        if text is not None and not isinstance(text, str):
+            raise Malformed("the completion is not text")
+        get_usage = (lambda k: usage.get(k)) if isinstance(usage, dict) else (lambda k: getattr(usage, k, None))
+        completion_tokens = get_usage("completion_tokens") if usage else None
+        prompt_tokens = get_usage("prompt_tokens") if usage else None
         return Candidate(
             text=text or "",
-            finish_reason="length" if choice.finish_reason == "length" else "stop",
-            n_tokens=int(usage.completion_tokens) if usage and usage.completion_tokens else 0,
+            finish_reason="length" if finish == "length" else "stop",
+            n_tokens=int(completion_tokens or 0),
+            prompt_tokens=int(prompt_tokens) if prompt_tokens is not None else None,
         )
 
-    async def _call(self, sem: asyncio.Semaphore, create: Any, args: dict[str, Any]) -> Any:
-        """One API call under the concurrency limit, its failures as one-line BackendErrors."""
-        import openai
-
+    def _parse_generation(self, answer: Any) -> tuple[Candidate, int | None]:
         try:
-            async with sem:
-                return await create(**args)
-        except openai.APIConnectionError:  # also covers timeouts, after the client's retries
-            raise BackendError(
-                f"cannot reach the generator server at {self.url}",
-                hint="start the server or fix --generator openai:MODEL@URL",
-            ) from None
-        except openai.APIStatusError as e:
-            raise BackendError(
-                f"the generator server at {self.url} answered {e.status_code}: {_short(e)}",
-                hint=_status_hint(e.status_code, self.api_key_env),
-            ) from None
+            response = answer.parse()
+        except Exception as e:  # noqa: BLE001 - whatever the SDK makes of a broken body, it is malformed
+            raise Malformed(f"unreadable body ({type(e).__name__})") from None
+        cand = self.parse_choice(response)
+        used = (cand.prompt_tokens or 0) + cand.n_tokens if cand.prompt_tokens is not None else None
+        return cand, used
+
+    def estimated_tokens(self, prompt: str, params: SamplingParams) -> int:
+        """A request's token cost before it is sent (for `tpm`): ~4 characters a token, plus max_tokens."""
+        return len(prompt) // 4 + 8 + params.max_new_tokens
+
+    async def _one(self, prompt: str, params: SamplingParams, seed: int) -> Candidate:
+        args = self._request_args(prompt, params, seed)
+
+        def call(client: Any) -> Awaitable[Any]:
+            api = client.chat.completions if self.chat else client.completions
+            return api.with_raw_response.create(**args)
+
+        out = await self.client.send(call, self._parse_generation, self.estimated_tokens(prompt, params))
+        return Candidate.from_failure(out) if isinstance(out, RequestFailure) else out
 
     async def _generate(
         self,
@@ -164,26 +189,32 @@ class OpenAICompatGenerator(Generator):
         params: SamplingParams,
         start_index: Positions,
         progress: ProgressCallback | None,
+        on_candidate: CandidateCallback | None,
     ) -> list[Completion]:
-        sem = asyncio.Semaphore(self.concurrency)
         where = positions(start_index, len(prompts))
-        async with self._client() as client:
+        left = [params.n] * len(prompts)
 
-            async def prompt_task(i: int) -> Completion:
-                seeds = [params.request_seed(where[i], j) for j in range(params.n)]
-                cands = await asyncio.gather(
-                    *(self._one(client, sem, prompts[i], params, s) for s in seeds)
-                )
-                if progress is not None:
-                    progress(1)
-                return Completion(prompt=prompts[i], candidates=tuple(cands))
+        async def candidate_task(i: int, j: int) -> Candidate:
+            cand = await self._one(prompts[i], params, params.request_seed(where[i], j))
+            if on_candidate is not None:
+                on_candidate(i, j, cand)
+            left[i] -= 1
+            if left[i] == 0 and progress is not None:
+                progress(1)
+            return cand
 
-            tasks = [asyncio.ensure_future(prompt_task(i)) for i in range(len(prompts))]
-            try:
-                return list(await asyncio.gather(*tasks))
-            finally:
-                for task in tasks:  # after a failure, stop the requests still in flight
-                    task.cancel()
+        tasks = [
+            asyncio.ensure_future(candidate_task(i, j)) for i in range(len(prompts)) for j in range(params.n)
+        ]
+        try:
+            results = await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:  # after an exception (the caller's failure budget), stop what is in flight
+                task.cancel()
+        return [
+            Completion(prompt=p, candidates=tuple(results[i * params.n : (i + 1) * params.n]))
+            for i, p in enumerate(prompts)
+        ]
 
     def generate(
         self,
@@ -193,11 +224,13 @@ class OpenAICompatGenerator(Generator):
         start_index: Positions = 0,
         progress: ProgressCallback | None = None,
         adapter: AdapterRequest | None = None,
+        on_candidate: CandidateCallback | None = None,
     ) -> list[Completion]:
         self.check_adapter(adapter)
         if not prompts:
             return []
-        return run_sync(self._generate(list(prompts), params, start_index, progress))
+        prompts = list(prompts)
+        return run_sync(self.client.session(lambda: self._generate(prompts, params, start_index, progress, on_candidate)))
 
     # -- scoring -----------------------------------------------------------------------------------
     def score(
@@ -209,32 +242,29 @@ class OpenAICompatGenerator(Generator):
         progress: ProgressCallback | None = None,
     ) -> list[Score]:
         """Log-probabilities of continuations (Generator.score) from the server's prompt log-probabilities
-        (see the module docstring); a server that returns none is a one-line BackendError."""
+        (see the module docstring); a server that returns none is a one-line BackendError, and so is a
+        pair whose request failed for good (a score cannot be left out the way a row can)."""
         if len(prompts) != len(continuations):
             raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")  # a caller bug
         self.check_adapter(adapter)
         if not prompts:
             return []
-        return run_sync(self._score(list(prompts), list(continuations), progress))
+        pairs = list(zip(prompts, continuations))
+        return run_sync(self.client.session(lambda: self._score(pairs, progress)))
 
-    async def _score(
-        self, prompts: list[str], continuations: list[str], progress: ProgressCallback | None
-    ) -> list[Score]:
-        sem = asyncio.Semaphore(self.concurrency)
-        async with self._client() as client:
+    async def _score(self, pairs: list[tuple[str, str]], progress: ProgressCallback | None) -> list[Score]:
+        async def pair_task(prompt: str, continuation: str) -> Score:
+            score = await self._score_one(prompt, continuation)
+            if progress is not None:
+                progress(1)
+            return score
 
-            async def pair_task(i: int) -> Score:
-                score = await self._score_one(client, sem, prompts[i], continuations[i])
-                if progress is not None:
-                    progress(1)
-                return score
-
-            tasks = [asyncio.ensure_future(pair_task(i)) for i in range(len(prompts))]
-            try:
-                return list(await asyncio.gather(*tasks))
-            finally:
-                for task in tasks:  # after a failure, stop the requests still in flight
-                    task.cancel()
+        tasks = [asyncio.ensure_future(pair_task(p, c)) for p, c in pairs]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:  # after a failure, stop the requests still in flight
+                task.cancel()
 
     def _no_logprobs(self) -> BackendError:
         return BackendError(
@@ -243,23 +273,41 @@ class OpenAICompatGenerator(Generator):
             hint="score through a vLLM OpenAI server, or through the transformers backend: --generator hf:MODEL",
         )
 
-    async def _score_one(self, client: Any, sem: asyncio.Semaphore, prompt: str, continuation: str) -> Score:
+    async def _echo(self, prompt: Any, tokens: int) -> Any:
+        """One completions request that echoes `prompt` with its tokens' log-probabilities."""
+        args: dict[str, Any] = {"model": self.model, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
+
+        def parse(answer: Any) -> tuple[Any, int | None]:
+            try:
+                response = answer.parse()
+                return response.choices[0], None
+            except Exception as e:  # noqa: BLE001 - a broken body
+                raise Malformed(f"no completion in the answer ({type(e).__name__})") from None
+
+        out = await self.client.send(
+            lambda client: client.completions.with_raw_response.create(**args, prompt=prompt), parse, tokens
+        )
+        if isinstance(out, RequestFailure):
+            raise BackendError(
+                f"scoring failed at {self.url}: {out}", hint=status_hint(out.status, self.api_key_env)
+            )
+        return out
+
+    async def _score_one(self, prompt: str, continuation: str) -> Score:
         if not continuation:
             return Score(0.0, 0)
-        args: dict[str, Any] = {"model": self.model, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": 1}
         if self.chat:  # the server renders its chat template: ids through vLLM's /tokenize
             messages = [{"role": "user", "content": prompt}]
-            context = await self._tokenize(client, sem, {"messages": messages, "add_generation_prompt": True})
-            target = await self._tokenize(client, sem, {"prompt": continuation, "add_special_tokens": False})
-            response = await self._call(sem, client.completions.create, {**args, "prompt": context + target})
-            logprobs = getattr(response.choices[0].logprobs, "token_logprobs", None) or []
+            context = await self._tokenize({"messages": messages, "add_generation_prompt": True})
+            target = await self._tokenize({"prompt": continuation, "add_special_tokens": False})
+            choice = await self._echo(context + target, len(context) + len(target) + 1)
+            logprobs = getattr(choice.logprobs, "token_logprobs", None) or []
             values = logprobs[len(context) : len(context) + len(target)]
             if len(values) < len(target) or any(v is None for v in values):
                 raise self._no_logprobs()
             return Score(logprob=float(sum(values)), n_tokens=len(target))
         text = prompt + continuation
-        response = await self._call(sem, client.completions.create, {**args, "prompt": text})
-        choice = response.choices[0]
+        choice = await self._echo(text, len(text) // 4 + 9)
         offsets = getattr(choice.logprobs, "text_offset", None)
         logprobs = getattr(choice.logprobs, "token_logprobs", None)
         if not offsets or not logprobs or not (choice.text or "").startswith(text):  # echo ignored
@@ -274,21 +322,22 @@ class OpenAICompatGenerator(Generator):
             )
         return Score(logprob=float(sum(picked)), n_tokens=len(picked))
 
-    async def _tokenize(self, client: Any, sem: asyncio.Semaphore, body: dict[str, Any]) -> list[int]:
+    async def _tokenize(self, body: dict[str, Any]) -> list[int]:
         """Token ids from vLLM's /tokenize (at the server's root, beside /v1)."""
-        import openai
+        def call(client: Any) -> Awaitable[Any]:
+            root = str(client.base_url).rstrip("/").removesuffix("/v1")
+            return client.post(f"{root}/tokenize", cast_to=object, body={"model": self.model, **body})
 
-        root = self.url.rstrip("/").removesuffix("/v1")
-        try:
-            async with sem:
-                payload = await client.post(f"{root}/tokenize", cast_to=object, body={"model": self.model, **body})
-        except openai.APIConnectionError:
+        def parse(payload: Any) -> tuple[Any, int | None]:
+            return payload, None
+
+        out = await self.client.send(call, parse, 0)
+        payload = None if isinstance(out, RequestFailure) else out
+        if isinstance(out, RequestFailure) and out.status is None:
             raise BackendError(
                 f"cannot reach the generator server at {self.url}",
                 hint="start the server or fix --generator openai:MODEL@URL",
-            ) from None
-        except openai.APIStatusError:
-            payload = None  # no such endpoint, or another request shape: not vLLM's /tokenize
+            )
         tokens = payload.get("tokens") if isinstance(payload, dict) else None
         if not isinstance(tokens, list) or not tokens:
             raise BackendError(
@@ -299,19 +348,6 @@ class OpenAICompatGenerator(Generator):
         return [int(t) for t in tokens]
 
 
-def _short(error: Any) -> str:
-    body = getattr(error, "body", None)
-    message = body.get("message") if isinstance(body, dict) else None
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        message = body["error"].get("message", message)
-    return (str(message or error).strip().splitlines() or [""])[0][:200]
-
-
-def _status_hint(status: int, key_env: str) -> str:
-    if status in (401, 403):
-        return f"set the API key in the environment variable {key_env}"
-    if status == 404:
-        return "check the model name (GET <url>/models lists what the server serves)"
-    if status == 429:
-        return "the server is rate limiting: lower concurrency or raise max_retries"
-    return "check the server logs and the sampling parameters"
+def failure_hint(failure: RequestFailure | None, key_env: str | None = None) -> str:
+    """What to do about a request that failed for good (for the one-line error of a failed call)."""
+    return status_hint(failure.status if failure else None, key_env)

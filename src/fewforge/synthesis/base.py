@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 from pydantic import BaseModel, ConfigDict
 
 from fewforge.data.schema import Example
-from fewforge.generators.base import Generator
+from fewforge.generators.base import Generator, SamplingParams
 from fewforge.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -78,6 +78,16 @@ class SyntheticDataset:
         return save_synthetic(Path(directory), task, self.examples, card, self.dropped)
 
 
+@dataclass(frozen=True)
+class RequestPlan:
+    """The requests a method will send before it has seen any answer (its first round), exactly as it
+    will send them: what `fewforge estimate` turns into cache keys, tokens and dollars."""
+
+    prompts: list[str]
+    params: SamplingParams
+    positions: list[int]  # the seed position of each prompt
+
+
 class SynthesisMethod(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]]
@@ -95,3 +105,8 @@ class SynthesisMethod(ABC):
     @abstractmethod
     def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
         """Labeled synthetic examples for `ctx.task`, with a data card and the dropped rows."""
+
+    def request_plan(self, ctx: SynthesisContext) -> RequestPlan | None:
+        """The first round's requests when they can be known before any work (no tuning, no answers
+        read); None otherwise, and the estimate then counts from the config."""
+        return None

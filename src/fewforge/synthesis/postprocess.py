@@ -46,6 +46,7 @@ __all__ = [
 
 # Reasons in the order the filters run; the text is what the data card says about each.
 REASONS: dict[str, str] = {
+    "request_failed": "the request failed for good (failures.jsonl says why); a rerun asks for it again",
     "empty": "nothing left after removing the model's chatter",
     "truncated": "hit max_new_tokens with no complete sentence to keep",
     "chatter": "talks about the task (sentence 1/2, the relation, 'as an AI') instead of being an example",
@@ -253,6 +254,9 @@ def postprocess(
     for draft in rows:
         task.check_label(draft.label)
         raw = draft.text
+        if draft.finish_reason == "error":  # no answer at all: the method tops up from other prompts
+            report.drop("request_failed", draft)
+            continue
         if draft.finish_reason == "length" and config.truncated != "keep":
             raw = trim_to_last_sentence(raw) if config.truncated == "trim" else ""
             if not raw:

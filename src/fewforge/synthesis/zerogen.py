@@ -37,7 +37,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import DataError
 from fewforge.fingerprint import derive_seed
 from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams
-from fewforge.synthesis.base import MethodConfig, SynthesisContext, SynthesisMethod, SyntheticDataset
+from fewforge.synthesis.base import MethodConfig, RequestPlan, SynthesisContext, SynthesisMethod, SyntheticDataset
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, PostprocessReport, postprocess
 from fewforge.tasks.base import Task
 
@@ -99,16 +99,9 @@ class ZeroGen(SynthesisMethod):
         task, generator, real = ctx.task, ctx.generator, ctx.train
         params = self.sampling_params(task, ctx.seed)
         model = f"{generator.backend}:{generator.model_id}"
-        parents = _parent_stream(task, real, ctx.pool, params.seed, answers=c.answers)
+        parent_at = _Parents(_parent_stream(task, real, ctx.pool, params.seed, answers=c.answers))
         tracker = _Progress(ctx.progress)
-
         labels = task.groups  # the labels; one group "" for QA and text-to-text
-        parent_list: list[Example] = []
-
-        def parent_at(j: int) -> Example | None:
-            while parents is not None and len(parent_list) <= j:
-                parent_list.append(next(parents))
-            return parent_list[j] if parents is not None else None
 
         drafts: list[tuple[tuple[int, int], Draft]] = []  # ((j, label index), draft)
         rounds: list[dict] = []
@@ -120,14 +113,7 @@ class ZeroGen(SynthesisMethod):
         kept: list[Example] = []
         report = PostprocessReport()
         for round_no in range(1, c.max_rounds + 1):
-            # Prompt j of label k sits at position j * n_labels + k: a label's j-th request has the same
-            # prompt and seed whatever per_label is, so a bigger set extends a smaller one (and the cache
-            # serves the common part), and in pair tasks prompt j of every label shares first sentence j.
-            plan = sorted(
-                (j, k)
-                for k, label in enumerate(labels)
-                for j in range(next_j[label], next_j[label] + want.get(label, 0))
-            )
+            plan = _round(labels, next_j, want)
             tracker.add_total(len(plan))
             prompts = [self._prompt(task, labels[k], parent_at(j)) for j, k in plan]
             where = [j * len(labels) + k for j, k in plan]
@@ -194,6 +180,20 @@ class ZeroGen(SynthesisMethod):
             "wall_time_s": round(time.perf_counter() - started, 2),
         }
         return SyntheticDataset(examples=examples, card=card, dropped=report.rows)
+
+    def request_plan(self, ctx: SynthesisContext) -> RequestPlan | None:
+        """Round 1 as `synthesize` sends it, when this class generates as ZeroGen does (a subclass that
+        changes prompts, adapters or the generation call is not planned: its requests depend on tuning)."""
+        own = (type(self)._prompt, type(self)._generate, type(self)._adapter)
+        if own != (ZeroGen._prompt, ZeroGen._generate, ZeroGen._adapter):
+            return None
+        c, task = self.config, ctx.task
+        params = self.sampling_params(task, ctx.seed)
+        parent_at = _Parents(_parent_stream(task, ctx.train, ctx.pool, params.seed, answers=c.answers))
+        labels = task.groups
+        plan = _round(labels, dict.fromkeys(labels, 0), {label: math.ceil(c.per_label * c.oversample) for label in labels})
+        prompts = [self._prompt(task, labels[k], parent_at(j)) for j, k in plan]
+        return RequestPlan(prompts, params, [j * len(labels) + k for j, k in plan])
 
     def _prompt(self, task: Task, label: str, parent: Example | None) -> str:
         """The request for one example of `label` (a subclass may send less: the context after a tuned prompt)."""
@@ -273,6 +273,31 @@ def top_up_size(need: int, keep_rate: float, oversample: float = 1.0, confidence
     while binom.sf(need - 1, n, rate) < confidence:
         n += 1
     return n
+
+
+def _round(labels: Sequence[str], next_j: Mapping[str, int], want: Mapping[str, int]) -> list[tuple[int, int]]:
+    """A round's requests as (j, label index), in (j, label) order. Prompt j of label k sits at position
+    j * n_labels + k: a label's j-th request has the same prompt and seed whatever per_label is, so a
+    bigger set extends a smaller one (and the cache serves the common part), and in pair tasks prompt j
+    of every label shares first sentence j."""
+    return sorted(
+        (j, k) for k, label in enumerate(labels) for j in range(next_j[label], next_j[label] + want.get(label, 0))
+    )
+
+
+class _Parents:
+    """Rows to condition on by request index j, drawn from the stream as far as needed (None when the
+    kind conditions on nothing)."""
+
+    def __init__(self, stream: Iterator[Example] | None) -> None:
+        self.stream, self.rows = stream, []
+
+    def __call__(self, j: int) -> Example | None:
+        if self.stream is None:
+            return None
+        while len(self.rows) <= j:
+            self.rows.append(next(self.stream))
+        return self.rows[j]
 
 
 class _Progress:
