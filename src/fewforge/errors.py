@@ -37,3 +37,7 @@ class BackendError(FewforgeError):
 
 class ResumeError(FewforgeError):
     """An existing run directory cannot be reused safely."""
+
+
+class StorageError(FewforgeError):
+    """The disk refused a write or a read: full, read-only, permission denied, a damaged store."""
