@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fewforge.errors import BackendError
+from fewforge.storage import disk_errors, is_damaged, move_aside
 from fewforge.generators.base import (
     AdapterRequest,
     Candidate,
@@ -102,16 +103,24 @@ def cache_info(path: str | Path) -> dict[str, Any]:
     """Location, row count and size on disk (database plus WAL files) of a cache file."""
     path = Path(path)
     files = [path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")]
-    rows = 0
+    rows: int | None = 0
+    damaged = None
     if path.exists():
-        with sqlite3.connect(path) as conn:
+        conn = sqlite3.connect(path)
+        try:  # read-only: a damaged file is reported, never moved (the next run moves it aside)
             exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='generations'").fetchone()
             rows = conn.execute("SELECT COUNT(*) FROM generations").fetchone()[0] if exists else 0
-        conn.close()
+        except sqlite3.DatabaseError as exc:
+            if not is_damaged(exc):
+                raise
+            rows, damaged = None, f"{exc}: the next run moves it aside and starts an empty cache"
+        finally:
+            conn.close()
     return {
         "path": str(path.resolve()),
         "rows": rows,
         "size_bytes": sum(f.stat().st_size for f in files if f.exists()),
+        **({"damaged": damaged} if damaged else {}),
     }
 
 
@@ -179,15 +188,34 @@ class CachedGenerator(Generator):
     # -- storage ---------------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
         if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+            with disk_errors(self.path):
+                try:
+                    self._conn = self._connect(check=True)
+                except sqlite3.DatabaseError as exc:
+                    if not is_damaged(exc):
+                        raise
+                    # A damaged cache cannot be read right: set it aside and regenerate what is missing.
+                    move_aside(self.path, str(exc))
+                    self._conn = self._connect(check=False)
+        return self._conn
+
+    def _connect(self, *, check: bool) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
+        try:
             conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL survives a killed process
+            if check:  # every page readable: a truncated file can open and fail only on a later lookup
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(problems[:3])}")
             conn.execute(_SCHEMA)
             conn.execute(_SCORE_SCHEMA)
             conn.commit()
-            self._conn = conn
-        return self._conn
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _lookup(self, keys: list[str]) -> dict[str, Candidate]:
         found: dict[str, Candidate] = {}
