@@ -53,7 +53,9 @@ def generate(
     )
     out_dir = output_dir(output, grid)
     run_experiment(cfg, out_dir, console=Console(stderr=True), until="synthesis")
-    sets = sorted(p.parent for p in (out_dir / "synthetic").rglob("done.json") if "_stale" not in p.parts)
+    sets = sorted(  # a set is a finished folder with data.jsonl (its contamination check is a stage inside it)
+        p.parent for p in (out_dir / "synthetic").rglob("done.json") if (p.parent / "data.jsonl").is_file()
+    )
     Console().print(
         "\n".join(f"{p} ({sum(1 for _ in (p / 'data.jsonl').open())} rows)" for p in sets) or "no synthetic sets"
     )
