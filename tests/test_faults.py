@@ -282,7 +282,9 @@ def test_a_damaged_results_store_is_moved_aside_and_rebuilt(done_run, tiny, scri
 def test_a_damaged_generation_cache_is_moved_aside_and_regenerated(done_run, tiny, scripted, how):
     cache = done_run / "cache" / "generations.sqlite"
     _damage(cache, how)
-    run(grid(tiny, per_label=[4, 6]), done_run)  # a larger set: generation reads the cache again
+    log = done_run.parent / "console.txt"
+    run(grid(tiny, per_label=[4, 6]), done_run, log)  # a larger set: generation reads the cache again
+    assert "generations.sqlite was damaged: moved aside to generations.sqlite.damaged-" in log.read_text()
     every_cell_once(done_run, [*CELLS, *(c.replace("n4", "n6") for c in CELLS[1:])])
     assert len(_moved_aside(cache)) == 1
     card = json.loads(next((done_run / "synthetic").rglob("card.json")).read_text())

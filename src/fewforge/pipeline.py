@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from rich.console import Console
 
@@ -96,7 +96,7 @@ def _run_grid(run: RunDir, plan: Plan, console: Console, until: Until) -> list[d
             sets: dict[SetKey, tuple[list[Example], str]] = {}
             checks: dict[SetKey, dict[str, Any]] = {}
             if until != "sample" and plan.synthetic_sets:
-                sets = synthesis_stages(run, plan, splits, progress)
+                sets = synthesis_stages(run, plan, splits, progress, warn)
                 checks = contamination_stages(run, plan, splits, sets, console)
             if until != "train":
                 return []
@@ -175,7 +175,11 @@ def _set_prompts(plan: Plan, key: SetKey) -> int:
 
 
 def synthesis_stages(
-    run: RunDir, plan: Plan, splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]], progress: GridProgress
+    run: RunDir,
+    plan: Plan,
+    splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]],
+    progress: GridProgress,
+    warn: Callable[[str], None] = log.warning,
 ) -> dict[SetKey, tuple[list[Example], str]]:
     from fewforge.generators import CachedGenerator
 
@@ -185,6 +189,10 @@ def synthesis_stages(
     with closing(generator.close, "closing the generator"), disk_errors(run.cache_path):
         for key in plan.synthetic_sets:
             out[key] = synthesis_stage(run, plan, key, splits, generator, progress)
+            if generator.damaged_copy is not None:  # said once, when the cache was first opened
+                warn(f"{run.cache_path} was damaged: moved aside to {generator.damaged_copy.name}; the completions "
+                     "it held are generated again")
+                generator.damaged_copy = None
     return out
 
 

@@ -152,6 +152,7 @@ class CachedGenerator(Generator):
         self.score_misses = 0
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        self.damaged_copy: Path | None = None  # where a damaged cache file was moved aside, if it was
 
     @property
     def backend(self) -> str:  # type: ignore[override]  # delegated, not a class constant here
@@ -195,7 +196,7 @@ class CachedGenerator(Generator):
                     if not is_damaged(exc):
                         raise
                     # A damaged cache cannot be read right: set it aside and regenerate what is missing.
-                    move_aside(self.path, str(exc))
+                    self.damaged_copy = move_aside(self.path, str(exc))
                     self._conn = self._connect(check=False)
         return self._conn
 
