@@ -43,3 +43,27 @@ def test_replanning_keeps_old_cells_marked_out_of_the_grid(tmp_path):
         everything = {r["cell"]: r for r in store.rows(in_grid_only=False)}
     assert set(everything) == {"a", "b", "c"} and everything["b"]["in_grid"] == 0
     assert everything["a"]["attempts"] == 1  # a cell is one row, whatever the number of runs
+
+
+def _record(name: str) -> dict:
+    return {**cell(name), "metrics": {"accuracy": 0.5}, "fingerprint": "fp", "seconds": {"train": 1.0},
+            "paths": {"record": f"cells/{name}/record.json"}}
+
+
+def test_a_damaged_store_is_moved_aside_and_rebuilt_from_the_records(tmp_path):
+    path = tmp_path / "results.sqlite"
+    with ResultsStore(path) as store:
+        store.plan([cell("a"), cell("b")])
+    path.write_bytes(b"\x00garbage" * 500)
+    warnings: list[str] = []
+    with ResultsStore.open(path, lambda: [_record("a")], warnings.append) as store:
+        rows = {r["cell"]: r for r in store.rows(in_grid_only=False)}
+    assert rows["a"]["status"] == "done" and rows["a"]["record_path"] == "cells/a/record.json"
+    assert set(rows) == {"a"}  # b had no record: it was never finished, and the next plan adds it again
+    (moved,) = tmp_path.glob("results.sqlite.damaged-*")
+    assert moved.read_bytes().startswith(b"\x00garbage")
+    (warning,) = warnings
+    assert "was damaged (file is not a database)" in warning and "record.json files of the 1 finished cells" in warning
+    with ResultsStore.open(path, lambda: [], warnings.append):  # an intact store opens as it is
+        pass
+    assert len(warnings) == 1

@@ -39,6 +39,10 @@ class ResumeError(FewforgeError):
     """An existing run directory cannot be reused safely."""
 
 
+class StorageError(FewforgeError):
+    """The disk refused a write or a read: full, read-only, permission denied, a damaged store."""
+
+
 class PendingWork(FewforgeError):
     """Work handed to an engine that has not finished yet (Batch API batches after `--submit-only`):
     nothing failed, and a later run collects it."""

@@ -37,7 +37,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # the first error is the one to report; a leftover is swept at the next start
+            pass
         raise
     return path
 

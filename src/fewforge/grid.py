@@ -23,6 +23,7 @@ from fewforge.errors import ConfigError, DataError, FewforgeError
 from fewforge.fingerprint import fingerprint
 from fewforge.generators.urls import redact_text
 from fewforge.learners.base import CONDITION_STRATEGY, Learner, LearnerConfig
+from fewforge.names import check_distinct_folders, check_name
 from fewforge.tasks.base import Task
 
 
@@ -43,7 +44,11 @@ class TaskData:
 
     @property
     def test_fingerprint(self) -> str:
-        return fingerprint([(e.id, e.label) for e in self.test])
+        """The scored rows in full (texts, labels, ids, order): an edited test text, or `data:` pointing at
+        another copy, reruns the task's cells instead of reusing stale metrics."""
+        if not hasattr(self, "_test_fp"):
+            self._test_fp = fingerprint([e.to_record() for e in self.test])
+        return self._test_fp
 
 
 @dataclass(frozen=True)
@@ -63,16 +68,12 @@ class Cell:
     def id(self) -> str:
         """Also the cell's folder under cells/: bbc/k16/seed13/linear-probe/real_synthetic-zerogen-n40
         (+ `-paired_gs` when the learner lists strategies)."""
-        from fewforge.rundir import _slug
+        from fewforge.rundir import folder_name as slug
 
-        data = (
-            "real"
-            if self.condition == "real"
-            else f"{_slug(self.condition)}-{_slug(self.method or '')}-n{self.per_label}"
-        )
+        data = "real" if self.condition == "real" else f"{slug(self.condition)}-{slug(self.method or '')}-n{self.per_label}"
         if self.strategy:
-            data += f"-{_slug(self.strategy)}"
-        return f"{_slug(self.task)}/k{self.shots}/seed{self.seed}/{_slug(self.learner)}/{data}"
+            data += f"-{slug(self.strategy)}"
+        return f"{slug(self.task)}/k{self.shots}/seed{self.seed}/{slug(self.learner)}/{data}"
 
     def axes(self) -> dict[str, Any]:
         return {"cell": self.id, **dataclasses.asdict(self)}
@@ -140,6 +141,7 @@ class Plan:
 
 def plan_grid(cfg: RunConfig) -> Plan:
     """Validate everything and list the work (no file is written)."""
+    _check_ids(cfg)
     data = load_data(cfg)
     learners = {spec.label: _learner(i, spec) for i, spec in enumerate(cfg.learners)}
     methods = (
@@ -234,8 +236,9 @@ def load_data(cfg: RunConfig) -> dict[str, TaskData]:
     from fewforge.tasks import load_task
 
     out: dict[str, TaskData] = {}
-    for spec in cfg.tasks:
+    for i, spec in enumerate(cfg.tasks):
         task = load_task(spec)
+        check_name(task.name, f"tasks[{i}] name")  # it names the data folder read and the run's folders
         if task.name in out:
             raise ConfigError(f"task {task.name!r} appears twice in tasks", hint="list each task once")
         pool, test = load_task_data(task, Path(cfg.data).expanduser() if cfg.data else None)
@@ -245,6 +248,14 @@ def load_data(cfg: RunConfig) -> dict[str, TaskData]:
             test = [test[i] for i in keep]
         out[task.name] = TaskData(task, pool, test)
     return out
+
+
+def _check_ids(cfg: RunConfig) -> None:
+    """Method and learner ids name folders: each must be a safe path segment, and no two may share one."""
+    for kind, specs in (("methods", cfg.methods), ("learners", cfg.learners)):
+        for i, spec in enumerate(specs):
+            check_name(spec.label, f"{kind}[{i}].{'id' if spec.id is not None else 'name'}")
+        check_distinct_folders(((f"{kind}[{i}]", s.label) for i, s in enumerate(specs)), kind[:-1])
 
 
 def _check_kinds(cfg: RunConfig, data: dict[str, TaskData], learners: dict, methods: dict) -> None:

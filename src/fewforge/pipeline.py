@@ -4,6 +4,9 @@ cells (train + score) → results.json, results.sqlite and the report.
 Every stage goes through `RunDir.stage` (rundir.py): finished work with the same fingerprint is reused,
 changed work is redone with the old output moved to `_stale/`, interrupted work is moved aside and
 redone. Generation resumes from the SQLite cache, so a killed run loses at most one chunk of prompts.
+The run holds the directory's lock (lock.py) from before its first write to after its report, and a
+disk failure anywhere is one line naming the file (storage.py); docs/run-directories.md says what is
+guaranteed.
 """
 
 from __future__ import annotations
@@ -12,21 +15,25 @@ import json
 import logging
 import math
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Callable, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from fewforge.cells import cell_seconds, run_cells, training_log
+from fewforge.cells import prepare as prepare_cell
 from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
-from fewforge.files import read_json, write_json, write_lines, write_yaml
+from fewforge.evaluation.shortfall import short_set_warnings
+from fewforge.files import read_json, write_json, write_yaml
 from fewforge.fingerprint import fingerprint
 from fewforge.generators.failures import FailureLedger
 from fewforge.generators.urls import redact_text, redact_value
-from fewforge.grid import Cell, Plan, SetKey, TaskData, plan_grid
+from fewforge.grid import Plan, SetKey, TaskData, plan_grid
+from fewforge.lock import RunLock
+from fewforge.progress import GridProgress
 from fewforge.rundir import RunDir
+from fewforge.storage import closing, disk_errors
 from fewforge.store import ResultsStore
 from fewforge.tasks.base import Task
 
@@ -37,57 +44,6 @@ Until = Literal["sample", "synthesis", "train"]
 # against a generated prompt; each learner states its own estimate (`Learner.seconds_per_cell`).
 SECONDS_PER_PROMPT = 0.4
 SECONDS_PER_SPLIT = 0.1
-
-
-# -- progress ---------------------------------------------------------------------------------------
-
-
-class GridProgress:
-    """Two rich bars with ETAs: the whole grid (in estimated seconds of work, shown as a percentage),
-    and the stage running now (prompts generated, training steps)."""
-
-    def __init__(self, console: Console, total: float) -> None:
-        columns = (
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[count]}"),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-        )
-        self.bar = Progress(*columns, console=console)
-        self.grid = self.bar.add_task("grid", total=max(total, 1e-9), count="")
-
-    def __enter__(self) -> "GridProgress":
-        self.bar.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
-
-    def advance(self, units: float) -> None:
-        self.bar.advance(self.grid, units)
-        task = self.bar.tasks[self.grid]
-        self.bar.update(self.grid, count=f"{100 * task.completed / task.total:3.0f}%")
-
-    @contextmanager
-    def stage(self, description: str, total: int, units: float) -> Iterator[Any]:
-        """A sub-bar; yields `update(done, total)`. The grid bar moves by `units` over the stage."""
-        sub = self.bar.add_task(description, total=max(total, 1), count=f"0/{total}")
-        moved = [0.0]
-
-        def update(done: int, new_total: int | None = None) -> None:
-            new_total = new_total or total
-            self.bar.update(sub, completed=done, total=max(new_total, 1), count=f"{done}/{new_total}")
-            share = min(units, units * done / max(new_total, 1))
-            self.advance(share - moved[0])
-            moved[0] = share
-
-        try:
-            yield update
-        finally:
-            self.advance(units - moved[0])
-            self.bar.remove_task(sub)
 
 
 # -- the run -----------------------------------------------------------------------------------------
@@ -104,7 +60,8 @@ def run_experiment(
     submit_only: bool = False,
 ) -> dict[str, Any]:
     """Run (or resume) the grid in `output`; returns the results.json content (after `until="train"`).
-    `submit_only`: a Batch API backend submits its batches and the run stops there (PendingWork)."""
+    `submit_only`: a Batch API backend submits its batches and the run stops there (PendingWork).
+    The run holds `output`'s lock throughout: a second run on it stops at once, naming this one."""
     console = console or Console(stderr=True)
     started = time.time()
     plan = plan_grid(cfg)  # validates everything before a file is written
@@ -118,35 +75,47 @@ def run_experiment(
 
             raise ConfigError("--submit-only needs the Batch API backend", hint="use --generator openai-batch:MODEL[@URL]")
         plan.generator.submit_only = True
-    run = open_run(cfg, Path(output), console)
-    describe(plan, console)
-    store = ResultsStore(run.store_path)
-    try:
+    with RunLock(output, command), disk_errors(output):
+        run = open_run(cfg, Path(output), console)
+        describe(plan, console)
+        records = _run_grid(run, plan, console, until)
+        if until != "train":
+            return {}
+        results = write_run_results(run, plan, records, time.time() - started, command)
+        for line in short_set_warnings(results["summary"]):
+            console.print(f"[yellow]warning: {line}[/]", soft_wrap=True, highlight=False)
+        if report:
+            from fewforge.evaluation.report import write_report
+
+            write_report(run.root)
+    return results
+
+
+def _run_grid(run: RunDir, plan: Plan, console: Console, until: Until) -> list[dict[str, Any]]:
+    """Splits, then synthetic sets and their contamination checks, then cells; returns the records."""
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning: {message}[/]", soft_wrap=True, highlight=False)
+
+    store = ResultsStore.open(run.store_path, run.finished_records, warn)
+    with closing(store.close, f"closing {run.store_path}"):
         store.plan([c.axes() for c in plan.cells])
         total = len(plan.splits) * SECONDS_PER_SPLIT
         if until != "sample":
             total += sum(_set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
         if until == "train":
-            total += sum(_cell_seconds(plan, cell) for cell in plan.cells)
+            total += sum(cell_seconds(plan, cell) for cell in plan.cells)
         with GridProgress(console, total) as progress:
             splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
             progress.advance(len(splits) * SECONDS_PER_SPLIT)
             sets: dict[SetKey, tuple[list[Example], str]] = {}
             checks: dict[SetKey, dict[str, Any]] = {}
             if until != "sample" and plan.synthetic_sets:
-                sets = synthesis_stages(run, plan, splits, progress)
+                sets = synthesis_stages(run, plan, splits, progress, warn)
                 checks = contamination_stages(run, plan, splits, sets, console)
             if until != "train":
-                return {}
-            records = [cell_stage(run, plan, cell, splits, sets, store, progress, checks) for cell in plan.cells]
-    finally:
-        store.close()
-    results = write_run_results(run, plan, records, time.time() - started, command)
-    if report:
-        from fewforge.evaluation.report import write_report
-
-        write_report(run.root)
-    return results
+                return []
+            jobs = [prepare_cell(run, plan, cell, splits, sets, checks) for cell in plan.cells]
+            return run_cells(run, plan, jobs, store, progress, console)
 
 
 def open_run(cfg: RunConfig, output: Path, console: Console) -> RunDir:
@@ -155,6 +124,7 @@ def open_run(cfg: RunConfig, output: Path, console: Console) -> RunDir:
     run = RunDir(output)
     run.root.mkdir(parents=True, exist_ok=True)
     _setup_log_file(run.log_path)
+    run.sweep_temporaries()  # we hold the lock: any temporary here was left by a process that died
     if run.config_path.exists():
         try:
             previous = RunConfig.from_yaml(run.config_path).semantic()
@@ -203,7 +173,7 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
 
     directory = run.split_dir(data.task.name, shots, seed)
     fp = split_fingerprint(data, shots, seed)
-    stage = run.stage(directory, fp)
+    stage = run.stage(directory, fp, outputs=("train.jsonl", "dev.jsonl", "split.json"))
     if not stage.done:
         with stage:
             save_split(sample_fewshot(data.pool, [], data.task, shots, seed), directory.parent)
@@ -254,7 +224,11 @@ def _set_prompts(plan: Plan, key: SetKey) -> int:
 
 
 def synthesis_stages(
-    run: RunDir, plan: Plan, splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]], progress: GridProgress
+    run: RunDir,
+    plan: Plan,
+    splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]],
+    progress: GridProgress,
+    warn: Callable[[str], None] = log.warning,
 ) -> dict[SetKey, tuple[list[Example], str]]:
     from fewforge.errors import PendingWork
     from fewforge.generators import CachedGenerator
@@ -262,14 +236,17 @@ def synthesis_stages(
     generator = CachedGenerator(plan.generator, run.cache_path, enabled=plan.cfg.cache)
     out: dict[SetKey, tuple[list[Example], str]] = {}
     pending: list[str] = []
-    try:
+    # SQLite never names its file: a disk failure in here is the generation cache's
+    with closing(generator.close, "closing the generator"), disk_errors(run.cache_path):
         for key in plan.synthetic_sets:
             try:
                 out[key] = synthesis_stage(run, plan, key, splits, generator, progress)
             except PendingWork as wait:  # submitted to the Batch API: the other sets go on meanwhile
                 pending.append(f"{key.method} {key.task} seed {key.seed}: {wait.message}")
-    finally:
-        generator.close()
+            if generator.damaged_copy is not None:  # said once, when the cache was first opened
+                warn(f"{run.cache_path} was damaged: moved aside to {generator.damaged_copy.name}; the completions "
+                     "it held are generated again")
+                generator.damaged_copy = None
     if pending:
         raise PendingWork(
             f"{len(pending)} synthetic set(s) wait for their batches: " + "; ".join(pending),
@@ -295,7 +272,7 @@ def synthesis_stage(
     split = splits[(key.task, key.shots, key.seed)] if key.shots is not None else None
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = set_fingerprint(plan, key, split[1] if split else None, generator)
-    stage = run.stage(directory, fp)
+    stage = run.stage(directory, fp, outputs=("data.jsonl",))
     prompts = _set_prompts(plan, key)
     units = prompts * SECONDS_PER_PROMPT
     if stage.done:
@@ -315,7 +292,8 @@ def synthesis_stage(
             dev=split[0].dev if split and method.reads_fewshot else (),
             pool=data.pool,
             # outside the set's folder: an interrupted set is retired, its finished stages (tuning) stay
-            workdir=run.root / "work" / directory.relative_to(run.root),
+            workdir=run.work_dir(directory),
+            run=run,
             progress=update,
             train_learner=student_factory(data.task, key.seed),
         )
@@ -378,183 +356,11 @@ def contamination_stages(
         references = {"test": data.test}
         references.update({dev_reference(k): splits[(key.task, k, key.seed)][0].dev for k in served})
         directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
-        out[key] = check_set(directory, data.task, examples, references, plan.cfg.contamination, set_fp)
+        out[key] = check_set(directory, data.task, examples, references, plan.cfg.contamination, set_fp, run)
         log.info("contamination %s: %s", directory, out[key]["summary"]["references"])
         for line in warnings({str(directory.relative_to(run.root)): {"contamination": out[key]["summary"]}}):
             console.print(f"[yellow]warning: {line}[/]", soft_wrap=True, highlight=False)
     return out
-
-
-def _cell_seconds(plan: Plan, cell: Cell) -> float:
-    learner_cls, _ = plan.learners[cell.learner]
-    return learner_cls.seconds_per_cell * (2 if cell.condition == "real+synthetic" else 1)
-
-
-def first_per_label(examples: Sequence[Example], n: int, task: Task | None = None) -> list[Example]:
-    """The first n examples of each label (of the whole set for kinds without labels), in the set's
-    order: a smaller set of the same generation."""
-    taken: dict[str, int] = {}
-    out = []
-    for e in examples:
-        group = task.group(e) if task is not None else e.label
-        if taken.get(group, 0) < n:
-            taken[group] = taken.get(group, 0) + 1
-            out.append(e)
-    return out
-
-
-def cell_stage(
-    run: RunDir,
-    plan: Plan,
-    cell: Cell,
-    splits: dict[tuple[str, int, int], tuple[FewShotSplit, str]],
-    sets: dict[SetKey, tuple[list[Example], str]],
-    store: ResultsStore,
-    progress: GridProgress,
-    checks: dict[SetKey, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    data = plan.data[cell.task]
-    split, split_fp = splits[(cell.task, cell.shots, cell.seed)]
-    synthetic: list[Example] = []
-    set_fp = None
-    contaminated: list[dict[str, Any]] | None = None  # rows dropped as copies of test / this split's dev rows
-    if cell.condition != "real":
-        examples, set_fp = sets[plan.set_key(cell)]
-        if plan.cfg.contamination.drop:
-            from fewforge.evaluation.contamination import dev_reference, drop_contaminated
-
-            references = ("test", dev_reference(cell.shots))
-            examples, contaminated = drop_contaminated(examples, (checks or {})[plan.set_key(cell)], references)
-        synthetic = first_per_label(examples, cell.per_label or 0, data.task)
-    learner_cls, _ = plan.learners[cell.learner]
-    config = plan.learner_config(cell)
-    directory = run.cell_dir(cell.id)
-    fp = fingerprint(
-        {
-            "split": split_fp,
-            "synthetic": set_fp,
-            "per_label": cell.per_label,
-            "learner": learner_cls.name,
-            "config": config.model_dump(mode="json"),
-            "condition": cell.condition,
-            "test": data.test_fingerprint,
-            "v": 1,
-            # only when rows are dropped: the default check leaves finished cells' fingerprints as they were
-            **({"contamination": plan.cfg.contamination.semantic()} if contaminated is not None else {}),
-        }
-    )
-    stage = run.stage(directory, fp)
-    if stage.done:
-        record = read_json(directory / "record.json")
-        store.finish(record, record["paths"])
-        progress.advance(_cell_seconds(plan, cell))
-        return record
-    store.start(cell.id, fp)
-    try:
-        with stage, progress.stage(f"{cell.id}", 1, _cell_seconds(plan, cell)) as update:
-            record = train_and_score(
-                run,
-                data,
-                split,
-                synthetic,
-                learner_cls(data.task, config, seed=cell.seed),
-                cell,
-                directory,
-                update,
-                save_model=plan.cfg.save_models,
-            )
-            if contaminated is not None:
-                record["train"]["contamination_dropped"] = len(contaminated)
-                write_lines(directory / "dropped.jsonl", contaminated)
-            record["fingerprint"] = fp
-            write_json(directory / "record.json", record)
-            stage.info["metrics"] = record["metrics"]
-    except BaseException as exc:
-        store.fail(cell.id, f"{type(exc).__name__}: {exc}")
-        raise
-    store.finish(record, record["paths"])
-    log.info("cell %s: %s", cell.id, record["metrics"])
-    return record
-
-
-def training_log(report: Any, synthetic: Sequence[Example]) -> dict[str, Any]:
-    """training.json: the dev history, gradient surgery's per-step record, and under `paired+reweight`
-    every synthetic row's mean learned weight (None: never drawn)."""
-    log = {"history": report.history, "surgery": report.surgery}
-    if report.row_weights:
-        log["row_weights"] = [
-            {"id": e.id, "label": e.label, "weight": None if w is None else round(w, 4)}
-            for e, w in zip(synthetic, report.row_weights)
-        ]
-    return log
-
-
-def train_and_score(
-    run: RunDir,
-    data: TaskData,
-    split: FewShotSplit,
-    synthetic: list[Example],
-    learner: Any,
-    cell: Cell,
-    directory: Path,
-    progress: Any,
-    *,
-    save_model: bool,
-) -> dict[str, Any]:
-    """Fit one learner, predict the test set, write predictions.jsonl; returns the cell's record."""
-    from fewforge.evaluation import per_example, score
-    from fewforge.evaluation.stats import confusion, per_class_f1
-
-    task, test = data.task, data.test
-    report = learner.fit(split.train, split.dev, synthetic=synthetic, progress=progress)
-    t0 = time.perf_counter()
-    labels = task.label_names
-    if task.is_classification:
-        proba = learner.predict_proba(test)
-        predicted = [labels[int(i)] for i in proba.argmax(axis=1)]
-        probabilities = [[round(float(v), 5) for v in row] for row in proba]
-    else:  # answer spans or output texts
-        predicted, probabilities = learner.predict(test), [None] * len(test)
-    predict_seconds = time.perf_counter() - t0
-    gold = [task.spec.gold(e) for e in test]
-    scores = per_example(task, gold, predicted)
-    write_lines(
-        directory / "predictions.jsonl",
-        (
-            {"id": e.id, "gold": g, "pred": p, **({"proba": row} if row is not None else {}), "score": s}
-            for e, g, p, row, s in zip(test, gold, predicted, probabilities, scores or [None] * len(test))
-        ),
-    )
-    write_json(directory / "training.json", training_log(report, synthetic))
-    metrics = score(task, gold, predicted)
-    classes = (
-        {"per_class_f1": per_class_f1(gold, predicted, labels), "confusion": confusion(gold, predicted, labels)}
-        if task.is_classification
-        else {}
-    )
-    model_path = None
-    if save_model:
-        from fewforge.learners.card import write_card
-
-        learner.save(directory / "model")
-        data_facts = {"real": len(split.train), "synthetic": len(synthetic), "split_seed": cell.seed, "shots": cell.shots}
-        write_card(directory / "model", learner, report, data=data_facts, test={**metrics, "size": len(test)})
-        model_path = str((directory / "model").relative_to(run.root))
-    return {
-        **cell.axes(),
-        "metrics": metrics,
-        **classes,
-        "labels": labels,
-        "dev": {"best_accuracy": report.best_dev_accuracy, "best_step": report.best_step, "steps": report.steps},
-        "train": {"real": len(split.train), "synthetic": len(synthetic), "steps": report.steps, **report.extra},
-        "test_size": len(test),
-        "seconds": {"train": round(report.seconds, 2), "predict": round(predict_seconds, 2)},
-        "paths": {
-            "record": str((directory / "record.json").relative_to(run.root)),
-            "predictions": str((directory / "predictions.jsonl").relative_to(run.root)),
-            "model": model_path,
-        },
-    }
 
 
 def write_run_results(
@@ -709,7 +515,15 @@ def _setup_log_file(path: Path) -> None:
         if isinstance(handler, logging.FileHandler):
             log.removeHandler(handler)
             handler.close()
-    handler = logging.FileHandler(path)
+    handler = _RunLog(path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
+
+
+class _RunLog(logging.FileHandler):
+    """logs/run.log. A line that cannot be written (the disk that just filled up) is dropped quietly:
+    logging's default prints a traceback over the one-line error the user must see."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass

@@ -4,16 +4,23 @@ Each row holds the cell's axes, its status (pending → running → done, or fai
 metrics (JSON), timings, the number of attempts and the paths of its artifacts. A run updates it as cells
 progress, so `sqlite3 runs/x/results.sqlite "select cell, status from cells"` shows where a long grid
 stands, and after a `kill -9` the rerun picks up the cells that are not done. The cell folders
-(`cells/.../record.json` + `done.json`) stay the source of truth; this is their queryable view.
+(`cells/.../record.json` + `done.json`) stay the source of truth; this is their queryable view, so a
+damaged store is moved aside and rebuilt from them (`open_store`). Only the driver (the process holding
+the run's lock) writes it: SQLite stays single-writer, on a local disk.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, TypeVar
+
+from fewforge.storage import disk_errors, is_damaged, move_aside
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -44,18 +51,67 @@ CREATE TABLE IF NOT EXISTS cells (
 AXES = ("task", "shots", "seed", "learner", "condition", "method", "per_label", "strategy")
 
 
+def _named(method: F) -> F:
+    """A disk failure inside a store method is one StorageError naming results.sqlite (SQLite's own
+    message never names the file)."""
+
+    @functools.wraps(method)
+    def wrapper(self: "ResultsStore", *args: Any, **kwargs: Any) -> Any:
+        with disk_errors(self.path):
+            return method(self, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 class ResultsStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        with disk_errors(self.path):
+            self._conn = self._connect(check=False)
+
+    def _connect(self, *, check: bool) -> sqlite3.Connection:
+        """Open and migrate the file; with `check`, read every page first (a truncated file can open and
+        fail only on a later query). Raises sqlite3.DatabaseError for a damaged file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(_SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(cells)")}
-        if "strategy" not in columns:  # a store written before strategies were an axis
-            self._conn.execute("ALTER TABLE cells ADD COLUMN strategy TEXT")
-        self._conn.commit()
+        conn = sqlite3.connect(self.path, timeout=60)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if check:
+                problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError(f"database disk image is malformed: {'; '.join(problems[:3])}")
+            conn.execute(_SCHEMA)
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
+            if "strategy" not in columns:  # a store written before strategies were an axis
+                conn.execute("ALTER TABLE cells ADD COLUMN strategy TEXT")
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @classmethod
+    def open(cls, path: str | Path, records: Callable[[], Iterable[Mapping[str, Any]]],
+             warn: Callable[[str], None]) -> "ResultsStore":
+        """The run's results store; a damaged one (random bytes, truncated) is moved aside beside itself
+        and a new one is rebuilt from `records()` (the finished cells' record.json files), with a warning."""
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        with disk_errors(store.path):
+            try:
+                store._conn = store._connect(check=True)
+                return store
+            except sqlite3.DatabaseError as exc:
+                if not is_damaged(exc):
+                    raise
+                why = str(exc)
+            moved = move_aside(store.path, why)
+            store._conn = store._connect(check=False)
+            found = store.rebuild(records())
+        warn(f"{store.path} was damaged ({why}): moved aside to {moved.name}, and rebuilt from the record.json "
+             f"files of the {found} finished cells")
+        return store
 
     def close(self) -> None:
         self._conn.close()
@@ -66,6 +122,7 @@ class ResultsStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @_named
     def plan(self, cells: Iterable[Mapping[str, Any]]) -> None:
         """Register the grid's cells: new ones as pending; cells of earlier grids stay, marked not in_grid."""
         with self._conn:
@@ -77,6 +134,7 @@ class ResultsStore:
                     (cell["cell"], *(cell.get(a) for a in AXES)),
                 )
 
+    @_named
     def start(self, cell: str, fingerprint: str) -> None:
         with self._conn:
             self._conn.execute(
@@ -85,6 +143,7 @@ class ResultsStore:
                 (time.time(), fingerprint, cell),
             )
 
+    @_named
     def finish(self, record: Mapping[str, Any], paths: Mapping[str, str | None]) -> None:
         seconds = record.get("seconds", {})
         with self._conn:
@@ -105,12 +164,29 @@ class ResultsStore:
                 ),
             )
 
+    @_named
     def fail(self, cell: str, error: str) -> None:
         with self._conn:
             self._conn.execute("UPDATE cells SET status = 'failed', error = ? WHERE cell = ?", (error[:2000], cell))
 
+    @_named
     def rows(self, in_grid_only: bool = True) -> list[dict[str, Any]]:
         query = "SELECT * FROM cells" + (" WHERE in_grid = 1" if in_grid_only else "") + " ORDER BY cell"
         cursor = self._conn.execute(query)
         names = [d[0] for d in cursor.description]
         return [dict(zip(names, row)) for row in cursor]
+
+    @_named
+    def rebuild(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Index finished cells from their records (after the store was lost); returns how many. They
+        enter as cells of an earlier grid: `plan` marks those of this grid again."""
+        n = 0
+        for record in records:
+            with self._conn:
+                self._conn.execute(
+                    f"INSERT OR IGNORE INTO cells (cell, {', '.join(AXES)}, in_grid) VALUES (?{', ?' * len(AXES)}, 0)",
+                    (record["cell"], *(record.get(a) for a in AXES)),
+                )
+            self.finish(record, record.get("paths") or {})
+            n += 1
+        return n

@@ -139,7 +139,8 @@ def test_smoke_grid_survives_kill_9_with_every_cell_once(smoke_run: dict) -> Non
         folder = run_dir / "cells" / cell
         assert (folder / "done.json").is_file() and len(list(folder.glob("record.json"))) == 1
     # four synthetic sets (2 tasks x 2 seeds), each exactly 8 per label, no repeated ids or texts
-    sets = sorted(p.parent for p in (run_dir / "synthetic").rglob("done.json") if "_stale" not in p.parts)
+    # a set is a finished folder with data.jsonl (its contamination check is a stage inside it)
+    sets = sorted(p.parent for p in (run_dir / "synthetic").rglob("done.json") if (p.parent / "data.jsonl").is_file())
     assert len(sets) == 4
     hits = 0
     for folder in sets:

@@ -102,13 +102,13 @@ def test_no_candidate_reads_the_rows_it_is_scored_on(sst2, fake_generator, tmp_p
     assert all(r["n_scored"] == everything for r in scored.values())
     assert sorted(e.id for _, held in folds for e in held) == sorted(
         e.id for e in (split.dev if selection == "dev" else (*split.train, *split.dev)))
-    (search,) = tmp_path.glob("auto-search-goldgen-*")
+    search = tmp_path / "auto-search-goldgen"  # the search's stage folder
     for i, (train, held) in enumerate(folds):
         rows = [json.loads(line) for line in (search / f"rows-fold{i}.jsonl").read_text().splitlines()]
         parents = {r["lineage"]["extrapolates"]["id"] for r in rows}
         assert rows and parents and not parents & {e.id for e in held}  # never a held-out row's paraphrase
         assert not {e.id for e in train} & {e.id for e in held}
-    (zerogen,) = tmp_path.glob("auto-search-zerogen-*")  # reads no few-shot row: one set for every fold
+    zerogen = tmp_path / "auto-search-zerogen"  # reads no few-shot row: one set for every fold
     assert len({(zerogen / f"rows-fold{i}.jsonl").read_text() for i in range(len(folds))}) == 1
 
 
@@ -182,3 +182,21 @@ def test_tolerance_se_compares_candidates_row_by_row() -> None:
     # A search saved before per-row scores falls back to the best score's SE.
     old = {k: v for k, v in a.items() if k != "per_row"}
     assert get_method("auto", {"tolerance": "se"})._choose([old, b])["id"] == "a"
+
+
+def test_a_changed_search_is_retired_and_restored_like_any_stage(sst2, fake_generator, tmp_path: Path) -> None:
+    _, _, _, by_label = sst2
+    options = {"candidates": ["zerogen"], "real_only": False, "per_label": 4, "selection": "dev"}
+
+    def search(rows: int):
+        method = get_method("auto", {**options, "search_per_label": rows})
+        return method.synthesize(_ctx(sst2, fake_generator(_script(by_label)), tmp_path))
+
+    first = search(4)
+    search(6)  # another search budget: the 4-row search is retired to _stale/, not overwritten
+    (retired,) = (tmp_path / "_stale" / "auto-search-zerogen").iterdir()
+    assert (retired / "result.json").is_file()
+    (retired / "marker").write_text("this folder")
+    back = search(4)  # the 4-row budget returns: its search comes back instead of running again
+    assert (tmp_path / "auto-search-zerogen" / "marker").read_text() == "this folder"
+    assert back.card["auto"]["candidates"] == first.card["auto"]["candidates"]

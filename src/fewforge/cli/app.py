@@ -36,10 +36,19 @@ app.add_typer(cache.app, name="cache")
 
 def main() -> None:
     """Entry point: user errors print one line plus a hint and exit 2 (FEWFORGE_DEBUG=1 shows tracebacks)."""
+    import sqlite3
+
     from fewforge.errors import FewforgeError
+    from fewforge.storage import storage_error
 
     try:
-        app()
+        try:
+            app()
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a read-only folder: one line, not a traceback
+            error = storage_error(exc)
+            if error is None:
+                raise
+            raise error from exc
     except FewforgeError as exc:
         if os.environ.get("FEWFORGE_DEBUG"):
             raise

@@ -68,7 +68,9 @@ def generate(
     except PendingWork as pending:
         Console().print(f"submitted: {pending.message}\n{pending.hint}", highlight=False, soft_wrap=True)
         return
-    sets = sorted(p.parent for p in (out_dir / "synthetic").rglob("done.json") if "_stale" not in p.parts)
+    sets = sorted(  # a set is a finished folder with data.jsonl (its contamination check is a stage inside it)
+        p.parent for p in (out_dir / "synthetic").rglob("done.json") if (p.parent / "data.jsonl").is_file()
+    )
     Console().print(
         "\n".join(f"{p} ({sum(1 for _ in (p / 'data.jsonl').open())} rows)" for p in sets) or "no synthetic sets"
     )

@@ -183,7 +183,10 @@ def _default_learners(tasks: list[str]) -> list[dict[str, Any]]:
 
 
 def output_dir(output: Path | None, grid: Path | None) -> Path:
-    return output or Path("runs") / (grid.stem if grid is not None else "default")
+    """--output, else runs/<grid file name>: the grid's name becomes a folder, so it is checked as one."""
+    from fewforge.names import check_name
+
+    return output or Path("runs") / (check_name(grid.stem, "grid file name") if grid is not None else "default")
 
 
 def command_line() -> str:

@@ -81,7 +81,8 @@ def as_examples(data: Any, task: Task, *, what: str = "examples") -> list[Exampl
 
 def _save_to_disk(dataset: "datasets.Dataset", target: Path) -> None:
     """save_to_disk into a temporary folder, then rename: a killed run never leaves half a dataset."""
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    # `.<name>.<random>.tmp`: what the run directory sweeps when a killed process leaves one (rundir.py)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"))
     try:
         dataset.save_to_disk(str(tmp))
         if target.exists():

@@ -17,6 +17,7 @@ from pathlib import Path
 from fewforge.data.io import FORMATS, load_hub_dataset, read_examples
 from fewforge.data.schema import Example
 from fewforge.errors import DataError
+from fewforge.names import check_name
 from fewforge.tasks.base import Task
 
 ENV_VAR = "FEWFORGE_DATA"
@@ -60,6 +61,7 @@ def _from_folder(task: Task, root: Path, *, from_env: bool) -> tuple[list[Exampl
     if not root.is_dir():
         raise DataError(f"data folder {origin} does not exist", hint="pass an existing folder with --data DIR")
     name = task.data or task.name  # squad-qg reads the squad files
+    check_name(name, f"task {task.name!r} data folder")  # never `..`: a task names the folder read, nothing above
     folder = root / name if (root / name).is_dir() else root
     pool_file, test_file = _find(folder, (POOL_STEM,)), _find(folder, TEST_STEMS)
     if pool_file is None or test_file is None:

@@ -15,6 +15,7 @@ import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from fewforge.errors import DataError
+from fewforge.evaluation.shortfall import synthetic_rows
 from fewforge.evaluation.stats import bootstrap_ci, paired_p
 
 AXES = ("task", "shots", "learner", "condition", "method", "per_label", "strategy")
@@ -98,14 +99,15 @@ def summarize(
 
 
 def training_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """What the records say about training: trainable parameters (the same in every seed) and the mean
-    gradient-conflict rate of gradient surgery."""
+    """What the records say about training: trainable parameters (the same in every seed), the mean
+    gradient-conflict rate of gradient surgery, and the synthetic rows asked for and trained on."""
     trains = [r.get("train") or {} for r in rows]
     params = [t["trainable_parameters"] for t in trains if t.get("trainable_parameters") is not None]
     rates = [float(t["conflict_rate"]) for t in trains if t.get("conflict_rate") is not None]
     return {
         "trainable_parameters": max(params) if params else None,
         "conflict_rate": math.fsum(rates) / len(rates) if rates else None,
+        **synthetic_rows(rows),  # asked for vs trained on (evaluation/shortfall.py)
     }
 
 

@@ -22,9 +22,9 @@ compared exactly and counted apart as **given**: a context copied from the test 
 of its own, whatever question was written for it.
 
 The pipeline checks every synthetic set against the grid's test rows (after `max_test`) and the dev rows
-of every split the set serves, stores the flags beside the set (`contamination.json`, keyed by its own
-fingerprint, so a finished set is checked on load without being redone) and the counts in its
-`card.json`; `contamination: {drop: true}` drops the flagged rows before each cell trains.
+of every split the set serves, stores the flags beside the set (`contamination/contamination.json`, a
+stage of its own through `RunDir.stage`: a finished set is checked on load without being redone, and a
+check whose references changed is retired to _stale/) and the counts in its `card.json`; `contamination: {drop: true}` drops the flagged rows before each cell trains.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from fewforge.data.schema import Example
 from fewforge.tasks.base import Task
 
-CONTAMINATION_FILE = "contamination.json"
+CONTAMINATION_STAGE = "contamination"  # the check's stage folder inside the set's folder
+CONTAMINATION_FILE = f"{CONTAMINATION_STAGE}/contamination.json"  # relative to the set's folder
 VERSION = 1
 CHECKS = ("exact", "ngram", "embedding", "given")
 WHAT = {
@@ -265,14 +266,17 @@ def check_set(
     references: Mapping[str, Sequence[Example]],
     config: ContaminationConfig,
     set_fingerprint: str,
+    run: Any = None,
 ) -> dict[str, Any]:
     """Check a finished synthetic set (in `directory`) once: the flags go to contamination.json beside it
-    (reused while the set, the references and the check's settings are the same), the counts into its
-    card.json and dataset card. Returns {"fingerprint", "summary", "flags"}."""
+    (a stage of `run`, the RunDir holding `directory`: reused while the set, the references and the
+    check's settings are the same), the counts into its card.json and dataset card. Returns
+    {"fingerprint", "summary", "flags"}."""
     from pathlib import Path
 
     from fewforge.files import read_json, write_json, write_text
     from fewforge.fingerprint import fingerprint
+    from fewforge.rundir import RunDir
 
     directory = Path(directory)
     fp = fingerprint(
@@ -284,12 +288,16 @@ def check_set(
             "v": VERSION,
         }
     )
+    run = run if run is not None else RunDir(directory)
     path = directory / CONTAMINATION_FILE
-    stored = read_json(path) if path.is_file() else None
-    if not stored or stored.get("fingerprint") != fp:
+    stage = run.stage(path.parent, fp, outputs=(path.name,))
+    if stage.done:
+        stored = read_json(path)
+    else:
         flags = check(task, examples, references, config)
         stored = {"fingerprint": fp, "summary": summarize(flags, references, len(examples), config, task), "flags": flags}
-        write_json(path, stored)
+        with stage:
+            write_json(path, stored)
     summary = {**stored["summary"], "drop": config.drop, "file": CONTAMINATION_FILE}
     card_path = directory / "card.json"
     if card_path.is_file():

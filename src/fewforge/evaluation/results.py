@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from fewforge.errors import DataError
+from fewforge.evaluation.shortfall import SHORT, got_none, is_short, rows_trained
 from fewforge.files import read_json, write_json
 
 if TYPE_CHECKING:
@@ -48,17 +49,22 @@ def read_results(path: Path) -> dict[str, Any]:
 
 
 def condition_label(group: Mapping[str, Any]) -> str:
-    """'real only', 'real + zerogen (40/label)', 'zerogen only (40/label)', 'real + zerogen (40/label), paired+gs'."""
+    """'real only', 'real + zerogen (40/label)', 'zerogen only (40/label)', 'real + zerogen (40/label), paired+gs';
+    'real + zerogen (40/label) ⚠ short' when its cells trained on fewer synthetic rows than asked, and
+    'real only (zerogen gave none of 40/label)' when they trained on none (shortfall.py)."""
     condition, method, per_label = group.get("condition"), group.get("method"), group.get("per_label")
     # QA and text-to-text rows have no labels (and no per-class F1): their size is the whole set
     unit = "/label" if group.get("classes", True) else " rows"
     size = f" ({per_label}{unit})" if per_label else ""
     if condition == "real":
         return "real only"
+    if got_none(group):  # a real + synthetic row whose set came back empty is not one (shortfall.py)
+        return f"real only ({method} gave none of {per_label}{unit})"
+    flag = f" {SHORT}" if is_short(group) else ""
     if condition == "synthetic":
-        return f"{method} only{size}"
+        return f"{method} only{size}{flag}"
     strategy = group.get("strategy")
-    return f"real + {method}{size}" + (f", {strategy}" if strategy else "")
+    return f"real + {method}{size}" + (f", {strategy}" if strategy else "") + flag
 
 
 def pct(stats: Mapping[str, Any] | None) -> str:
@@ -93,7 +99,9 @@ def summary_rows(summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[
         for name, key in (("trainable params", "trainable_parameters"), ("conflict rate", "conflict_rate"))
         if any(f.get(key) is not None for f in facts)
     ]
-    header = ["task", "shots", "learner", "training data", "seeds", *metrics, "Δ", "95% CI", "p", *(n for n, _ in extra)]
+    short = any(is_short(g) for g in summary)  # then a column names the synthetic rows each row trained on
+    header = ["task", "shots", "learner", "training data", *(["synthetic rows"] if short else []), "seeds", *metrics,
+              "Δ", "95% CI", "p", *(n for n, _ in extra)]
     rows = []
     for g, f in zip(summary, facts):
         rows.append(
@@ -102,6 +110,7 @@ def summary_rows(summary: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[
                 str(g["shots"]),
                 str(g["learner"]),
                 condition_label(g) + (f" (Δ vs {g['baseline_learner']})" if g.get("baseline_learner") else ""),
+                *([rows_trained(g)] if short else []),
                 str(g["n"]),
                 *(pct(g["metrics"].get(m)) for m in metrics),
                 *comparison_cells(g.get("vs_baseline")),

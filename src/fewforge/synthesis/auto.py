@@ -28,8 +28,9 @@ The search (issue 16; the question distilabel #827 users ask: which method helps
 A candidate that cannot run here (a backend without adapters for FewGen/DawGen/DAFTT, a task kind it
 does not serve, no pool to annotate) is recorded as skipped with the reason; one that fails is recorded
 as failed. `time_budget_s` bounds the search: candidates run in the listed order (cheapest first by
-default) and those left when the budget is spent are skipped. Each candidate's search result is saved
-in the work folder, so an interrupted search resumes at the next candidate.
+default) and those left when the budget is spent are skipped. Each candidate's search is a stage in the
+work folder (`auto-search-<id>/`, through `RunDir.stage`), so an interrupted search resumes at the next
+candidate, and a search whose inputs changed is retired to _stale/ (and comes back if they return).
 """
 
 from __future__ import annotations
@@ -70,6 +71,18 @@ class Candidate(BaseModel):
     @property
     def label(self) -> str:
         return self.id or self.name
+
+    @field_validator("id")
+    @classmethod
+    def _folder(cls, value: str | None) -> str | None:  # the id names the candidate's search folder
+        if value is not None:
+            from fewforge.names import check_name
+
+            try:
+                check_name(value, "candidate id")
+            except FewforgeError as exc:
+                raise ValueError(f"{exc.message} ({exc.hint})") from None
+        return value
 
 
 # Cheapest first, so a time budget cuts the expensive ones: ZeroGen (generation only), GoldGen (one
@@ -220,9 +233,12 @@ class Auto(SynthesisMethod):
         key = fingerprint({"candidate": cand.model_dump(mode="json"), "per_label": c.search_per_label,
                            "selection": selection, "folds": [[e.id for e in held] for _, held in folds],
                            "student": self._student(task), "student_options": c.student_options})
-        folder = workdir / f"auto-search-{cand.label}-{key}"
-        if (folder / "result.json").is_file():
-            return read_json(folder / "result.json")
+        # The search is a stage (`auto-search-<id>/`); the candidate's own inner stages (a FewGen tuning, S3
+        # rounds) live outside it, so an interrupted search keeps them when its folder is retired.
+        stage = dataclasses.replace(ctx, workdir=workdir).stage(f"auto-search-{cand.label}", key, outputs=("result.json",))
+        if stage.done:
+            return read_json(stage.path / "result.json")
+        work = workdir / f"auto-work-{cand.label}"
         t0 = time.perf_counter()
         sets: list[list[Example]] = [[] for _ in folds]  # the synthetic rows each fold's student trains on
         shortfall: dict[str, Any] = {}
@@ -234,10 +250,10 @@ class Auto(SynthesisMethod):
             try:
                 if method.reads_fewshot:  # once per fold, never from the rows the fold scores
                     for i, (_, held) in enumerate(folds):
-                        sets[i], card = self._synthesize(method, ctx, folder / "work" / f"fold{i}", held)
+                        sets[i], card = self._synthesize(method, ctx, work / f"fold{i}", held)
                         shortfall.update(card.get("shortfall") or {})
                 else:  # ZeroGen reads no few-shot row: one set serves every fold
-                    rows, card = self._synthesize(method, ctx, folder / "work", [])
+                    rows, card = self._synthesize(method, ctx, work, [])
                     sets, shortfall = [rows] * len(folds), card.get("shortfall") or {}
             except FewforgeError as exc:
                 log.warning("auto: candidate %s failed: %s", cand.label, exc)
@@ -253,9 +269,10 @@ class Auto(SynthesisMethod):
             shortfall=shortfall or None,
             per_row=scores,  # the paired comparison of `tolerance: se` needs them
         )
-        for i, rows in enumerate(sets):
-            write_jsonl(folder / f"rows-fold{i}.jsonl", rows)
-        write_json(folder / "result.json", result)  # written last: its presence means the search is done
+        with stage:  # finished (done.json) only once every file is written
+            for i, rows in enumerate(sets):
+                write_jsonl(stage.path / f"rows-fold{i}.jsonl", rows)
+            write_json(stage.path / "result.json", result)
         return result
 
     @staticmethod

@@ -26,6 +26,8 @@ from fewforge.tasks.base import Task
 if TYPE_CHECKING:
     import datasets
 
+    from fewforge.rundir import RunDir, Stage
+
 
 class MethodConfig(BaseModel):
     """Base of every method's config: typos are errors, not silently ignored options."""
@@ -51,6 +53,19 @@ class SynthesisContext:
     # Trains a fresh student on real + synthetic rows and returns it fitted (S3's error extrapolation):
     # train_learner(train, dev, synthetic, learner_name, config_options) -> a fitted Learner.
     train_learner: Callable[..., Any] | None = None
+    run: "RunDir | None" = None  # the run directory holding `workdir` (its _stale/ keeps retired inner stages)
+
+    def stage(self, name: str, fingerprint: str, outputs: Sequence[str] = ()) -> "Stage":
+        """A resumable inner stage `<workdir>/<name>` (tuned prompts, a search, a round): reused, retired
+        to _stale/ and restored exactly like the run's own stages (rundir.py). Outside a run directory the
+        work folder keeps its own _stale/."""
+        from fewforge.rundir import RunDir
+
+        if self.workdir is None:
+            raise ValueError("an inner stage needs a work folder")  # a method bug: it checks workdir first
+        workdir = Path(self.workdir)
+        run = self.run if self.run is not None and workdir.is_relative_to(self.run.root) else RunDir(workdir)
+        return run.stage(workdir / name, fingerprint, outputs=outputs)
 
 
 @dataclass

@@ -8,9 +8,10 @@ context: for single-input tasks the prompt's last word or template line (e.g. th
 assistant turn), for pair tasks the first sentence and what follows it. Tuning teaches Q_l to continue
 that context with the real examples of label l (`tune.py`: lm, FewGen's weighted loss, or DawGen's).
 
-Tuning is a resumable stage of its own: the tuned prompts are saved as one safetensors file named by a
-fingerprint of everything that shapes them (model, rows, config, seed) in the method's work folder, and a
-rerun reuses them. Generation then runs ZeroGen's loop (top-ups, post-processing, per-example lineage),
+Tuning is a resumable stage of its own (`tuned-prompts/` in the method's work folder, through
+`RunDir.stage`): its fingerprint covers everything that shapes the prompts (model, rows, config, seed), a
+rerun with the same fingerprint reuses them, and other prompts are retired to _stale/ and come back when
+their fingerprint returns. Generation then runs ZeroGen's loop (top-ups, post-processing, per-example lineage),
 one request batch per label with that label's prompt sent as the generator's `adapter=`; the adapter's
 content hash is in every cache key and in every row's lineage.
 
@@ -44,6 +45,7 @@ from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
 
+TUNED_PROMPTS = "tuned-prompts"  # the tuning stage's folder in the work folder
 log = logging.getLogger(__name__)
 
 TUNING_VERSION = 1  # bump when tuning changes what it produces for the same inputs
@@ -227,9 +229,11 @@ class FewGen(ZeroGen):
                 "seed": seed,
             }
         )[:16]
-        workdir = Path(ctx.workdir) if ctx.workdir is not None else Path(tempfile.mkdtemp(prefix="fewforge-tune-"))
-        path, summary_path = workdir / f"prompts-{key}.safetensors", workdir / f"prompts-{key}.json"
-        if path.is_file() and summary_path.is_file():
+        if ctx.workdir is None:  # a library call without a work folder: tune into a temporary one
+            ctx = dataclasses.replace(ctx, workdir=Path(tempfile.mkdtemp(prefix="fewforge-tune-")))
+        stage = ctx.stage(TUNED_PROMPTS, key, outputs=("prompts.safetensors", "summary.json"))
+        path, summary_path = stage.path / "prompts.safetensors", stage.path / "summary.json"
+        if stage.done:
             log.info("%s: reusing the tuned prompts in %s", self.name, path)
             return path, {**read_json(summary_path), "reused": True}
 
@@ -238,8 +242,6 @@ class FewGen(ZeroGen):
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
             history = Tuner(prompts, c.tuning, seed=seed, pad_id=pad).fit(rows, _tuning_progress(ctx.progress, self.name))
-        workdir.mkdir(parents=True, exist_ok=True)
-        prompts.save(path)
         summary = {
             "loss": c.tuning.loss,
             "placement": c.placement,
@@ -250,9 +252,11 @@ class FewGen(ZeroGen):
             "wall_time_s": round(time.perf_counter() - started, 1),
             "first_step": history[0],
             "last_epoch_mean_loss": _mean_loss(history, -(-len(rows) // c.tuning.batch_size)),
-            "file": path.name,
+            "file": f"{TUNED_PROMPTS}/{path.name}",  # relative to the work folder
         }
-        write_json(summary_path, {**summary, "history": history})
+        with stage:  # finished (done.json) only once both files are written
+            prompts.save(path)
+            write_json(summary_path, {**summary, "history": history})
         return path, {**summary, "reused": False}
 
     # -- generation: one batch of requests per label, each with its label's prompt -----------------

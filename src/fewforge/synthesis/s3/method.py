@@ -30,7 +30,8 @@ GoldGen (S3 §3.1): extrapolates every gold row instead of the errors, with no s
 same budget.
 
 Every stage is resumable: rationales and completions come back from the generator cache, and each EES
-round's errors and adds are saved in the method's work folder and reused on a rerun.
+round's errors and adds are a stage of their own (`s3-round<n>/` in the method's work folder, through
+`RunDir.stage`), reused on a rerun and retired to _stale/ when the round's inputs change.
 """
 
 from __future__ import annotations
@@ -408,15 +409,16 @@ class S3(_Extrapolation):
             left = {g: c.per_label - seed_n - sum(task.group(e) == g for e in adds) for g in groups}
             rounds_left = c.rounds - round_no + 1
             budget = {g: max(0, math.ceil(n / rounds_left)) for g, n in left.items()}
-            path = workdir / f"s3-{key}-round{round_no}.json" if workdir else None
-            rows_path = path.with_suffix(".jsonl") if path else None
-            if path is not None and rows_path is not None and path.exists():  # a finished round, as saved
-                info, added = read_json(path), read_jsonl(rows_path, task)
+            # each round is a stage (`s3-round<n>/`): reused as finished, retired when the inputs change
+            stage = ctx.stage(f"s3-round{round_no}", key, outputs=("round.json", "rows.jsonl")) if workdir else None
+            if stage is not None and stage.done:
+                info, added = read_json(stage.path / "round.json"), read_jsonl(stage.path / "rows.jsonl", task)
             else:
                 info, added = self.round(ctx, gold, seed_rows + adds, round_no, budget, tracker, best)
-                if path is not None and rows_path is not None:
-                    write_jsonl(rows_path, added)
-                    write_json(path, info)  # written last: its presence marks the round finished
+                if stage is not None:
+                    with stage:
+                        write_jsonl(stage.path / "rows.jsonl", added)
+                        write_json(stage.path / "round.json", info)
             rounds.append(info)
             if info.get("stopped"):
                 log.info("s3 %s: %s", task.name, info["stopped"])
