@@ -147,7 +147,7 @@ def _synthetic_lines(output: Path, plan: Any, final: Any, summary: dict[str, Any
     if cfg.method == "auto":
         tried = ", ".join(f"{r['id']} {r['score']:.3f}" if r.get("status") == "scored" else f"{r['id']} ({r['status']})"
                           for r in auto.get("candidates", []))
-        lines.append(f"- method `auto` (candidates {', '.join(str(c.get('name', c)) for c in cfg.method_options.get('candidates', []))}): "
+        lines.append(f"- method `auto` (candidates {', '.join(str(c.get('name') if isinstance(c, dict) else c) for c in cfg.method_options.get('candidates', []))}): "
                      f"chose `{summary.get('final_method')}` on all rows{f' (search scores: {tried})' if tried else ''}; "
                      "in the estimate, each fold ran auto again on its training rows only "
                      f"(choices: {', '.join(sorted(set(summary['conditions'][SYNTHETIC]['methods']))) or '-'}).")

@@ -76,6 +76,8 @@ def resolve(cfg: dict[str, Any] | FitConfig, generator: Any = None) -> Plan:
     from fewforge.tasks import load_task
 
     values = cfg.model_dump() if isinstance(cfg, FitConfig) else dict(cfg)
+    if generator is not None:  # a Generator object (tests, the Python API): the config names what it is
+        values["generator"] = f"{generator.backend}:{generator.model_id}"
     task = load_task(values["task"]) if values.get("task") else None
     rows = load_user_rows(Path(values["examples"]), task, values.get("description"))
     task = rows.task
