@@ -70,6 +70,12 @@ def test_fit_with_the_scripted_generator_estimates_saves_loads_and_resumes(bbc_c
     predicted = [json.loads(line)["label"] for line in cli.stdout.splitlines()]
     assert list(SetFitModel.from_pretrained(str(out)).predict(texts)) == predicted
     assert sum(p == e.label for p, e in zip(predicted, bbc_rows[1][:12])) >= 8  # a real classifier, not a constant
+    from fewforge.data.io import write_jsonl
+
+    write_jsonl(tmp_path / "test.jsonl", bbc_rows[1][:12])  # `fewforge evaluate` reads the fit's own task.yaml
+    scored = CliRunner().invoke(app, ["evaluate", "--model", str(out), "--test", str(tmp_path / "test.jsonl")])
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["accuracy"] == sum(p == e.label for p, e in zip(predicted, bbc_rows[1][:12])) / 12
 
     # the synthetic set beside it: a datasets folder with its card (when auto kept one)
     if summary["final_method"] != "none":

@@ -29,7 +29,7 @@ def fit(
                                                    "qa-encoder for QA, causal-lm for text-to-text]", show_default=False)] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", "-O", help="a learner option as KEY=VALUE "
                                                         "(repeatable), e.g. -O num_iterations=5")] = None,
-    budget: Annotated[int, typer.Option("--budget", "-n", help="synthetic rows per label (QA, text-to-text: in all)")] = 32,
+    budget: Annotated[int, typer.Option("--budget", "-n", help="synthetic rows per label (QA, text-to-text: in all)")] = 16,
     folds: Annotated[int, typer.Option("--folds", help="k of the repeated k-fold estimate")] = 4,
     repeats: Annotated[int, typer.Option("--repeats", help="repeats of the k-fold estimate")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="seed of folds, synthesis and training")] = 13,

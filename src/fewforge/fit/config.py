@@ -19,8 +19,10 @@ DEFAULT_LEARNERS = {"single": "setfit", "pair": "setfit", "extractive-qa": "qa-e
 FIT_LEARNER_DEFAULTS: dict[str, dict[str, Any]] = {"setfit": {"num_iterations": 2}}
 
 # `auto` searches the two cheapest candidates (generation only), as the committed 2-core curation grids
-# do (docs/results/curation-bbc.yaml); -M candidates=[zerogen,goldgen,s3,daftt-generate] widens it.
-FIT_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"auto": {"candidates": ["zerogen", "goldgen"]}}
+# do (docs/results/curation-bbc.yaml), with 4 rows per label each: the estimate runs auto again inside
+# every fold (so its choice never sees the fold's held-out rows), and GoldGen's prompts carry a whole
+# example each (a BBC article: ~600 tokens). -M candidates=[zerogen,goldgen,s3,daftt-generate] widens it.
+FIT_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"auto": {"candidates": ["zerogen", "goldgen"], "search_per_label": 4}}
 
 
 class FitConfig(BaseModel):
@@ -36,7 +38,9 @@ class FitConfig(BaseModel):
     method_options: dict[str, Any] = Field(default_factory=dict, description="options of the method")
     learner: str = Field(description="the learner of the estimate and of the final model")
     learner_options: dict[str, Any] = Field(default_factory=dict, description="options of the learner")
-    budget: int = Field(32, ge=1, description="synthetic rows per label (QA and text-to-text: in all)")
+    # 16 per label: with SetFit's paired strategy the synthetic pairs match the real ones in number whatever the
+    # set's size, so a bigger set buys variety, not weight, and costs generation in every fold
+    budget: int = Field(16, ge=1, description="synthetic rows per label (QA and text-to-text: in all)")
     folds: int = Field(4, ge=2, description="k of the repeated k-fold estimate")
     repeats: int = Field(2, ge=1, description="repeats of the k-fold estimate (each with its own fold split)")
     seed: int = Field(13, description="seed of the folds, the synthesis and the learner")
