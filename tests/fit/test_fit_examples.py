@@ -127,9 +127,48 @@ def test_the_command_prints_one_error_line_and_exits_2(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "rows.csv", reviews() + [("meh", "Positive")])
     result = subprocess.run(
         [sys.executable, "-m", "fewforge.cli.app", "fit", str(path), "--output", str(tmp_path / "model")],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300,
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300, check=False,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "typo of 'positive'" in errors[0] and "hint:" in result.stderr
     assert not (tmp_path / "model").exists()
+
+
+def test_options_resolve_before_any_work(tmp_path: Path) -> None:
+    from fewforge.errors import ConfigError
+    from fewforge.fit.run import resolve
+
+    rows = write_csv(tmp_path / "rows.csv", reviews())
+    plan = resolve({"examples": str(rows), "method": "zerogen"})
+    assert plan.cfg.learner == "setfit" and plan.cfg.learner_options == {"num_iterations": 2}  # the fit's default
+    assert plan.method.config.per_label == 16 and plan.generator.model_id  # lazy: nothing loaded yet
+    auto = resolve({"examples": str(rows), "method": "auto", "method_options": {"search_per_label": 2}})
+    assert [c.name for c in auto.method.config.candidates] == ["zerogen"]
+    assert auto.method.config.search_per_label == 2
+    with pytest.raises(ConfigError, match="num_iteration"):
+        resolve({"examples": str(rows), "learner_options": {"num_iteration": 5}})
+    with pytest.raises(ConfigError, match="cannot learn single"):
+        resolve({"examples": str(rows), "learner": "qa-encoder", "method": "none"})
+
+    task = tmp_path / "reviews.yaml"
+    task.write_text("name: reviews\ntype: single\ndescription: phone review\nlabels: {negative: bad, positive: good}\n")
+    given = resolve({"examples": str(rows), "task": str(task), "method": "none"})
+    assert given.task.labels == {"negative": "bad", "positive": "good"} and given.rows.layout == "task file"
+    odd = write_csv(tmp_path / "odd.csv", reviews() + [("so-so", "neutral")])
+    with pytest.raises(DataError, match=r"odd.csv:10: label 'neutral' is not a label of task 'reviews'"):
+        resolve({"examples": str(odd), "task": str(task), "method": "none"})
+
+
+def test_unlabeled_inputs_from_text_or_a_table(tmp_path: Path) -> None:
+    from fewforge.fit.run import read_unlabeled
+    from fewforge.tasks.base import Task
+
+    task = Task(name="t", kind="single", labels={"a": "a", "b": "b"}, description="text")
+    (tmp_path / "pool.txt").write_text("first text\n\nsecond text\n")
+    assert [e.inputs for e in read_unlabeled(tmp_path / "pool.txt", task)] == [{"text": "first text"}, {"text": "second text"}]
+    table = write_csv(tmp_path / "pool.csv", [("third", "b")])
+    assert [e.inputs["text"] for e in read_unlabeled(table, task)] == ["third"]  # its label is not read
+    empty = write_csv(tmp_path / "bad.csv", [("", "a")])
+    with pytest.raises(DataError, match="bad.csv:2: no text"):
+        read_unlabeled(empty, task)

@@ -18,7 +18,8 @@ from fewforge.fit.examples import load_user_rows
 
 # small and fast, same code paths as the defaults: auto (zerogen vs goldgen, re-run inside every fold)
 # and the linear probe, whose folder is also a SetFit model
-SMALL = {"learner": "linear-probe", "budget": 3, "folds": 2, "repeats": 1, "description": "news article"}
+SMALL = {"learner": "linear-probe", "budget": 3, "folds": 2, "repeats": 1, "description": "news article",
+         "method_options": {"candidates": ["zerogen", "goldgen"]}}
 
 
 def done_markers(root: Path) -> dict[str, str]:

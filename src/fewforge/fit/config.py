@@ -18,11 +18,12 @@ DEFAULT_LEARNERS = {"single": "setfit", "pair": "setfit", "extractive-qa": "qa-e
 # 2-core machine (measured: README "Quickstart"). Options given with -O replace these.
 FIT_LEARNER_DEFAULTS: dict[str, dict[str, Any]] = {"setfit": {"num_iterations": 2}}
 
-# `auto` searches the two cheapest candidates (generation only), as the committed 2-core curation grids
-# do (docs/results/curation-bbc.yaml), with 4 rows per label each: the estimate runs auto again inside
-# every fold (so its choice never sees the fold's held-out rows), and GoldGen's prompts carry a whole
-# example each (a BBC article: ~600 tokens). -M candidates=[zerogen,goldgen,s3,daftt-generate] widens it.
-FIT_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"auto": {"candidates": ["zerogen", "goldgen"], "search_per_label": 4}}
+# `auto` weighs ZeroGen against the real rows alone: the estimate reruns auto inside every fold (its choice
+# never sees the fold's held-out rows), and ZeroGen reads no labeled row, so every fold's search and set
+# come back from the generation cache while methods that read the rows (GoldGen, S3, DAFTT) generate anew
+# per fold — on a shared 2-core machine a BBC GoldGen prompt (a whole article, ~600 tokens) took ~17 s, so
+# a default fit with GoldGen ran for hours. -M candidates=[zerogen,goldgen,s3,daftt-generate] widens it.
+FIT_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {"auto": {"candidates": ["zerogen"], "search_per_label": 4}}
 
 
 class FitConfig(BaseModel):

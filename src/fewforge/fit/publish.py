@@ -127,9 +127,9 @@ def fit_readme(output: Path, learner: Any, card: dict[str, Any], plan: Any, fina
          f"on these rows ({100 * diff['estimate']:+.1f} points, 95% CI [{100 * diff['low']:+.1f}, {100 * diff['high']:+.1f}]). "
          if diff else "") + decision + "\n",
         "## Training data\n",
-        f"- {real_line}; task `{task.name}` ({task.kind}) inferred from {rows.layout}; `task.yaml` holds it.",
-        f"- learner `{cfg.learner}` with options {cfg.learner_options or '{}'}, seed {cfg.seed}; the learner chose its "
-        "settings on its own training rows (no row was spent on a dev set).",
+        f"- {real_line}; task `{task.name}` ({task.kind}) from {rows.layout}; `task.yaml` holds it.",
+        (f"- learner `{cfg.learner}` with options {cfg.learner_options or '{}'}, seed {cfg.seed}; the learner chose its "
+         "settings on its own training rows (no row was spent on a dev set)."),
     ]
     body += _synthetic_lines(output, plan, final, summary)
     return readme(learner, output, card, metrics=metrics, body="\n".join(body) + "\n", dataset=dataset,

@@ -201,8 +201,13 @@ def fit(
                 if per_fold_synthesis:
                     folder = run.root / "folds" / fold.name / "synthetic"
                     fold_set = _synthesis_stage(run, plan, cached, folder, examples_fp, fold.held, progress)
-                records[REAL].append(_fold_stage(run, plan, fold, REAL, NO_SET, progress))
-                if plan.method is not None:
+                real = _fold_stage(run, plan, fold, REAL, NO_SET, progress)
+                records[REAL].append(real)
+                if plan.method is not None and not fold_set.rows:
+                    # no synthetic rows (auto kept the real rows alone): the same learner on the same rows with
+                    # the same seed, so the real-only predictions are this condition's too
+                    records[SYNTHETIC].append({**real, "condition": SYNTHETIC, "method": fold_set.method})
+                elif plan.method is not None:
                     records[SYNTHETIC].append(_fold_stage(run, plan, fold, SYNTHETIC, fold_set, progress))
             summary = summarize(task, records, k, len(rows.examples))
             summary["final"] = verdict(summary)
@@ -245,14 +250,12 @@ def _describe(plan: Plan, console: Console) -> None:
 
 def _write_config(run: RunDir, cfg: FitConfig, console: Console) -> None:
     """config.yaml holds the resolved options; a changed fit keeps the old one in _stale/."""
-    from fewforge.fit.config import FitConfig as _Config
-
     path = run.config_path
     if path.is_file():
         import yaml
 
         try:
-            previous = _Config(**yaml.safe_load(path.read_text(encoding="utf-8"))).model_dump()
+            previous = FitConfig(**yaml.safe_load(path.read_text(encoding="utf-8"))).model_dump()
         except Exception:  # an old or hand-edited config: keep it aside, never lose it
             previous = {"unreadable": True}
         if previous != cfg.model_dump():
