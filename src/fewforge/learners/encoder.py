@@ -332,6 +332,7 @@ class EncoderClassifier(TorchLearner):
 
         config = modeling_fewforge.FewforgePooledConfig(
             encoder=self.model.encoder.config.to_dict(),
+            encoder_class=type(self.model.encoder).__name__,
             pooling=self.config.pooling,
             classifier_dropout=self.config.dropout,
             id2label=dict(enumerate(self.labels)),

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import transformers
 from transformers import AutoConfig, AutoModel, AutoModelForTextEncoding, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
@@ -26,10 +27,16 @@ class FewforgePooledConfig(PretrainedConfig):
     model_type = "fewforge-pooled"
 
     def __init__(
-        self, encoder: dict[str, Any] | None = None, pooling: str = "mean", classifier_dropout: float = 0.1, **kwargs: Any
+        self,
+        encoder: dict[str, Any] | None = None,
+        encoder_class: str = "",
+        pooling: str = "mean",
+        classifier_dropout: float = 0.1,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.encoder = dict(encoder or {})  # the pretrained encoder's own config, as a dict
+        self.encoder_class = encoder_class  # its transformers class ("BertModel", "T5EncoderModel")
         self.pooling = pooling
         self.classifier_dropout = classifier_dropout
 
@@ -45,9 +52,12 @@ class FewforgePooledForSequenceClassification(PreTrainedModel):
     def __init__(self, config: FewforgePooledConfig) -> None:
         super().__init__(config)
         encoder_config = config.encoder_config()
-        # an encoder-decoder model (T5) is read through its encoder alone
-        auto = AutoModelForTextEncoding if getattr(encoder_config, "is_encoder_decoder", False) else AutoModel
-        self.encoder = auto.from_config(encoder_config)
+        named = getattr(transformers, config.encoder_class, None) if config.encoder_class else None
+        if named is not None:  # the class the encoder was trained as (T5EncoderModel: a T5's encoder alone)
+            self.encoder = named._from_config(encoder_config)
+        else:  # an encoder-decoder model is read through its encoder alone
+            auto = AutoModelForTextEncoding if getattr(encoder_config, "is_encoder_decoder", False) else AutoModel
+            self.encoder = auto.from_config(encoder_config)
         self.pooling = config.pooling
         self.dropout = torch.nn.Dropout(config.classifier_dropout)
         self.head = torch.nn.Linear(encoder_config.hidden_size, config.num_labels)
