@@ -109,7 +109,7 @@ def test_fit_with_the_scripted_generator_estimates_saves_loads_and_resumes(bbc_c
 
 def test_fit_with_the_packaged_generator(bbc_csv, tmp_path) -> None:
     out = tmp_path / "model"
-    summary = fit({"examples": str(bbc_csv), **SMALL, "method": "zerogen", "budget": 1}, out)
+    summary = fit({"examples": str(bbc_csv), **SMALL, "method": "zerogen", "method_options": {}, "budget": 1}, out)
     rows = [json.loads(line) for line in (out / "synthetic" / "data.jsonl").read_text().splitlines()]
     assert rows and all("SmolLM2" in r["lineage"]["model"] for r in rows)
     assert summary["conditions"][SYNTHETIC]["synthetic_rows"] == [len(rows), len(rows)]  # zerogen: one set

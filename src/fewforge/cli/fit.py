@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -41,7 +43,7 @@ def fit(
     k-fold estimate without a test set, and a model folder that SetFit / transformers / peft load."""
     from fewforge.fit import fit as run_fit
     from fewforge.fit.estimate import estimate_table
-    from fewforge.fit.publish import condition_labels
+    from fewforge.fit.publish import condition_labels, final_training
 
     console = Console(stderr=True)
     values = {
@@ -51,12 +53,13 @@ def fit(
         "learner_options": learner_options(option or []), "budget": budget, "folds": folds, "repeats": repeats,
         "seed": seed,
     }
-    summary = run_fit(values, output, console=console, push_to_hub=push_to_hub, private=private)
+    # libraries print training logs to stdout (setfit's loss dicts): stdout keeps only the estimate and the result
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = run_fit(values, output, console=console, push_to_hub=push_to_hub, private=private)
     table = estimate_table(summary, condition_labels(summary, method))
     typer.echo(f"\nestimate ({summary['folds']}-fold × {summary['repeats']} over your {summary['rows']} rows, no test set):")
     typer.echo(table)
-    used = condition_labels(summary, method)[summary["final"]]
-    typer.echo(f"\nfinal model: {used}, in {summary['seconds'] / 60:.1f} min → {output}")
+    typer.echo(f"\nfinal model, trained on {final_training(summary)}, in {summary['seconds'] / 60:.1f} min → {output}")
     typer.echo(f"predict: fewforge predict --model {output} --input texts.txt   (model card: {output}/README.md)")
     if summary.get("pushed"):
         typer.echo(f"pushed: {summary['pushed']}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,24 @@ SYNTHETIC_DIR = "synthetic"
 
 
 def condition_labels(summary: dict[str, Any], method: str) -> dict[str, str]:
-    chosen = summary.get("final_method")
-    how = f"{method}: {chosen}" if method == "auto" and chosen else method
-    return {REAL: "real rows only", SYNTHETIC: f"real + synthetic ({how})"}
+    """The estimate table's row names; auto's row says what it chose in the folds."""
+    if method != "auto" or SYNTHETIC not in summary["conditions"]:
+        return {REAL: "real rows only", SYNTHETIC: f"real + {method}"}
+    counts = Counter(summary["conditions"][SYNTHETIC]["methods"])
+    chosen = ", ".join(f"{m} in {n}" for m, n in counts.most_common())
+    return {REAL: "real rows only", SYNTHETIC: f"real + auto's choice ({chosen} of {sum(counts.values())} folds)"}
+
+
+def final_training(summary: dict[str, Any]) -> str:
+    """What the final model trained on, and why."""
+    n, method = summary.get("final_rows", 0), summary.get("final_method")
+    if summary["final"] == REAL and method:
+        return "the real rows only (the synthetic rows lowered the estimate: the whole paired interval is below zero)"
+    if n:
+        return f"the real rows + {n} synthetic rows ({method}, made from all rows)"
+    if method == "none":
+        return "the real rows only (auto, run on all rows, kept no synthetic set)"
+    return "the real rows only"
 
 
 def publish(output: Path, run: RunDir, plan: Any, model_dir: Path, final: Any, summary: dict[str, Any],
@@ -110,15 +126,9 @@ def fit_readme(output: Path, learner: Any, card: dict[str, Any], plan: Any, fina
     if rows.duplicates:
         real_line += f"; {len(rows.duplicates)} duplicate row(s) dropped"
     diff = summary.get("difference")
-    if used == SYNTHETIC and final.rows:
-        decision = f"The final model trained on every real row + the {len(final.rows)} synthetic rows of `synthetic/`."
-    elif plan.method is None:
-        decision = "No synthetic data was asked for (`--method none`): the final model trained on the real rows."
-    elif not final.rows and used == SYNTHETIC:
-        decision = "auto found no method that beat the real rows alone: the final model trained on the real rows."
-    else:
-        decision = ("The synthetic rows lowered the estimate (the whole paired interval is below zero): the final "
-                    "model trained on the real rows alone; the set is kept in `synthetic/` for inspection.")
+    decision = f"The final model trained on {final_training(summary)}."
+    if used == SYNTHETIC and plan.method is not None:
+        decision += f" Its procedure's estimate is the row \"{labels[SYNTHETIC]}\"."
     body = [
         "## Estimate without a test set\n",
         estimate_table(summary, labels) + "\n",
@@ -141,7 +151,7 @@ def _synthetic_lines(output: Path, plan: Any, final: Any, summary: dict[str, Any
     if plan.method is None:
         return []
     lines = ["", "## How the synthetic rows were made", ""]
-    set_card = output / SYNTHETIC_DIR / "card.json"
+    set_card = output / "run" / "synthetic" / "card.json"  # the final set's stage (published only when not empty)
     card = read_json(set_card) if set_card.is_file() else {}
     auto = card.get("auto") or {}
     if cfg.method == "auto":

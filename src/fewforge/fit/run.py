@@ -213,6 +213,7 @@ def fit(
             summary["final"] = verdict(summary)
             summary["final_method"] = final_set.method
             final = final_set if summary["final"] == SYNTHETIC else NO_SET
+            summary["final_rows"] = len(final.rows)
             model_dir, report = _model_stage(run, plan, final, progress)
     finally:
         if cached is not None:
