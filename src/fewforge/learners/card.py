@@ -100,6 +100,9 @@ def usage(learner: Learner, directory: Path) -> tuple[str | None, str]:
                 f"model = PeftModel.from_pretrained({auto}.from_pretrained({base!r}), {d + '/adapter'!r})"
             )
         return "transformers", f"from transformers import {auto}\n\nmodel = {auto}.from_pretrained({d + '/model'!r})"
+    if name == "linear-probe":  # a pair task: [u, v, |u - v|, u * v] features, which SetFit cannot compute
+        return None, (f"from fewforge.learners.card import load_model\n\nmodel = load_model({d!r})  # head.json: "
+                      "a logistic head over sentence-pair features\nmodel.predict([(\"first text\", \"second text\")])")
     return None, "(no trained weights: the learner reads its generator at prediction time)"
 
 
