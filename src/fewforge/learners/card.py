@@ -69,10 +69,13 @@ def usage(learner: Learner, directory: Path) -> tuple[str | None, str]:
             f"classifier = pipeline(\"text-classification\", model={d!r}, trust_remote_code=True)\n"
             "classifier([\"an example text\"])  # [{'label': <label name>, 'score': ...}]"
         )
-    if name == "qa-encoder":
+    if name == "qa-encoder":  # transformers 5 removed the question-answering pipeline: the model and the span
         return "transformers", (
-            f"from transformers import pipeline\n\nqa = pipeline(\"question-answering\", model={d!r})\n"
-            "qa(question=\"...\", context=\"...\")"
+            "from transformers import AutoModelForQuestionAnswering, AutoTokenizer\n\n"
+            f"model = AutoModelForQuestionAnswering.from_pretrained({d!r})\n"
+            f"tokenizer = AutoTokenizer.from_pretrained({d!r})\n"
+            "out = model(**tokenizer(\"question\", \"context\", return_tensors=\"pt\"))  # the answer: the span "
+            "between out.start_logits.argmax() and out.end_logits.argmax()"
         )
     base = base_model_id(learner) or base_model(learner)
     if name in _PROMPT_LEARNERS:
