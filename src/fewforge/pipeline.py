@@ -490,10 +490,12 @@ def evaluate_model(
     from fewforge.tasks import load_task
 
     if task_name is None or learner_name is None:
-        from fewforge.learners.card import read_card
+        from fewforge.learners.card import TASK_FILE, read_card
 
         card = read_card(model_dir)
-        task_name, learner_name = task_name or card["task"], learner_name or card["learner"]
+        saved = Path(model_dir) / TASK_FILE  # a task that is not built in (a task file, a fit's inferred task)
+        task_name = task_name or (str(saved) if saved.is_file() else card["task"])
+        learner_name = learner_name or card["learner"]
     task = load_task(task_name)
     test = read_examples(test_path, task) if test_path else load_task_data(task, Path(data) if data else None)[1]
     learner = get_learner(learner_name).load(task, model_dir)

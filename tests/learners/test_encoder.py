@@ -128,7 +128,8 @@ def test_save_load_round_trip(trained, sst2, tmp_path):
 
     loaded = EncoderClassifier.load(sst2["task"], tmp_path / "model")
     assert loaded.config == learner.config
-    assert (tmp_path / "model" / "head.safetensors").is_file() and (tmp_path / "model" / "config.json").is_file()
+    # a transformers folder: the trained head inside model.safetensors, its class in modeling_fewforge.py
+    assert (tmp_path / "model" / "model.safetensors").is_file() and (tmp_path / "model" / "modeling_fewforge.py").is_file()
     assert loaded.predict(sst2["test"]) == learner.predict(sst2["test"])
     torch.testing.assert_close(_logits(loaded, sst2["test"][:20]), _logits(learner, sst2["test"][:20]))
 

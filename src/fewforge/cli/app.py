@@ -12,7 +12,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import typer
 from rich.console import Console
 
-from fewforge.cli import cache, estimate, evaluate, generate, predict, quality, report, run, sample, tasks, train
+from fewforge.cli import cache, estimate, evaluate, fit, generate, predict, quality, report, run, sample, tasks, train
 
 app = typer.Typer(
     name="fewforge",
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.command("fit")(fit.fit)
 app.command("tasks")(tasks.tasks)
 app.command("sample")(sample.sample)
 app.command("generate")(generate.generate)

@@ -318,15 +318,38 @@ class EncoderClassifier(TorchLearner):
     # -- inference and persistence -------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
+        """A transformers folder: config.json (label names as id2label; `auto_map` naming
+        modeling_fewforge.py, this classifier's class), model.safetensors (encoder + trained head), the
+        tokenizer, and fewforge.json."""
         require_fitted(self, self.model)
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        from safetensors.torch import save_file
+        import shutil
 
+        from safetensors.torch import save_model
+
+        from fewforge.learners import modeling_fewforge
+
+        config = modeling_fewforge.FewforgePooledConfig(
+            encoder=self.model.encoder.config.to_dict(),
+            encoder_class=type(self.model.encoder).__name__,
+            pooling=self.config.pooling,
+            classifier_dropout=self.config.dropout,
+            id2label=dict(enumerate(self.labels)),
+            label2id={label: i for i, label in enumerate(self.labels)},
+            architectures=["FewforgePooledForSequenceClassification"],
+            auto_map={
+                "AutoConfig": "modeling_fewforge.FewforgePooledConfig",
+                "AutoModelForSequenceClassification": "modeling_fewforge.FewforgePooledForSequenceClassification",
+            },
+        )
         with quiet_transformers():
-            self.model.encoder.save_pretrained(directory)
+            config.save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
-        save_file({k: v.contiguous() for k, v in self.model.head.state_dict().items()}, str(directory / HEAD_FILE))
+        # the same parameter names as the exported class: encoder.*, head.* (shared tensors stored once)
+        save_model(self.model, str(directory / "model.safetensors"), metadata={"format": "pt"}, force_contiguous=True)
+        (directory / "model.safetensors").chmod(0o644)  # safetensors creates it private; it is a shareable model
+        shutil.copyfile(modeling_fewforge.__file__, directory / "modeling_fewforge.py")
         write_json(directory / self.META_FILE, self._meta())
 
     @classmethod
@@ -334,9 +357,25 @@ class EncoderClassifier(TorchLearner):
         directory = Path(directory)
         meta = cls._read_meta(task, directory)
         learner = cls(task, cls.Config(**meta["config"]), seed=meta.get("seed", 0))
-        learner._load(str(directory), head=directory / HEAD_FILE)
+        if (directory / HEAD_FILE).is_file():  # saved before the transformers export: encoder + head file
+            learner._load(str(directory), head=directory / HEAD_FILE)
+        else:
+            learner._load_exported(directory)
         learner.model.eval()
         return learner
+
+    def _load_exported(self, directory: Path) -> None:
+        """The folder `save` wrote, through fewforge's own copy of the class (no code runs from the folder)."""
+        import torch
+        from transformers import AutoTokenizer
+
+        from fewforge.learners.modeling_fewforge import FewforgePooledForSequenceClassification
+
+        with quiet_transformers():
+            # trust_remote_code=False: the tokenizer files say what to build; never ask about the folder's code
+            self.tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
+            self.model = FewforgePooledForSequenceClassification.from_pretrained(str(directory), local_files_only=True)
+        self.model.to("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _no_decay(name: str) -> bool:

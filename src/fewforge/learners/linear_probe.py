@@ -150,6 +150,25 @@ class LinearProbe(Learner):
             },
         )
 
+        if len(self.task.input_fields) == 1:
+            self._save_setfit(Path(directory))
+
+    def _save_setfit(self, directory: Path) -> None:
+        """The same classifier as a SetFit folder (a frozen sentence-transformers body + this logistic head,
+        unit-norm embeddings, label names), so `SetFitModel.from_pretrained(directory)` predicts as fewforge
+        does. Pair features ([u, v, |u - v|, u * v]) have no SetFit equivalent: single-text tasks only."""
+        from sentence_transformers import SentenceTransformer
+        from setfit import SetFitModel
+
+        from fewforge.embeddings import model_key
+        from fewforge.hf import quiet_transformers
+
+        with quiet_transformers():
+            body = SentenceTransformer(model_key(self.config.embedder), device="cpu")
+            model = SetFitModel(model_body=body, model_head=self.head, normalize_embeddings=True,
+                                labels=self.task.label_names)
+            model.save_pretrained(str(directory))
+
     @classmethod
     def load(cls, task: Task, directory: Path) -> "LinearProbe":
         import numpy as np

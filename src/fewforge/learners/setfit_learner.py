@@ -169,8 +169,11 @@ class SetFitLearner(SeededLearner):
         return proba
 
     def save(self, directory: Path) -> None:
+        """setfit's own folder (body, model_head.pkl, config_setfit.json) with the label names as the
+        model's `labels`, so `SetFitModel.from_pretrained(directory).predict(texts)` returns names."""
         require_fitted(self, self.model)
         directory = Path(directory)
+        self.model.labels = self.task.label_names  # the head predicts label indices in this order
         with quiet_transformers():
             self.model.save_pretrained(str(directory))
         write_json(directory / self.META_FILE, self._meta())

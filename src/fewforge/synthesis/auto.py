@@ -210,20 +210,7 @@ class Auto(SynthesisMethod):
         return folds
 
     def _stratified(self, ctx: SynthesisContext, rows: Sequence[Example], k: int) -> list[list[Example]]:
-        """`rows` in k folds, each label dealt round-robin over them (seeded), in the rows' order."""
-        rng = random.Random(derive_seed(ctx.seed, self.config.seed, "auto-folds"))
-        by_group: dict[str, list[Example]] = {}
-        for e in rows:
-            by_group.setdefault(ctx.task.group(e), []).append(e)
-        fold_of: dict[int, int] = {}
-        position = 0
-        for group in sorted(by_group):
-            members = by_group[group][:]
-            rng.shuffle(members)
-            for e in members:
-                fold_of[id(e)] = position % k
-                position += 1
-        return [[e for e in rows if fold_of[id(e)] == f] for f in range(k)]
+        return stratified_folds(ctx.task, rows, k, derive_seed(ctx.seed, self.config.seed, "auto-folds"))
 
     def _search(
         self, ctx: SynthesisContext, cand: Candidate, folds: list[tuple[list[Example], list[Example]]],
@@ -280,12 +267,7 @@ class Auto(SynthesisMethod):
         method: SynthesisMethod, ctx: SynthesisContext, workdir: Path, held: Sequence[Example]
     ) -> tuple[list[Example], dict[str, Any]]:
         """The candidate's rows from the few-shot rows outside `held` (its card too)."""
-        out = {id(e) for e in held}
-        visible = dataclasses.replace(
-            ctx, train=[e for e in ctx.train if id(e) not in out], dev=[e for e in ctx.dev if id(e) not in out],
-            workdir=workdir, progress=None,
-        )
-        dataset = method.synthesize(visible)
+        dataset = synthesize_outside(method, ctx, workdir, held)
         return dataset.examples, dataset.card
 
     def _method(self, ctx: SynthesisContext, cand: Candidate, per_label: int) -> SynthesisMethod:
@@ -354,6 +336,39 @@ class Auto(SynthesisMethod):
         dataset.examples = [dataclasses.replace(e, lineage={**e.lineage, "chosen_by": "auto"}) for e in dataset.examples]
         dataset.card = {**dataset.card, "chosen_method": cand.name, "chosen_options": cand.options}
         return dataset
+
+
+def stratified_folds(task: Task, rows: Sequence[Example], k: int, seed: int) -> list[list[Example]]:
+    """`rows` in k folds, each label (group) dealt round-robin over them in a seeded order, each fold in
+    the rows' order: every fold holds each label's rows in proportion. Shared with `fewforge fit`'s
+    repeated k-fold estimate (fit/estimate.py)."""
+    rng = random.Random(seed)
+    by_group: dict[str, list[Example]] = {}
+    for e in rows:
+        by_group.setdefault(task.group(e), []).append(e)
+    fold_of: dict[int, int] = {}
+    position = 0
+    for group in sorted(by_group):
+        members = by_group[group][:]
+        rng.shuffle(members)
+        for e in members:
+            fold_of[id(e)] = position % k
+            position += 1
+    return [[e for e in rows if fold_of[id(e)] == f] for f in range(k)]
+
+
+def synthesize_outside(
+    method: SynthesisMethod, ctx: SynthesisContext, workdir: Path, held: Sequence[Example]
+) -> SyntheticDataset:
+    """`method`'s set made from the few-shot rows outside `held` only (train and dev both lose them): the
+    one way a score on `held` stays honest for a method that reads labeled rows. Used per fold by auto's
+    search and by `fewforge fit`'s estimate."""
+    out = {id(e) for e in held}
+    visible = dataclasses.replace(
+        ctx, train=[e for e in ctx.train if id(e) not in out], dev=[e for e in ctx.dev if id(e) not in out],
+        workdir=workdir, progress=None,
+    )
+    return method.synthesize(visible)
 
 
 class _Skip(Exception):

@@ -177,3 +177,38 @@ def load_task_file(path: str | Path) -> Task:
         return spec.to_task()
     except TaskError as err:  # Task's own checks (labels, template placeholders), now naming the file
         raise TaskError(f"{path}: {err.message}", hint=err.hint) from None
+
+
+def task_to_spec(task: Task) -> dict[str, Any]:
+    """`task` as the mapping a task file holds (what `load_task_file` reads back to an equal Task), so a
+    saved model carries the definition of a task that is not built in."""
+    spec: dict[str, Any] = {"name": task.name, "type": task.kind, "description": task.description}
+    if task.labels:
+        spec["labels"] = dict(task.labels)
+    if task.inputs:
+        spec["inputs"] = list(task.inputs)
+    if task.given is not None:
+        spec["given"] = list(task.given)
+    if task.target != "answer":
+        spec["target"] = task.target
+    if task.columns:
+        spec["columns"] = dict(task.columns)
+    templates: dict[str, Any] = {}
+    if task.cloze_template and task.cloze_template != task.spec.default_cloze:
+        templates["cloze"] = task.cloze_template
+    if task.generation_templates:
+        templates["generation"] = dict(task.generation_templates) if task.labels else task.generation_templates[""]
+    if task.source_template:
+        templates["source"] = task.source_template
+    if templates:
+        spec["templates"] = templates
+    if task.metrics != task.spec.metrics:
+        spec["metrics"] = list(task.metrics)
+    return spec
+
+
+def write_task_file(task: Task, path: str | Path) -> Path:
+    """The task as a YAML task file (atomic)."""
+    from fewforge.files import write_yaml
+
+    return write_yaml(path, task_to_spec(task))
