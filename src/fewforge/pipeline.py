@@ -27,7 +27,7 @@ from fewforge.data.schema import Example, FewShotSplit
 from fewforge.evaluation.shortfall import short_set_warnings
 from fewforge.files import read_json, write_json, write_yaml
 from fewforge.fingerprint import fingerprint
-from fewforge.generators.failures import FailureLedger
+from fewforge.generators.accounting import costs, within_failure_budget
 from fewforge.generators.urls import redact_text, redact_value
 from fewforge.grid import Plan, SetKey, TaskData, plan_grid
 from fewforge.lock import RunLock
@@ -282,7 +282,6 @@ def synthesis_stage(
     shots = f" k{key.shots}" if key.shots is not None else ""
     with stage, progress.stage(f"{key.method} {key.task}{shots} seed {key.seed}", prompts, units) as update:
         before = generator.stats()
-        generator.ledger = ledger = FailureLedger(plan.policy.max_failed_fraction)
         ctx = SynthesisContext(
             task=data.task,
             generator=generator,
@@ -297,11 +296,8 @@ def synthesis_stage(
             progress=update,
             train_learner=student_factory(data.task, key.seed),
         )
-        try:
-            dataset = method.synthesize(ctx)
-        finally:  # also when too many failed: the list says why
-            ledger.write(directory / "failures.jsonl")
-        ledger.check()
+        dataset = within_failure_budget(generator, directory / "failures.jsonl", plan.policy,
+                                        lambda: method.synthesize(ctx))
         if curation is not None:  # the auditor learns from the train rows only, never dev or test
             from fewforge.synthesis.curation import AuditContext, curate
 
@@ -311,24 +307,11 @@ def synthesis_stage(
         dataset.card.update(
             generator_spec=redact_text(plan.cfg.generator), generator_options=redact_value(plan.cfg.generator_options)
         )
-        dataset.card["cache"] = counts = generator.stats(since=before)
-        dataset.card["spend"] = spend(counts["usage"], plan.policy, generator)
-        dataset.card["failures"] = ledger.summary()
+        dataset.card.update(costs(generator, before, plan.policy))
         dataset.save(directory, data.task)
-        stage.info.update(examples=len(dataset.examples), cache=counts)
-    log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), counts)
+        stage.info.update(examples=len(dataset.examples), cache=dataset.card["cache"])
+    log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), dataset.card["cache"])
     return dataset.examples, fp
-
-
-def spend(usage: dict[str, int], policy: Any, generator: Any) -> dict[str, Any]:
-    """What generating a set cost: requests, failures and tokens the engine answered (cache hits are free),
-    and dollars when the grid gives prices (generator_options.price; the Batch API's discount applied)."""
-    out: dict[str, Any] = dict(usage)
-    price = getattr(policy, "price", None)
-    if price is not None:
-        batch = bool(getattr(getattr(generator, "inner", generator), "is_batch", False))
-        out["usd"] = round(price.usd(usage["prompt_tokens"], usage["completion_tokens"], batch), 6)
-    return out
 
 
 def _curation_semantic(curation: Any) -> dict[str, Any]:

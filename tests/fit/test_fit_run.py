@@ -114,3 +114,19 @@ def test_fit_with_the_packaged_generator(bbc_csv, tmp_path) -> None:
     assert rows and all("SmolLM2" in r["lineage"]["model"] for r in rows)
     assert summary["conditions"][SYNTHETIC]["synthetic_rows"] == [len(rows), len(rows)]  # zerogen: one set
     assert "generator `smollm2`" in (out / "README.md").read_text()
+
+
+def test_a_fit_holds_its_run_directory_lock(bbc_csv, tmp_path) -> None:
+    """A second fit (or run) on an output in use stops at once, naming the holder, and writes nothing."""
+    import pytest
+
+    from fewforge.lock import RunInUseError, RunLock
+
+    out = tmp_path / "my-model"
+    (out / "run").mkdir(parents=True)
+    (out / "run" / "config.yaml").write_text("examples: other.csv\n")  # what a fit in progress has written
+    with RunLock(out / "run", "fewforge fit other.csv"):
+        with pytest.raises(RunInUseError, match="in use by pid .*fewforge fit other.csv"):
+            fit({"examples": str(bbc_csv), **SMALL}, out, generator=FakeGenerator(bbc_script))
+    assert sorted(p.name for p in (out / "run").iterdir()) == [".lock", "config.yaml"]
+    assert (out / "run" / "config.yaml").read_text() == "examples: other.csv\n"

@@ -15,6 +15,7 @@ on a dev set); the k-fold estimate measures that whole procedure, so it stays ho
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,11 @@ from fewforge.fingerprint import derive_seed, fingerprint
 from fewforge.fit.config import DEFAULT_LEARNERS, FIT_LEARNER_DEFAULTS, FIT_METHOD_DEFAULTS, FitConfig
 from fewforge.fit.estimate import REAL, SYNTHETIC, Fold, plan_folds, summarize, verdict
 from fewforge.fit.examples import UserRows, load_user_rows
+from fewforge.generators.accounting import costs, within_failure_budget
+from fewforge.generators.urls import redact_text, redact_value
+from fewforge.lock import RunLock
 from fewforge.rundir import RunDir
+from fewforge.storage import disk_errors
 from fewforge.synthesis.auto import stratified_folds, synthesize_outside
 from fewforge.tasks.base import Task
 
@@ -61,6 +66,7 @@ class Plan:
     method: Any  # a SynthesisMethod, or None for real rows only
     unlabeled: list[Example]
     generator: Any
+    policy: Any = None  # failures allowed, prices (generators/policy.py), from generator_options
 
     @property
     def task(self) -> Task:
@@ -108,12 +114,15 @@ def resolve(cfg: dict[str, Any] | FitConfig, generator: Any = None) -> Plan:
         method = get_method(cfg.method, {**cfg.method_options, "per_label": cfg.budget})
         if task.kind not in method.kinds:
             raise ConfigError(f"method {cfg.method!r} does not serve {task.kind} tasks", hint="pick another --method")
-        if generator is None:
-            from fewforge.generators import get_generator
+    from fewforge.generators.policy import split_options
 
-            generator = get_generator(cfg.generator, **cfg.generator_options)
+    backend_options, policy = split_options(cfg.generator_options)
+    if method is not None and generator is None:
+        from fewforge.generators import get_generator
+
+        generator = get_generator(cfg.generator, **backend_options)
     unlabeled = read_unlabeled(Path(cfg.unlabeled), task) if cfg.unlabeled else []
-    return Plan(cfg, rows, learner_cls, learner_config, method, unlabeled, generator)
+    return Plan(cfg, rows, learner_cls, learner_config, method, unlabeled, generator, policy)
 
 
 def read_unlabeled(path: Path, task: Task) -> list[Example]:
@@ -164,9 +173,6 @@ def fit(
 ) -> dict[str, Any]:
     """Run (or resume) a fit into `output`, then push it to the hub if asked; returns the estimate summary
     (also in OUTPUT/estimate.json). `generator` overrides the config's spec (a scripted one in tests)."""
-    from fewforge.fit.publish import publish
-    from fewforge.pipeline import GridProgress, _setup_log_file
-
     console = console or Console(stderr=True)
     started = time.time()
     plan = resolve(cfg, generator)
@@ -176,11 +182,23 @@ def fit(
         from fewforge.fit.hub import check_repo
 
         check_repo(push_to_hub)
-    cfg, task, rows = plan.cfg, plan.task, plan.rows
     _describe(plan, console)
     run = RunDir(output / RUN_DIR)
+    with RunLock(run.root, " ".join(["fewforge", *sys.argv[1:]])), disk_errors(run.root):
+        return _fit(run, plan, output, console, started, push_to_hub, private)
+
+
+def _fit(run: RunDir, plan: Plan, output: Path, console: Console, started: float, push_to_hub: str | None,
+         private: bool) -> dict[str, Any]:
+    """The fit's stages, holding the run directory's lock (a fit is a run directory like any other)."""
+    from fewforge.fit.publish import publish
+    from fewforge.pipeline import _setup_log_file
+    from fewforge.progress import GridProgress
+
+    cfg, task, rows = plan.cfg, plan.task, plan.rows
     run.root.mkdir(parents=True, exist_ok=True)
     _setup_log_file(run.log_path)
+    run.sweep_temporaries()  # we hold the lock: any temporary here was left by a process that died
     _write_config(run, cfg, console)
     folds = plan_folds(task, rows.examples, cfg.folds, cfg.repeats, cfg.seed)
     k = len(folds) // cfg.repeats
@@ -309,7 +327,7 @@ def _synthesis_stage(
     cfg, task, method = plan.cfg, plan.task, plan.method
     fp = fingerprint({
         "v": VERSION, "rows": examples_fp, "held": sorted(e.id for e in held), "method": method.name,
-        "config": method.config.model_dump(mode="json"), "backend": generator.backend, "model": generator.model_id,
+        "config": method.config.model_dump(mode="json"), "backend": generator.cache_namespace, "model": generator.model_id,
         "options": generator.output_options(), "seed": cfg.seed, "unlabeled": [e.inputs for e in plan.unlabeled],
     })
     stage = run.stage(folder, fp)
@@ -322,8 +340,13 @@ def _synthesis_stage(
                 workdir=run.root / "work" / folder.relative_to(run.root), progress=update,
                 train_learner=student_factory(task, cfg.seed),
             )
-            dataset = synthesize_outside(method, ctx, ctx.workdir, held) if held else method.synthesize(ctx)
-            dataset.card.update(generator_spec=cfg.generator, generator_options=cfg.generator_options, seed=cfg.seed)
+            before = generator.stats()
+            dataset = within_failure_budget(
+                generator, stage.path / "failures.jsonl", plan.policy,
+                lambda: synthesize_outside(method, ctx, ctx.workdir, held) if held else method.synthesize(ctx),
+            )
+            dataset.card.update(costs(generator, before, plan.policy), generator_spec=redact_text(cfg.generator),
+                                generator_options=redact_value(cfg.generator_options), seed=cfg.seed)
             dataset.save(stage.path, task)
             stage.info["examples"] = len(dataset.examples)
     log.info("synthesis %s: %s rows", folder, run.done_info(folder).get("examples"))
