@@ -33,6 +33,17 @@ def test_setfit_trains_predicts_and_reloads(sst2, tmp_path):
     assert learner.predict(["a joyous , moving film"])[0] in ("negative", "positive")
 
 
+def test_max_length_truncates_the_body(sst2):
+    """The body reads at most max_length tokens, in training and predict (it once reached the head only)."""
+    task, split, test = sst2
+    short = SetFitLearner(task, SetFitConfig(num_iterations=1, threads=2, max_length=8), seed=21)
+    short.fit(split.train, split.dev)
+    body = short.model.model_body
+    assert body.max_seq_length == 8
+    long_text = " ".join(["wonderful"] * 40)
+    assert np.allclose(body.encode([long_text]), body.encode([" ".join(["wonderful"] * 30)]), atol=1e-6)
+
+
 def test_paired_adds_synthetic_pairs_without_dropping_real_ones(sst2):
     task, split, _ = sst2
     synthetic = [Example(inputs={"text": f"review {i} was {w}"}, label=l)

@@ -46,7 +46,9 @@ class SetFitConfig(LearnerConfig):
     num_epochs: int = Field(1, ge=1, description="Epochs of contrastive body training.")
     batch_size: int = Field(16, ge=1, description="Pairs per contrastive step.")
     body_learning_rate: float = Field(2e-5, gt=0, description="Learning rate of the encoder body.")
-    max_length: int = Field(128, ge=8, description="Tokens per text for the body.")
+    # 256 is what every earlier SetFit result trained at: the option used to reach setfit's head phase only,
+    # while the body kept sentence-transformers' own max_seq_length (256 for MiniLM).
+    max_length: int = Field(256, ge=8, description="Tokens per text for the body (its max_seq_length).")
     head_C: float = Field(1.0, gt=0, description="Inverse L2 strength of the logistic-regression head.")
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (default: torch's choice).", json_schema_extra={"semantic": False}
@@ -85,6 +87,7 @@ class SetFitLearner(SeededLearner):
         x_syn, y_syn = self._texts(synthetic), label_ids(self.task, synthetic, "synthetic")
         with quiet_transformers():
             self.model = SetFitModel.from_pretrained(resolve_model(cfg.model), local_files_only=True)
+        self.model.model_body.max_seq_length = cfg.max_length  # the body truncates here, in training and predict
         self.model.model_head.set_params(C=cfg.head_C, max_iter=1000)
 
         def pairs(x: list[str], y: list[int], cap: int = -1) -> list[dict[str, Any]]:
