@@ -37,6 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.evaluation.coverage import COVERAGE_GAMMA, COVERAGE_ROWS, embedding_coverage, gold_reference, sample
+from fewforge.evaluation.tables import method_order
 from fewforge.tasks.base import Task
 
 QUALITY_FILE = "quality.json"
@@ -281,7 +282,7 @@ def assess_run(
 
     from fewforge.config import RunConfig
     from fewforge.data.io import read_jsonl
-    from fewforge.evaluation.report import synthetic_sets
+    from fewforge.evaluation.runs import synthetic_sets
     from fewforge.files import write_json
     from fewforge.grid import load_data
 
@@ -378,7 +379,7 @@ def quality_rows(quality: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     columns = _columns(quality.get("sets", []))
     header = ["task", "method", "sets", *(title for title, _, _ in columns)]
     rows = []
-    for (task, _, method), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _method_order(kv[0][2]))):
+    for (task, _, method), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], method_order(kv[0][2]))):
         cells = []
         for _, key, fmt in columns:
             values = [m[key] for m in members if m.get(key) is not None]
@@ -415,11 +416,6 @@ def columns_note(quality: Mapping[str, Any]) -> str:
     if references:
         notes.append("coverage of the real rows by other real rows, the same way: " + ", ".join(references))
     return ("; ".join(notes) + ".") if notes else ""
-
-
-def _method_order(method: str) -> tuple[int, str]:
-    order = ["zerogen", "fewgen", "dawgen"]
-    return (order.index(method) if method in order else len(order), method)
 
 
 def _cell(values: list[float], fmt: str) -> str:
