@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -33,6 +32,7 @@ from fewforge.grid import Plan, SetKey, TaskData, plan_grid
 from fewforge.lock import RunLock
 from fewforge.progress import GridProgress
 from fewforge.rundir import RunDir
+from fewforge.set_plan import set_fingerprint, set_method, set_prompts, split_fingerprint
 from fewforge.storage import closing, disk_errors
 from fewforge.store import ResultsStore
 from fewforge.tasks.base import Task
@@ -101,7 +101,7 @@ def _run_grid(run: RunDir, plan: Plan, console: Console, until: Until) -> list[d
         store.plan([c.axes() for c in plan.cells])
         total = len(plan.splits) * SECONDS_PER_SPLIT
         if until != "sample":
-            total += sum(_set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
+            total += sum(set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
         if until == "train":
             total += sum(cell_seconds(plan, cell) for cell in plan.cells)
         with GridProgress(console, total) as progress:
@@ -180,49 +180,6 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
     return load_split(directory.parent, seed, data.task), fp
 
 
-def split_fingerprint(data: TaskData, shots: int, seed: int) -> str:
-    return fingerprint({"pool": data.pool_fingerprint, "shots": shots, "seed": seed, "v": 2})
-
-
-def set_method(plan: Plan, key: SetKey) -> tuple[Any, Any, int | None]:
-    """(the method that writes set `key`, its curation or None, the per_label curation keeps or None):
-    a curated set with `overgenerate` asks its method for more rows than it keeps."""
-    method = plan.method(key)
-    curation = plan.curation.get(key.method)  # a label audit of the set (synthesis/curation), or None
-    keep_per_label = None
-    if curation is not None and curation.overgenerate > 1:  # generate more, keep each label's best per_label
-        keep_per_label = method.config.per_label
-        method = type(method)(method.config.model_copy(
-            update={"per_label": math.ceil(keep_per_label * curation.overgenerate)}))
-    return method, curation, keep_per_label
-
-
-def set_fingerprint(plan: Plan, key: SetKey, split_fp: str | None, generator: Any) -> str:
-    """Everything a synthetic set depends on. The backend enters as its cache namespace, so a change of
-    transport (the Batch API instead of the online API of one model) redoes nothing."""
-    method, curation, _ = set_method(plan, key)
-    return fingerprint(
-        {
-            "source": split_fp if split_fp is not None else plan.data[key.task].pool_fingerprint,
-            "seed": key.seed,
-            "method": method.name,
-            "config": method.config.model_dump(mode="json"),
-            "backend": generator.cache_namespace,
-            "model": generator.model_id,
-            "options": generator.output_options(),
-            # only when set: sets without curation keep the fingerprints their finished runs hold
-            **({"curate": _curation_semantic(curation)} if curation is not None else {}),
-        }
-    )
-
-
-def _set_prompts(plan: Plan, key: SetKey) -> int:
-    """Prompts a set will need (for the grid bar's ETA; top-up rounds are not foreseen)."""
-    method, _, _ = set_method(plan, key)
-    n_labels = len(plan.data[key.task].task.groups)
-    return int(getattr(method.config, "per_label", 0) * getattr(method.config, "oversample", 1.0) * n_labels)
-
-
 def synthesis_stages(
     run: RunDir,
     plan: Plan,
@@ -273,7 +230,7 @@ def synthesis_stage(
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = set_fingerprint(plan, key, split[1] if split else None, generator)
     stage = run.stage(directory, fp, outputs=("data.jsonl",))
-    prompts = _set_prompts(plan, key)
+    prompts = set_prompts(plan, key)
     units = prompts * SECONDS_PER_PROMPT
     if stage.done:
         progress.advance(units)
@@ -312,12 +269,6 @@ def synthesis_stage(
         stage.info.update(examples=len(dataset.examples), cache=dataset.card["cache"])
     log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), dataset.card["cache"])
     return dataset.examples, fp
-
-
-def _curation_semantic(curation: Any) -> dict[str, Any]:
-    from fewforge.synthesis.curation import semantic
-
-    return semantic(curation)
 
 
 def contamination_stages(

@@ -81,7 +81,8 @@ def _tiny_problem(flip_synthetic: bool):
 
 @pytest.mark.parametrize("flip, expect_conflicts", [(True, True), (False, False)])
 def test_training_logs_the_surgery_of_every_step(flip, expect_conflicts):
-    from fewforge.learners.loop import TorchConfig, seeded, train_torch
+    from fewforge.learners.loop import TorchConfig, train_torch
+    from fewforge.learners.runtime import seeded
 
     cfg = TorchConfig(strategy="paired+gs", batch_size=4, min_steps=8, max_steps=8, learning_rate=0.1)
     with seeded(0):

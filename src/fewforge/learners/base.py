@@ -233,7 +233,7 @@ class SeededLearner(Learner):
     ) -> FitReport:
         import time
 
-        from fewforge.learners.loop import seeded, torch_threads
+        from fewforge.learners.runtime import seeded, torch_threads
 
         train, dev, synthetic = self._training_data(train, dev, synthetic)
         start = time.perf_counter()
@@ -274,7 +274,7 @@ class TorchLearner(SeededLearner):
     def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
         import numpy as np
 
-        from fewforge.learners.loop import torch_threads
+        from fewforge.learners.runtime import torch_threads
 
         require_fitted(self, self.model)
         rows = self._inputs(examples)

@@ -44,7 +44,8 @@ from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, require_fitted
 from fewforge.learners.encoder import _no_decay, _offline, resolve_model
-from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.learners.runtime import torch_threads
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
 

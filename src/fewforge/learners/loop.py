@@ -5,7 +5,7 @@ evaluations without improvement, restore the best state.
 
 A learner supplies what differs: `step(batch) -> loss` (forward, backward, optimizer step),
 `evaluate() -> (dev accuracy, dev loss)`, and `snapshot()` / `restore(state)` of its trainable weights.
-`seeded(seed)` gives a learner its own random streams without touching the caller's global state.
+`runtime.seeded(seed)` gives a learner its own random streams without touching the caller's global state.
 
 `TorchConfig` + `train_torch` are the part every torch learner shares on top of that: the step budget,
 the strategy's batch plan, AdamW with a warmup + linear/cosine schedule, one forward/backward per source
@@ -28,10 +28,8 @@ from __future__ import annotations
 
 import logging
 import math
-import random
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Sequence, get_args
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence, get_args
 
 from pydantic import Field, model_validator
 
@@ -50,43 +48,6 @@ EVALS_PER_RUN = 6  # default dev evaluations per run: on BBC each costs ~2 s, ab
 def eval_interval(eval_every: int | None, total_steps: int) -> int:
     """`eval_every`, or by default every 1/EVALS_PER_RUN of the run."""
     return eval_every or max(1, total_steps // EVALS_PER_RUN)
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed python's, numpy's and torch's global generators for the block, then put back the caller's
-    states: a learner's weight init, dropout and shuffles depend on `seed` alone, and fitting one
-    learner never changes the random draws of the code around it."""
-    import numpy as np
-    import torch
-
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with `threads` torch CPU threads (None: leave torch's choice)."""
-    import torch
-
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_loop(

@@ -49,7 +49,8 @@ from fewforge.errors import ConfigError
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, require_fitted
-from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.learners.runtime import torch_threads
 from fewforge.tasks.base import Task, field_title
 
 if TYPE_CHECKING:
