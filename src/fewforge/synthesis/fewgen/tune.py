@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from fewforge.errors import DataError
+from fewforge.learners.runtime import seeded
 from fewforge.synthesis.fewgen import losses
 
 if TYPE_CHECKING:
@@ -100,8 +101,7 @@ class Tuner:
         self.prompts, self.cfg, self.pad_id = prompts, config, pad_id
         self.steps = 0
         self.rng = random.Random(seed)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):  # the weight net's init depends on the seed alone
             self.weight_net = losses.weight_net()
         self.optimizer = torch.optim.AdamW([prompts.values], lr=config.learning_rate, weight_decay=0.0)
         self.weight_optimizer = torch.optim.AdamW(self.weight_net.parameters(), lr=config.weight_net_learning_rate)
