@@ -10,6 +10,7 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 
+from fewforge.cli import choices
 from fewforge.config import DEFAULT_GRID, RunConfig
 from fewforge.errors import ConfigError
 
@@ -21,7 +22,7 @@ def _default(name: str) -> str:
     value = getattr(DEFAULTS, name)
     if isinstance(value, list):
         value = ",".join(str(getattr(v, "label", v)) for v in value)
-    return f" [default: {value}]"
+    return f" \\[default: {value}]"  # escaped: rich markup would take [default: ...] for a style tag and drop it
 
 
 GridArg = Annotated[
@@ -67,11 +68,18 @@ NumSyntheticOpt = Annotated[
 ]
 GeneratorOpt = Annotated[
     Optional[str],
-    typer.Option("--generator", "-g", help=_f["generator"].description + _default("generator"), show_default=False),
+    typer.Option(
+        "--generator", "-g", help=f"generator spec: {choices.generators()}" + _default("generator"), show_default=False
+    ),
 ]
 MethodOpt = Annotated[
     Optional[str],
-    typer.Option("--method", help="comma-separated synthesis methods: zerogen, fewgen, dawgen (the last two tune the generator: --generator hf:smollm2)" + _default("methods"), show_default=False),
+    typer.Option(
+        "--method",
+        help=f"comma-separated synthesis methods: {choices.methods()} (those that tune the generator need "
+        "--generator hf:smollm2 or hf:MODEL)" + _default("methods"),
+        show_default=False,
+    ),
 ]
 CurateOpt = Annotated[
     Optional[str],
@@ -87,7 +95,9 @@ CurateOpt = Annotated[
 LearnerOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--learner", help="comma-separated learners (default options)" + _default("learners"), show_default=False
+        "--learner",
+        help=f"comma-separated learners (default options): {choices.learners()}" + _default("learners"),
+        show_default=False,
     ),
 ]
 MaxTestOpt = Annotated[Optional[int], typer.Option("--max-test", help=_f["max_test"].description, show_default=False)]
@@ -97,7 +107,7 @@ OutputOpt = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="run directory, resumed on a rerun [default: runs/<grid file name>, or runs/default]",
+        help="run directory, resumed on a rerun \\[default: runs/<grid file name>, or runs/default]",
         show_default=False,
     ),
 ]
@@ -206,7 +216,7 @@ def command_line() -> str:
 # Single-model commands (train, evaluate) take one task and one learner.
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="built-in task name, or path to a task YAML/TOML file")]
 OneLearnerOpt = Annotated[
-    str, typer.Option("--learner", help="learner: linear-probe | encoder | prompt-tuning | setfit")
+    str, typer.Option("--learner", help=f"learner: {choices.learners()}")
 ]
 
 
