@@ -147,6 +147,20 @@ class TorchConfig(LearnerConfig):
         json_schema_extra={"semantic": False},
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _given_bound_wins(cls, values: Any) -> Any:
+        """A step bound the user set wins over the other bound's default, which they never saw: `-O
+        max_steps=150` on a learner whose default min_steps is 1000 trains exactly 150 steps. Both set and
+        crossed stays an error (below)."""
+        if not isinstance(values, dict):
+            return values
+        for given, other, crossed in (("max_steps", "min_steps", int.__lt__), ("min_steps", "max_steps", int.__gt__)):
+            value, default = values.get(given), cls.model_fields[other].default
+            if other not in values and isinstance(value, int) and isinstance(default, int) and crossed(value, default):
+                values = {**values, other: value}
+        return values
+
     @model_validator(mode="after")
     def _check_steps(self) -> "TorchConfig":
         if self.min_steps > self.max_steps:
