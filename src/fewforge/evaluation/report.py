@@ -36,6 +36,7 @@ from fewforge.evaluation.results import (
     summary_rows,
 )
 from fewforge.evaluation.shortfall import short_set_warnings
+from fewforge.executors.base import failed_cell_lines
 from fewforge.files import read_json, write_text
 
 SAMPLE_ROWS = 25  # kept and dropped rows shown per synthetic set
@@ -192,7 +193,7 @@ def markdown(
         f"{meta.get('seeds_cover', '')}. Δ: points vs real only; CI: {meta.get('ci', '')}; p: {meta.get('p', '')}.",
         "",
     ]
-    warned = [*_contamination_warnings(meta, sets), *short_set_warnings(summary)]
+    warned = [*failed_cell_lines(meta), *_contamination_warnings(meta, sets), *short_set_warnings(summary)]
     parts += [line for w in warned for line in (f"> **Warning: {w}.**", "")]
     for primary, groups in by_primary_metric(summary):
         for table_title, header, rows, bold in paper_tables(groups, primary):
@@ -427,7 +428,7 @@ def render_html(
         f"<p class='meta'>Mean ± std over seeds. {_esc(meta.get('seeds_cover', ''))}. Δ: points against real only "
         f"(same task, shots, learner). CI: {_esc(meta.get('ci', ''))}. p: {_esc(meta.get('p', ''))}.</p>"
     )
-    warned = [*_contamination_warnings(meta, sets), *short_set_warnings(summary)]
+    warned = [*failed_cell_lines(meta), *_contamination_warnings(meta, sets), *short_set_warnings(summary)]
     body += [f"<p class='warn'>⚠ Warning: {_esc(w)}.</p>" for w in warned]
     body.append("<h2>Results</h2>")
     for primary, groups in by_primary_metric(summary):
