@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fewforge.errors import DataError
 from fewforge.synthesis.fewgen import losses
+from fewforge.synthesis.fewgen.guard import EpochGuard, GuardCriterion
 
 if TYPE_CHECKING:
     import torch
@@ -57,6 +58,15 @@ class TuningConfig(BaseModel):
     )
     hinge_weight: float = Field(1.0, ge=0, description="Weight of L_dist in eq. 6 (the paper adds it unweighted).")
     margin: float = Field(1.0, ge=0, description="Hinge margin of eq. 7 (paper: 1).")
+    weights: Literal["learned", "uniform"] = Field(
+        "learned", description="learned: the weight net's token weights (eq. 4); uniform: the control — the "
+        "weighted code path (eager attention, weighted loss) with every valid token weighted alike, no meta step.",
+    )
+    guard: GuardCriterion = Field(
+        "accuracy", description="Keep the epoch best on the split's dev rows, the untuned prompts (epoch 0) "
+        "included, ties to the earliest: accuracy (generative classifier), loss (dev LM loss) or none (the "
+        "last epoch, the papers' rule). Beyond the papers: a tuned prompt is never worse on dev than its start.",
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +101,37 @@ def collate(rows: Sequence[TuningRow], pad_id: int = 0) -> Batch:
     return Batch(ids, attention, targets, torch.tensor([r.label for r in rows]))
 
 
+def weight_concentration(weights: "torch.Tensor", mask: "torch.Tensor") -> dict[str, float]:
+    """How concentrated a step's token weights (summing to 1 over the valid tokens) are: the effective
+    token count 1/Σw² (= the valid tokens when uniform) and the largest weight over the mean one."""
+    valid = float(mask.sum())
+    return {
+        "effective_tokens": round(1.0 / max(float((weights.float() ** 2).sum()), 1e-12), 2),
+        "valid_tokens": int(valid),
+        "max_over_mean_weight": round(float(weights.max()) * valid, 3),
+    }
+
+
+DIAGNOSTICS = ("loss", "effective_tokens", "max_over_mean_weight", "hinge", "hinge_share", "disc_loss")
+
+
+def step_diagnostics(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per epoch, the mean of each step diagnostic the history holds (the card's compact view; the full
+    per-step history is in the tuning stage's summary.json)."""
+    by_epoch: dict[int, list[dict[str, Any]]] = {}
+    for entry in history:
+        by_epoch.setdefault(entry.get("epoch", 1), []).append(entry)
+    out = []
+    for epoch, entries in sorted(by_epoch.items()):
+        means = {
+            key: round(sum(e[key] for e in entries if key in e) / n, 4)
+            for key in DIAGNOSTICS
+            if (n := sum(key in e for e in entries))
+        }
+        out.append({"epoch": epoch, **means})
+    return out
+
+
 class Tuner:
     """Trains `prompts` on real rows with one of the three losses; `weight_net` is kept for inspection."""
 
@@ -106,20 +147,32 @@ class Tuner:
         self.optimizer = torch.optim.AdamW([prompts.values], lr=config.learning_rate, weight_decay=0.0)
         self.weight_optimizer = torch.optim.AdamW(self.weight_net.parameters(), lr=config.weight_net_learning_rate)
 
-    def fit(self, rows: Sequence[TuningRow], progress: Callable[[int, int], None] | None = None) -> list[dict]:
-        """Train for `epochs`; returns one history entry per step."""
+    def fit(
+        self,
+        rows: Sequence[TuningRow],
+        progress: Callable[[int, int], None] | None = None,
+        dev: Sequence[TuningRow] = (),
+    ) -> list[dict]:
+        """Train for `epochs`; returns one history entry per step. With `dev` rows, the guard (guard.py)
+        measures every epoch and the untuned start, and the prompts end as the best epoch's; `self.guard`
+        holds the per-epoch record."""
         self._check(rows)
+        self.guard = EpochGuard(self.prompts, dev, self.cfg.guard, self.pad_id)
         steps_per_epoch = -(-len(rows) // self.cfg.batch_size)
         total, history = self.cfg.epochs * steps_per_epoch, []
         if self.cfg.loss == "dawgen":
             self._fill_bank(rows)
-        for _ in range(self.cfg.epochs):
+        self.guard.measure(0)
+        for epoch in range(1, self.cfg.epochs + 1):
             order = list(range(len(rows)))
             self.rng.shuffle(order)
             for start in range(0, len(order), self.cfg.batch_size):
-                history.append({"step": len(history) + 1, **self.step(order[start : start + self.cfg.batch_size], rows)})
+                entry = self.step(order[start : start + self.cfg.batch_size], rows)
+                history.append({"step": len(history) + 1, "epoch": epoch, **entry})
                 if progress:
                     progress(len(history), total)
+            self.guard.measure(epoch)
+        self.guard.restore()
         return history
 
     def _check(self, rows: Sequence[TuningRow]) -> None:
@@ -155,16 +208,19 @@ class Tuner:
         own, hidden = losses.target_log_probs(out.logits[:, :-1], batch.ids[:, 1:]), out.hidden[:, :-1]
         self.steps += 1
         record: dict[str, Any] = {}
-        if (self.steps - 1) % self.cfg.meta_every == 0:
+        uniform = self.cfg.weights == "uniform"
+        if not uniform and (self.steps - 1) % self.cfg.meta_every == 0:
             record["disc_loss"] = self._meta_step(own, token_disc, batch, pool)
         with torch.no_grad():
-            scores = self.weight_net(token_disc.unsqueeze(-1)).squeeze(-1)
-        loss = losses.weighted_lm_loss(own, losses.token_weights(scores, batch.targets))
-        record["weighted_loss"] = loss.item()
+            scores = torch.zeros_like(token_disc) if uniform else self.weight_net(token_disc.unsqueeze(-1)).squeeze(-1)
+        weights = losses.token_weights(scores, batch.targets)
+        loss = losses.weighted_lm_loss(own, weights)
+        record.update(weighted_loss=loss.item(), **weight_concentration(weights, batch.targets))
         if self.cfg.loss == "dawgen":
             hinge = self._hinge(hidden, scores, batch, indices, pool)
             loss = loss + self.cfg.hinge_weight * hinge
             record["hinge"] = hinge.item()
+            record["hinge_share"] = round(self.cfg.hinge_weight * hinge.item() / max(loss.item(), 1e-12), 4)
         self._update(loss)
         return {"loss": loss.item(), **record}
 
@@ -200,7 +256,10 @@ class Tuner:
         with torch.no_grad():
             label_logp, hidden = self.prompts.score_all_labels(batch.ids, batch.attention)
             token_disc = losses.discriminative_token_loss(label_logp, batch.labels)
-            scores = self.weight_net(token_disc.unsqueeze(-1)).squeeze(-1)
+            if self.cfg.weights == "uniform":
+                scores = torch.zeros_like(token_disc)
+            else:
+                scores = self.weight_net(token_disc.unsqueeze(-1)).squeeze(-1)
             weights = losses.token_weights(scores, batch.targets, per_row=True)
             return losses.sentence_vectors(losses.own_label(hidden, batch.labels), weights).float()
 
