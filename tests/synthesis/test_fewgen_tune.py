@@ -206,3 +206,41 @@ def test_uniform_weights_are_the_control_and_steps_report_weight_concentration(l
     steps = learned.fit(ROWS)
     assert any(h["max_over_mean_weight"] > 1.0 + 1e-3 for h in steps)  # the weight net's weights are uneven
     assert all(h["effective_tokens"] <= h["valid_tokens"] + 1e-6 for h in steps)
+
+
+def test_the_label_anchor_freezes_the_positions_up_to_the_label_word(lm):
+    from fewforge.synthesis.fewgen.tune import anchor_positions
+
+    heads = [[5, 9, 6, 11, 12], [5, 10, 6, 11, 12]]  # the labels differ at position 1 (their label word)
+    assert anchor_positions(heads) == 2 and anchor_positions([[5, 6], [5, 6]]) == 0
+    assert anchor_positions([[9, 5, 6], [5, 6]]) == 1  # left-padded with the shorter one's first token
+    for placement in ("prefix", "prompt"):
+        prompts = LabelPrompts.from_natural_prompts(lm, heads, placement)
+        start = prompts.values.detach().clone()
+        axis = 1 if placement == "prompt" else start.dim() - 2
+        Tuner(prompts, TuningConfig(loss="weighted", epochs=3, learning_rate=0.05), seed=0, frozen_positions=2).fit(ROWS)
+        frozen, tuned = start.narrow(axis, 0, 2), start.narrow(axis, 2, 3)
+        assert torch.equal(prompts.values.detach().narrow(axis, 0, 2), frozen)
+        assert not torch.equal(prompts.values.detach().narrow(axis, 2, 3), tuned)
+
+
+def test_held_out_meta_batches_come_from_outside_the_batch_and_fewgens_eq5_form_runs(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    tuner = Tuner(prompts, TuningConfig(loss="weighted", meta_batch="held-out", eq5="logit"), seed=0)
+    for _ in range(20):
+        drawn = tuner._draw(ROWS, 2, exclude=[0, 1])
+        assert all(row in ROWS[2:] for row in drawn)
+    history = tuner.fit(ROWS)
+    assert all(h["disc_loss"] == h["disc_loss"] for h in history)  # finite (not NaN) under raw logits
+
+
+def test_linear_decay_reaches_zero_and_dropout_runs_are_reproducible(lm):
+    runs = []
+    for _ in range(2):
+        prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+        tuner = Tuner(prompts, TuningConfig(loss="weighted", epochs=2, dropout=0.5), seed=3)
+        tuner.fit(ROWS)
+        assert [s.get_last_lr()[0] for s in tuner.schedulers] == [0.0, 0.0]
+        assert not lm.training  # back in eval mode after each step
+        runs.append(prompts.values.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1])

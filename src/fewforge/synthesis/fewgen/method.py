@@ -41,7 +41,7 @@ from fewforge.generators.base import AdapterRequest, Completion, Generator, Samp
 from fewforge.generators.soft_prompts import Placement
 from fewforge.hf import second_order_attention
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
-from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, step_diagnostics
+from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
 
@@ -249,7 +249,7 @@ class FewGen(ZeroGen):
         with second_order_attention(lm.model, c.tuning.loss != "lm"):  # FewGen's meta step
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-            tuner = Tuner(prompts, c.tuning, seed=seed, pad_id=pad)
+            tuner = Tuner(prompts, c.tuning, seed=seed, pad_id=pad, frozen_positions=self._anchor(head_ids, prompts.n_tokens))
             history = tuner.fit(rows, _tuning_progress(ctx.progress, self.name), dev=dev_rows)
         guard = tuner.guard.summary()
         log.info("%s: kept %s", self.name, guard["why"])
@@ -257,6 +257,7 @@ class FewGen(ZeroGen):
             "loss": c.tuning.loss,
             "placement": c.placement,
             "prompt_tokens": prompts.n_tokens,
+            "anchored_tokens": self._anchor(head_ids, prompts.n_tokens),
             "rows": len(rows),
             "steps": len(history),
             "seed": seed,
@@ -271,6 +272,20 @@ class FewGen(ZeroGen):
             prompts.save(path)
             write_json(summary_path, {**summary, "history": history})
         return path, {**summary, "reused": False}
+
+    def _anchor(self, head_ids: Sequence[Sequence[int]], n_tokens: int) -> int:
+        """The leading prompt positions the label anchor freezes (`anchor: label`): FewGen keeps its label
+        control code fixed and tunes what follows it; here the rendered head up to its label word."""
+        if self.config.tuning.anchor == "none":
+            return 0
+        frozen = anchor_positions(head_ids)
+        if frozen >= n_tokens:
+            raise ConfigError(
+                f"{self.name}: the labels' prompts differ in their last position, so anchoring the label "
+                "word leaves no prompt position to tune",
+                hint="end the task's generation instruction after the label word, or set tuning: {anchor: none}",
+            )
+        return frozen
 
     # -- generation: one batch of requests per label, each with its label's prompt -----------------
     def _generate(
