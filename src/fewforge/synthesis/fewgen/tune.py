@@ -134,7 +134,7 @@ def weight_concentration(weights: "torch.Tensor", mask: "torch.Tensor") -> dict[
     }
 
 
-DIAGNOSTICS = ("loss", "effective_tokens", "max_over_mean_weight", "hinge", "hinge_share", "disc_loss")
+DIAGNOSTICS = ("loss", "effective_tokens", "valid_tokens", "max_over_mean_weight", "hinge", "hinge_share", "disc_loss")
 
 
 def step_diagnostics(history: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
