@@ -86,12 +86,19 @@ def test_dawgen_tunes_then_generates_with_lineage_and_a_rerun_reuses_both(hf_smo
         "dawgen", {"per_label": 3, "max_new_tokens": 24, "tuning": {"epochs": 1, "batch_size": 4}, "seed": 1}
     )
     generator = CachedGenerator(hf_smollm2, tmp_path / "cache.sqlite")
-    ctx = SynthesisContext(task, generator, seed=13, train=_rows(data_dir, "sst2", 4), workdir=tmp_path / "work")
+    rows = _rows(data_dir, "sst2", 8)
+    train, dev = rows[:4] + rows[8:12], rows[4:8] + rows[12:]  # 4 per label each
+    ctx = SynthesisContext(task, generator, seed=13, train=train, dev=dev, workdir=tmp_path / "work")
     first = method.synthesize(ctx)
     assert first.label_counts() == {"negative": 3, "positive": 3}
     tuning = first.card["tuning"]
     assert tuning["loss"] == "dawgen" and tuning["steps"] == 2 and not tuning["reused"]
     assert (tmp_path / "work" / tuning["file"]).is_file()
+    guard = tuning["guard"]  # the untuned start and the one epoch, measured on the 8 dev rows
+    assert [e["epoch"] for e in guard["epochs"]] == [0, 1] and guard["kept_epoch"] in (0, 1)
+    assert all(0 <= e["dev_accuracy"] <= 1 and e["dev_loss"] > 0 for e in guard["epochs"])
+    assert guard["epochs"][guard["kept_epoch"]]["dev_accuracy"] >= guard["epochs"][0]["dev_accuracy"]
+    assert "8 dev rows" in guard["why"] and tuning["diagnostics"][0]["hinge"] > 0
     for e in first.examples:
         lineage = e.lineage
         assert lineage["method"] == "dawgen" and e.id.startswith("dawgen-")

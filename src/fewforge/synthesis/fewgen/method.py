@@ -41,14 +41,14 @@ from fewforge.generators.base import AdapterRequest, Completion, Generator, Samp
 from fewforge.generators.soft_prompts import Placement
 from fewforge.hf import second_order_attention
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
-from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow
+from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
 
 TUNED_PROMPTS = "tuned-prompts"  # the tuning stage's folder in the work folder
 log = logging.getLogger(__name__)
 
-TUNING_VERSION = 1  # bump when tuning changes what it produces for the same inputs
+TUNING_VERSION = 2  # bump when tuning changes what it produces for the same inputs
 # Stands for a pair task's first sentence while locating where the per-request context starts.
 _FIRST_SENTENCE = "\u2063FEWFORGE-FIRST-SENTENCE\u2063"
 
@@ -142,7 +142,8 @@ class FewGen(ZeroGen):
         lm = ctx.generator.trainable()
         heads = {label: self._head(task, label, lm) for label in task.label_names}
         rows = [self._row(task, e, lm, heads) for e in ctx.train]
-        path, summary = self._tune(ctx, lm, heads, rows)
+        dev_rows = [self._row(task, e, lm, heads) for e in ctx.dev if e.label in heads]
+        path, summary = self._tune(ctx, lm, heads, rows, dev_rows)
         base = self.sampling_params(task, ctx.seed)
         self._tuned = _Tuned(
             lm,
@@ -208,9 +209,15 @@ class FewGen(ZeroGen):
 
     # -- tuning: a stage of its own ------------------------------------------------------------------
     def _tune(
-        self, ctx: SynthesisContext, lm: TrainableLM, heads: dict[str, str], rows: Sequence[TuningRow]
+        self,
+        ctx: SynthesisContext,
+        lm: TrainableLM,
+        heads: dict[str, str],
+        rows: Sequence[TuningRow],
+        dev_rows: Sequence[TuningRow] = (),
     ) -> tuple[Path, dict[str, Any]]:
-        """The tuned prompts' file and a summary; reused when the same tuning already finished."""
+        """The tuned prompts' file and a summary; reused when the same tuning already finished. The dev
+        rows are the guard's (guard.py): the prompts saved are the best epoch's on them."""
         from fewforge.generators.soft_prompts import LabelPrompts
         from fewforge.synthesis.fewgen.tune import Tuner
 
@@ -226,6 +233,7 @@ class FewGen(ZeroGen):
                 "placement": c.placement,
                 "heads": head_ids,
                 "rows": [[list(r.ids), r.target_start, r.label] for r in rows],
+                "dev_rows": [[list(r.ids), r.target_start, r.label] for r in dev_rows],
                 "seed": seed,
             }
         )[:16]
@@ -241,23 +249,43 @@ class FewGen(ZeroGen):
         with second_order_attention(lm.model, c.tuning.loss != "lm"):  # FewGen's meta step
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-            history = Tuner(prompts, c.tuning, seed=seed, pad_id=pad).fit(rows, _tuning_progress(ctx.progress, self.name))
+            tuner = Tuner(prompts, c.tuning, seed=seed, pad_id=pad, frozen_positions=self._anchor(head_ids, prompts.n_tokens))
+            history = tuner.fit(rows, _tuning_progress(ctx.progress, self.name), dev=dev_rows)
+        guard = tuner.guard.summary()
+        log.info("%s: kept %s", self.name, guard["why"])
         summary = {
             "loss": c.tuning.loss,
             "placement": c.placement,
             "prompt_tokens": prompts.n_tokens,
+            "anchored_tokens": self._anchor(head_ids, prompts.n_tokens),
             "rows": len(rows),
             "steps": len(history),
             "seed": seed,
             "wall_time_s": round(time.perf_counter() - started, 1),
             "first_step": history[0],
             "last_epoch_mean_loss": _mean_loss(history, -(-len(rows) // c.tuning.batch_size)),
+            "guard": guard,
+            "diagnostics": step_diagnostics(history),
             "file": f"{TUNED_PROMPTS}/{path.name}",  # relative to the work folder
         }
         with stage:  # finished (done.json) only once both files are written
             prompts.save(path)
             write_json(summary_path, {**summary, "history": history})
         return path, {**summary, "reused": False}
+
+    def _anchor(self, head_ids: Sequence[Sequence[int]], n_tokens: int) -> int:
+        """The leading prompt positions the label anchor freezes (`anchor: label`): FewGen keeps its label
+        control code fixed and tunes what follows it; here the rendered head up to its label word."""
+        if self.config.tuning.anchor == "none":
+            return 0
+        frozen = anchor_positions(head_ids)
+        if frozen >= n_tokens:
+            raise ConfigError(
+                f"{self.name}: the labels' prompts differ in their last position, so anchoring the label "
+                "word leaves no prompt position to tune",
+                hint="end the task's generation instruction after the label word, or set tuning: {anchor: none}",
+            )
+        return frozen
 
     # -- generation: one batch of requests per label, each with its label's prompt -----------------
     def _generate(
