@@ -38,7 +38,7 @@ class TaskData:
         """The task definition and the pool (computed once per run: hashing a 200k-row pool is not free)."""
         if not hasattr(self, "_pool_fp"):
             self._pool_fp = fingerprint(
-                {"task": dataclasses.asdict(self.task), "pool": [e.to_record() for e in self.pool]}
+                {"task": self.task.definition(), "pool": [e.to_record() for e in self.pool]}
             )
         return self._pool_fp
 

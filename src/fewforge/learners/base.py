@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 CONDITION_STRATEGY = {"real": "real", "synthetic": "syn"}  # real+synthetic: the learner's own strategy
 
@@ -101,7 +102,7 @@ class Resources:
 class Learner(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]]
-    kinds: ClassVar[tuple[str, ...]] = ("single", "pair")  # the task kinds it can learn (tasks/kinds/)
+    kinds: ClassVar[tuple[str, ...]] = kind_names(classification=True)  # the task kinds it can learn (tasks/kinds/)
     seconds_per_cell: ClassVar[float] = 30.0  # a rough real-only fit + test prediction on 2 CPU cores (grid ETA)
     resources: ClassVar[Resources] = Resources(cpus=1, memory_gb=4)
     # a learner that loads a generator (scores with it) runs its cells on the driver, whatever the executor

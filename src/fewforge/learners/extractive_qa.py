@@ -48,6 +48,7 @@ from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
 from fewforge.learners.runtime import torch_threads
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds.extractive_qa import ExtractiveQAKind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -174,7 +175,7 @@ class QAEncoder(SeededLearner):
 
     name: ClassVar[str] = "qa-encoder"
     Config: ClassVar[type[LearnerConfig]] = QAEncoderConfig
-    kinds: ClassVar[tuple[str, ...]] = ("extractive-qa",)
+    kinds: ClassVar[tuple[str, ...]] = (ExtractiveQAKind.name,)
     # MiniLM on 2 CPU cores: 50-90 s for a 32-shot fit (48 steps, six dev evaluations) plus 60-100 s to
     # predict the ~2,000 AdversarialQA test rows (~20-25 rows/s; SQuAD's 5,000 take 2.5x that).
     seconds_per_cell: ClassVar[float] = 180.0

@@ -52,6 +52,7 @@ from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, requ
 from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
 from fewforge.learners.runtime import torch_threads
 from fewforge.tasks.base import Task, field_title
+from fewforge.tasks.kinds.text_to_text import TextToTextKind
 
 if TYPE_CHECKING:
     import torch
@@ -152,7 +153,7 @@ class _TextToTextLearner(SeededLearner):
     generation, batched prediction, LoRA, save and load. A subclass brings its model class, its rows
     (`_encode`), its loss and its generation."""
 
-    kinds: ClassVar[tuple[str, ...]] = ("text-to-text",)
+    kinds: ClassVar[tuple[str, ...]] = (TextToTextKind.name,)
     config: TextToTextConfig
     auto_class: ClassVar[str]
     add_special: ClassVar[bool]  # whether the tokenizer's own special tokens go around the source

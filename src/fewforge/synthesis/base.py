@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from fewforge.data.schema import Example
 from fewforge.generators.base import Generator, SamplingParams
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 if TYPE_CHECKING:
     import datasets
@@ -112,7 +113,7 @@ class SynthesisMethod(ABC):
     # the grid then refuses a backend that cannot load adapters before any work starts.
     needs_adapters: ClassVar[bool] = False
     citation: ClassVar[str] = ""  # BibTeX of the method's paper, for the dataset card
-    kinds: ClassVar[tuple[str, ...]] = ("single", "pair", "extractive-qa", "text-to-text")  # task kinds it serves
+    kinds: ClassVar[tuple[str, ...]] = kind_names()  # task kinds it serves (every registered one)
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

@@ -34,7 +34,7 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import Field
 
-from fewforge.data.schema import Answer, Example
+from fewforge.data.schema import Example
 from fewforge.errors import BackendError, DataError
 from fewforge.fingerprint import derive_seed
 from fewforge.generators.base import AdapterRequest, Generator, SamplingParams
@@ -52,7 +52,6 @@ from fewforge.synthesis.daftt.teacher import (
 )
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
-from fewforge.tasks.kinds.extractive_qa import align_answer
 
 log = logging.getLogger(__name__)
 
@@ -186,12 +185,12 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
         c = self.config
-        qa = task.kind == "extractive-qa"
+        max_new_tokens, stop = task.spec.answer_limits()
         return SamplingParams(
             temperature=c.temperature,
             top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens or (32 if qa else task.spec.max_new_tokens),
-            stop=("\n",) if qa else task.spec.stop,
+            max_new_tokens=c.max_new_tokens or max_new_tokens,
+            stop=stop,
             seed=derive_seed(split_seed, c.seed),
         )
 
@@ -338,7 +337,6 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
         """QA answers / text-to-text targets decoded at the annotation temperature, in `order`."""
         c, task, generator = self.config, ctx.task, ctx.generator
         params = self.sampling_params(task, ctx.seed)
-        qa = task.kind == "extractive-qa"
         kept: list[Example] = []
         dropped: list[dict] = []
         done = 0
@@ -357,18 +355,12 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
                     continue
                 candidate = completion.candidates[0]
                 raw = candidate.text
-                target = " ".join(raw.strip().split("\n")[0].split()) if qa else " ".join(raw.split())
-                answers: tuple[Answer, ...] = ()
-                reason = "" if target else "empty"
-                if qa and target:
-                    found = align_answer(row.inputs["context"], target)
-                    if found is None:
-                        reason = "answer_not_in_context"
-                    else:
-                        target, answers = found[0], (Answer(*found),)
-                if reason:
-                    dropped.append({"id": row.id, "label": target, "reason": reason, "raw": raw})
+                decoded = task.spec.decode_answer(task, row, raw)  # QA: the first line, aligned to the context
+                if isinstance(decoded, str):
+                    first_line = " ".join(raw.strip().split("\n")[0].split())  # what was read, for the report
+                    dropped.append({"id": row.id, "label": first_line, "reason": decoded, "raw": raw})
                     continue
+                target, answers = decoded
                 lineage = {
                     **self._lineage(prepared, generator, prompt, row, position),
                     "temperature": params.temperature,

@@ -66,11 +66,12 @@ from fewforge.fingerprint import fingerprint
 from fewforge.generators.base import AdapterRequest, TrainableLM
 from fewforge.synthesis.base import MethodConfig
 from fewforge.tasks.base import Task, field_title
+from fewforge.tasks.kinds.base import Fields
+from fewforge.tasks.kinds.base import TeacherMode as Mode
 
 log = logging.getLogger(__name__)
 
 TEACHER_VERSION = 1  # bump when training or formatting changes what a teacher is for the same inputs
-Mode = Literal["annotate", "generate"]
 # LoRA on SmolLM2: 5e-4 (the causal-lm learner's, which barely moved at 1e-4 in 40 steps); full fine-tuning
 # keeps the usual 5e-5.
 LORA_LR, FULL_LR = 5e-4, 5e-5
@@ -128,71 +129,18 @@ class TeacherOptions(MethodConfig):
 
 # ----------------------------------------------------------------------------------------- formatting
 
-Fields = list[tuple[str, str]]  # (title or "", value): the lines of an "Input:" section
-
-
-def _words(task: Task) -> str:
-    return ", ".join(f"{word} ({label})" for label, word in task.labels.items())
-
-
 def _titles(task: Task, fields: Sequence[str]) -> list[str]:
     return [field_title(task.target if f == "label" else f) for f in fields]
 
 
-def _join(titles: Sequence[str]) -> str:
-    titles = [t.lower() for t in titles]
-    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
-
-
 def definition(task: Task, mode: Mode) -> str:
-    """SNI's task definition: what the teacher is asked to do, in one or two sentences."""
-    d = task.description
-    kind = task.kind
-    if mode == "annotate":
-        if kind == "single":
-            return f"Classify the {d}. Answer with one of: {_words(task)}."
-        if kind == "pair":
-            return f"Classify the relation between Sentence 1 and Sentence 2 ({d}). Answer with one of: {_words(task)}."
-        if kind == "extractive-qa":
-            return f"Answer the question about the context ({d}) with a span copied from the context."
-        return f"Given the {_join(_titles(task, task.input_fields))} ({d}), write the {task.target.lower()}."
-    labels = ", ".join(task.label_names)
-    if kind == "single":
-        return f"Write a {d} whose label is the input ({labels})."
-    if kind == "pair":
-        return (f"Given a label and Sentence 1 ({d}), write Sentence 2 so that the relation between the two "
-                f"sentences is the label ({labels}).")
-    if kind == "extractive-qa":
-        return f"Given a context ({d}) and an answer copied from it, write a question about the context whose answer it is."
-    wanted = _join(_titles(task, task.generated_fields))
-    if task.given_fields:
-        return f"Given the {_join(_titles(task, task.given_fields))}, write the {wanted} ({d})."
-    return f"Write one example of {d}: its {wanted}."
+    """SNI's task definition: what the teacher is asked to do, in one or two sentences (the kind's words)."""
+    return task.spec.teacher_definition(task, mode)
 
 
 def input_fields(task: Task, mode: Mode, example: Example | None = None, label: str = "") -> Fields:
     """The "Input:" lines: a row's inputs (annotate), or the label / the given fields (generate)."""
-    kind = task.kind
-    if mode == "annotate":
-        assert example is not None
-        if kind == "single":
-            return [("", example.inputs["text"])]
-        if kind == "pair":
-            return [("Sentence 1", example.inputs["text_a"]), ("Sentence 2", example.inputs["text_b"])]
-        return [(field_title(f), example.inputs[f]) for f in task.input_fields]
-    if kind == "single":
-        return [("", label)]
-    if kind == "pair":
-        assert example is not None
-        return [("Label", label), ("Sentence 1", example.inputs["text_a"])]
-    if kind == "extractive-qa":
-        assert example is not None
-        return [("Context", example.inputs["context"]), ("Answer", example.label)]
-    if not task.given_fields:
-        return [("", task.description)]
-    assert example is not None
-    given = task.spec.condition_values(task, example)
-    return [(field_title(task.target if f == "label" else f), given[f]) for f in task.given_fields]
+    return task.spec.teacher_inputs(task, mode, example, label)
 
 
 def output_text(task: Task, mode: Mode, example: Example) -> str:

@@ -44,6 +44,7 @@ from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
 from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 TUNED_PROMPTS = "tuned-prompts"  # the tuning stage's folder in the work folder
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ class FewGen(ZeroGen):
     config: FewGenConfig
     reads_fewshot = True
     needs_adapters = True
-    kinds = ("single", "pair")  # one soft prompt per label
+    kinds = kind_names(classification=True)  # one soft prompt per label
     citation = FEWGEN_CITATION
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:

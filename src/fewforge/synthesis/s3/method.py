@@ -453,7 +453,7 @@ class S3(_Extrapolation):
         """Alg. 1's rationale lists, per label (single-sentence tasks; §2.4: none for pairs and QA)."""
         c, task = self.config, ctx.task
         prompts = prompts_for(task, c.wording)
-        if not c.rationales or task.kind != "single" or not prompts.rationale:
+        if not c.rationales or not task.spec.rationales or not prompts.rationale:
             why = "off" if not c.rationales else f"not used for {task.kind} tasks (S3 §2.4: no-rationale seed)"
             return {}, {"used": False, "why": why}
         params = SamplingParams(
@@ -505,7 +505,7 @@ class S3(_Extrapolation):
     def student_name(self, task: Task) -> str:
         if self.config.student:
             return self.config.student
-        return "linear-probe" if task.is_classification else task.spec.default_learners[0]
+        return task.spec.default_student
 
     def round(
         self,
