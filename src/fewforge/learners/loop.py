@@ -60,13 +60,20 @@ def run_loop(
     eval_every: int,
     patience: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    start_is_candidate: bool = False,
 ) -> FitReport:
-    """Train through `batches`; returns the report of the best dev evaluation (its state restored)."""
+    """Train through `batches`; returns the report of the best dev evaluation (its state restored).
+    `start_is_candidate`: the untrained state is evaluated first (step 0) and kept when no step beats it on
+    dev, so a model that starts as a fitted classifier (LP-FT's head) never ends worse on dev than its start."""
     total = len(batches)
     history: list[dict[str, Any]] = []
     best: tuple[float, float] = (-1.0, -math.inf)  # (dev accuracy, -dev loss)
     best_state, best_step, since_best, losses = None, 0, 0, []
     step_no = 0
+    if start_is_candidate:
+        accuracy, dev_loss = evaluate()
+        history.append({"step": 0, "loss": None, "dev_accuracy": accuracy, "dev_loss": dev_loss})
+        best, best_state = (accuracy, -dev_loss), snapshot()
     for step_no, batch in enumerate(batches, start=1):
         losses.append(step(batch))
         if progress is not None:
@@ -226,6 +233,7 @@ def train_torch(
     syn_weights: Sequence[float] | None = None,
     syn_labels: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    start_is_candidate: bool = False,
 ) -> FitReport:
     """Plan the batches, build the optimizer and schedule, and run the loop; call inside `seeded()`.
     `syn_weights`: one weight per synthetic row (None: all 1), see the module docstring; `syn_labels`:
@@ -310,6 +318,7 @@ def train_torch(
         eval_every=cfg.eval_interval(total),
         patience=cfg.patience,
         progress=progress,
+        start_is_candidate=start_is_candidate,
     )
     report.extra["strategy"] = cfg.strategy
     report.extra["trainable_parameters"] = sum(p.numel() for p in params)
