@@ -124,3 +124,26 @@ def test_a_backend_without_adapters_is_refused_before_any_work(data_dir, tmp_pat
     with pytest.raises(ConfigError, match="cannot load adapters") as err:
         plan_grid(cfg)
     assert "hf:smollm2" in err.value.hint and "\n" not in str(err.value)
+
+
+def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_smollm2, data_dir, tmp_path):
+    from fewforge.synthesis.fewgen import decoding
+
+    rte, sst2 = get_task("rte"), get_task("sst2")
+    method = get_method("fewgen", {"decoding": "fewgen", "label_repetition_penalty": {"positive": 1.3}})
+    base = method.sampling_params(sst2)
+    assert method._repetition_penalty(sst2, "negative", base) == 1.1  # FewGen's SST-2 value
+    assert method._repetition_penalty(sst2, "positive", base) == 1.3  # an explicit setting wins
+    assert [decoding.repetition_penalty(rte, label) for label in rte.label_names] == [1.0, 1.5]
+    assert method._start_words(rte) == () and method._start_words(sst2) == decoding.START_WORDS
+    assert get_method("fewgen", {"decoding": "fewgen", "start_words": []})._start_words(sst2) == ()
+    assert get_method("fewgen")._start_words(sst2) == ()  # nucleus sampling: no start words
+
+    options = {"decoding": "fewgen", "per_label": 2, "max_new_tokens": 16, "tuning": {"loss": "lm", "epochs": 1}}
+    rows = _rows(data_dir, "sst2", 2)
+    data = get_method("fewgen", options).synthesize(SynthesisContext(sst2, hf_smollm2, seed=13, train=rows, workdir=tmp_path))
+    assert data.examples
+    for e in data.examples:
+        word = e.lineage["start_word"]
+        assert word in decoding.START_WORDS and e.inputs["text"].startswith(word)
+        assert e.lineage["sampling"]["repetition_penalty"] == 1.1 and e.lineage["sampling"]["top_k"] == 10

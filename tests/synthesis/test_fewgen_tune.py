@@ -244,3 +244,15 @@ def test_linear_decay_reaches_zero_and_dropout_runs_are_reproducible(lm):
         assert not lm.training  # back in eval mode after each step
         runs.append(prompts.values.detach().clone())
     torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_a_fresh_hinge_scores_its_partners_under_the_current_prompts(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    config = TuningConfig(loss="dawgen", epochs=2, hinge_partners="fresh", hinge_states="tokens", learning_rate=0.05)
+    tuner = Tuner(prompts, config, seed=0)
+    history = tuner.fit(ROWS)
+    assert not hasattr(tuner, "bank")  # no memory bank: every step scores its partners
+    assert all(0 <= h["hinge"] <= 2 + 1e-6 and "hinge_share" in h for h in history)
+    # the hinge follows the prompts: recomputed for the same triplets it differs from the bank's stale value
+    bank = Tuner(LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix"), config.model_copy(update={"hinge_partners": "bank"}), seed=0)
+    assert [h["hinge"] for h in bank.fit(ROWS)] != [h["hinge"] for h in history]

@@ -18,7 +18,9 @@ content hash is in every cache key and in every row's lineage.
 Decoding: nucleus sampling (DawGen L67: stochastic decoding; ZeroGen's top_p 0.9, temperature 0.9) by
 default; `decoding: fewgen` is FewGen's released setting (PROTOCOLS §4): temperature 0.5, top-k 10 for
 single-input tasks, greedy for pairs (each with its own first sentence from the pool), at most 50 new
-tokens, and `label_repetition_penalty` per label (FewGen's RTE: not_entailment 1.5).
+tokens, FewGen's repetition penalty per label (decoding.py: SST-2 1.1 for each label, RTE not_entailment
+1.5; `label_repetition_penalty` overrides it) and, for single-input tasks, one neutral start word per row
+(FewGen's SST-2 list: "a", "one", "the", ...; the row is the word and what the generator wrote after it).
 """
 
 from __future__ import annotations
@@ -41,7 +43,9 @@ from fewforge.generators.base import AdapterRequest, Completion, Generator, Samp
 from fewforge.generators.soft_prompts import Placement
 from fewforge.hf import second_order_attention
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
+from fewforge.synthesis.fewgen import decoding
 from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
+from fewforge.synthesis.postprocess import Draft
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
 from fewforge.tasks.kinds import kind_names
@@ -65,7 +69,12 @@ class FewGenConfig(ZeroGenConfig):
         "sample", description="sample: the sampling options below; fewgen: FewGen's released decoding (PROTOCOLS §4)"
     )
     label_repetition_penalty: dict[str, float] = Field(
-        default_factory=dict, description="per-label repetition penalty (FewGen's RTE: not_entailment 1.5)"
+        default_factory=dict, description="per-label repetition penalty; unset labels under decoding: fewgen "
+        "take FewGen's (SST-2: 1.1 each, RTE: not_entailment 1.5; decoding.py)",
+    )
+    start_words: list[str] | None = Field(
+        None, description="under decoding: fewgen, single-input rows start with one of these words, drawn per "
+        "row (default: FewGen's SST-2 list, 'a', 'one', 'the', ...; [] for none)",
     )
 
     default_loss: ClassVar[str] = "weighted"
@@ -109,6 +118,8 @@ class _Tuned:
     heads: dict[str, str]  # label -> the rendered prompt text its soft prompt replaces
     adapters: dict[str, AdapterRequest]  # label -> its prompt in the tuned file
     params: dict[str, SamplingParams] = field(default_factory=dict)  # label -> its sampling
+    start_words: tuple[str, ...] = ()  # FewGen's neutral start words (decoding: fewgen, single input)
+    seed: int = 0  # the sampling seed the start words are drawn from
 
 
 class FewGen(ZeroGen):
@@ -150,8 +161,10 @@ class FewGen(ZeroGen):
             lm,
             heads,
             {label: AdapterRequest(f"{self.name}:{task.name}", str(path), label=k) for k, label in enumerate(task.label_names)},
-            {label: dataclasses.replace(base, repetition_penalty=c.label_repetition_penalty.get(label, base.repetition_penalty))
+            {label: dataclasses.replace(base, repetition_penalty=self._repetition_penalty(task, label, base))
              for label in task.label_names},
+            self._start_words(task),
+            base.seed,
         )
         try:
             dataset = super().synthesize(ctx)
@@ -164,6 +177,28 @@ class FewGen(ZeroGen):
             citation=self.citation,
         )
         return dataset
+
+    def _repetition_penalty(self, task: Task, label: str, base: SamplingParams) -> float:
+        if label in self.config.label_repetition_penalty:
+            return self.config.label_repetition_penalty[label]
+        return decoding.repetition_penalty(task, label) if self.config.decoding == "fewgen" else base.repetition_penalty
+
+    def _start_words(self, task: Task) -> tuple[str, ...]:
+        if self.config.decoding != "fewgen" or task.given_fields:
+            return ()
+        return tuple(decoding.START_WORDS if self.config.start_words is None else self.config.start_words)
+
+    def _word(self, index: int) -> str:
+        words = self._tuned.start_words
+        return decoding.start_word(words, self._tuned.seed, index) if words else ""
+
+    def _draft(self, index: int, *args: Any, **kwargs: Any) -> Draft:
+        """ZeroGen's draft; under FewGen's start words the row is the start word and what followed it."""
+        draft = super()._draft(index, *args, **kwargs)
+        word = self._word(index)
+        if not word:
+            return draft
+        return dataclasses.replace(draft, text=word + draft.text, lineage={**draft.lineage, "start_word": word})
 
     # -- where the soft prompt ends and a request's context begins ----------------------------------
     def _head(self, task: Task, label: str, lm: TrainableLM) -> str:
@@ -305,7 +340,7 @@ class FewGen(ZeroGen):
             if not rows:
                 continue
             completions = generator.generate(
-                [prompts[i] for i in rows],
+                [prompts[i] + self._word(where[i]) for i in rows],  # the start word opens the row
                 self._tuned.params[label],
                 start_index=[where[i] for i in rows],
                 progress=progress,

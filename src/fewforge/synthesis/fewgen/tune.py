@@ -80,6 +80,14 @@ class TuningConfig(BaseModel):
         "label", description="label: freeze the prompt positions up to and including the label word (FewGen "
         "freezes its label control code and tunes the positions after it); none: tune every position.",
     )
+    hinge_partners: Literal["bank", "fresh"] = Field(
+        "bank", description="The hinge partners' sentence vectors: a memory bank (each row's from its last step as "
+        "an anchor) or fresh, scored under the current prompts every step (about twice a step's cost).",
+    )
+    hinge_states: Literal["predicting", "tokens"] = Field(
+        "predicting", description="W·Z of eq. 7 from the states that predict the row's tokens, or from the states "
+        "at the tokens themselves (after reading each).",
+    )
     weights: Literal["learned", "uniform"] = Field(
         "learned", description="learned: the weight net's token weights (eq. 4); uniform: the control — the "
         "weighted code path (eager attention, weighted loss) with every valid token weighted alike, no meta step.",
@@ -238,7 +246,7 @@ class Tuner:
         steps_per_epoch = -(-len(rows) // self.cfg.batch_size)
         total, history = self.cfg.epochs * steps_per_epoch, []
         self._schedule(total)
-        if self.cfg.loss == "dawgen":
+        if self.cfg.loss == "dawgen" and self.cfg.hinge_partners == "bank":
             self._fill_bank(rows)
         self.guard.measure(0)
         with torch.random.fork_rng():  # dropout draws from torch's generator: seeded, and left as it was
@@ -296,7 +304,8 @@ class Tuner:
             label_logp, _ = self.prompts.score_all_labels(batch.ids, batch.attention, raw=self.cfg.eq5 == "logit")
         token_disc = losses.discriminative_token_loss(label_logp, batch.labels)
         out = self.prompts(batch.ids, batch.attention, batch.labels)
-        own, hidden = losses.target_log_probs(out.logits[:, :-1], batch.ids[:, 1:]), out.hidden[:, :-1]
+        own = losses.target_log_probs(out.logits[:, :-1], batch.ids[:, 1:])
+        hidden = out.hidden[:, 1:] if self.cfg.hinge_states == "tokens" else out.hidden[:, :-1]
         self.steps += 1
         record: dict[str, Any] = {}
         uniform = self.cfg.weights == "uniform"
@@ -361,7 +370,9 @@ class Tuner:
         import torch
 
         with torch.no_grad():
-            label_logp, hidden = self.prompts.score_all_labels(batch.ids, batch.attention)
+            label_logp, hidden = self.prompts.score_all_labels(
+                batch.ids, batch.attention, token_states=self.cfg.hinge_states == "tokens"
+            )
             token_disc = losses.discriminative_token_loss(label_logp, batch.labels)
             if self.cfg.weights == "uniform":
                 scores = torch.zeros_like(token_disc)
@@ -390,5 +401,8 @@ class Tuner:
             positives.append(same[self.rng.randrange(len(same))])
             negatives.append(other[self.rng.randrange(len(other))])
         anchors = losses.sentence_vectors(own_hidden, losses.token_weights(scores, batch.targets, per_row=True))
+        if self.cfg.hinge_partners == "fresh":  # both partners under the current prompts, one forward
+            partners = self._sentence_vectors(collate([pool[j] for j in positives + negatives], self.pad_id))
+            return losses.triplet_hinge(anchors, partners[: len(positives)], partners[len(positives) :], self.cfg.margin)
         self.bank[list(indices)] = anchors.detach().float()
         return losses.triplet_hinge(anchors, self.bank[positives], self.bank[negatives], self.cfg.margin)
