@@ -9,45 +9,19 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from executor_tools import FAIL_SEED, FlakyProbe
+from executor_tools import FAIL_SEED, GRID, FlakyProbe, comparable, run
 from fault_tools import tiny_data
-from rich.console import Console
 
 from fewforge.config import RunConfig
 from fewforge.errors import CellsFailed, ConfigError
 from fewforge.executors import get_executor
-from fewforge.pipeline import run_experiment
-
-GRID = {"tasks": ["sst2"], "shots": [2, 4], "seeds": [13, 21], "learners": ["linear-probe"], "conditions": ["real"]}
 
 
 @pytest.fixture(scope="module")
 def tiny(data_dir: Path, tmp_path_factory) -> Path:
     return tiny_data(data_dir, tmp_path_factory.mktemp("data"))
-
-
-def run(cfg: RunConfig, out: Path, executor: Any = None) -> dict[str, Any]:
-    console = Console(file=open(out.with_suffix(".console"), "a"), width=300)
-    try:
-        return run_experiment(cfg, out, console=console, report=True, executor=executor)
-    finally:
-        console.file.close()
-
-
-def comparable(out: Path) -> dict[str, Any]:
-    """Each cell's record without its timings, and its predictions by cell id. Probabilities are rounded
-    to 3 decimals: a worker with 1 of the 2 cores sums MiniLM's matrix products in another order than the
-    driver with both (5th-decimal differences); labels, scores, metrics and fingerprints are exact."""
-    records = json.loads((out / "results.json").read_text())["records"]
-    out_records = {}
-    for r in records:
-        lines = [json.loads(x) for x in (out / r["paths"]["predictions"]).read_text().splitlines()]
-        predictions = [{**p, "proba": [round(v, 3) for v in p["proba"]]} for p in lines]
-        out_records[r["cell"]] = ({k: v for k, v in r.items() if k != "seconds"}, predictions)
-    return out_records
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,8 @@ class RayExecutor(Executor):
             return
         check_shared(ray, jobs[0].root)
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
-        cell_task = ray.remote(execute)
+        cpu_task = ray.remote(execute)
+        gpu_task = ray.remote(max_calls=1)(execute)  # a fresh worker per GPU cell: its GPU memory is freed
         refs: dict[Any, CellJob] = {}
         for job in jobs:
             want = job.resources
@@ -47,9 +48,7 @@ class RayExecutor(Executor):
             options: dict[str, Any] = {"num_cpus": want.cpus, "num_gpus": gpus, "max_retries": MAX_RETRIES}
             if want.memory_gb:
                 options["memory"] = int(want.memory_gb * 2**30)
-            if gpus:
-                options["max_calls"] = 1
-            refs[cell_task.options(**options).remote(job)] = job
+            refs[(gpu_task if gpus else cpu_task).options(**options).remote(job)] = job
             started(job)
         pending = list(refs)
         while pending:
