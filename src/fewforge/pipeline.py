@@ -69,8 +69,8 @@ def run_experiment(
     The run holds `output`'s lock throughout: a second run on it stops at once, naming this one."""
     console = console or Console(stderr=True)
     started = time.time()
+    cells_executor = get_executor(executor if executor is not None else cfg.executor)  # a missing extra: now
     plan = plan_grid(cfg)  # validates everything before a file is written
-    cells_executor = get_executor(executor if executor is not None else cfg.executor)
     if plan.generator is not None and plan.policy.budget_usd is not None and until != "sample":
         from fewforge.estimate import check_budget, estimate
 
