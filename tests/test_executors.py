@@ -100,3 +100,26 @@ def test_importing_fewforge_imports_no_engine():
             "print(sorted(m for m in ('ray', 'submitit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_unknown_learner_resources_are_one_line(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("learners:\n  - {name: encoder, resources: {gpu: 1}}\n")
+    with pytest.raises(ConfigError) as error:
+        RunConfig.from_yaml(grid)
+    assert "learners[0].resources" in error.value.message and "unknown resources ['gpu']" in error.value.message
+
+
+def test_the_cli_refuses_an_unknown_executor_before_writing(tmp_path, capsys):
+    from fewforge.cli.app import main
+
+    out = tmp_path / "run"
+    argv, sys.argv = sys.argv, ["fewforge", "run", "--task", "sst2", "--executor", "gpus:4", "--output", str(out)]
+    try:
+        with pytest.raises(SystemExit) as exit_code:
+            main()
+    finally:
+        sys.argv = argv
+    err = capsys.readouterr().err
+    assert exit_code.value.code == 2 and "error: unknown executor 'gpus:4'" in err and "Traceback" not in err
+    assert not out.exists()

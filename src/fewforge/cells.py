@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 
 from fewforge.data.schema import Example, FewShotSplit
-from fewforge.executors.base import CellOutcome, Executor
+from fewforge.executors.base import CellOutcome, Executor, Submitted
 from fewforge.files import read_json, write_json, write_lines
 from fewforge.fingerprint import fingerprint
 from fewforge.grid import Cell, Plan, SetKey
@@ -167,61 +167,75 @@ def run_cell(job: CellJob, progress: Callable[..., None] | None = None) -> dict[
     return record
 
 
-def run_cells(
-    run: RunDir, jobs: Sequence[CellJob], store: Any, progress: Any, console: Console, executor: Executor
-) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
-    """Every cell, as the driver: finished ones are read back, the others go to `executor` (cells of
-    learners that run on the driver go to the local one). The store follows each cell (running → done,
-    or failed with its error line and log); a failed cell never stops the others. Returns the records in
-    the grid's order and the failures. A disk failure stops the run: every other cell would meet it too."""
-    from fewforge.executors import LocalExecutor
+class CellRunner:
+    """The driver's side of the cells. `submit` hands jobs to the executor as soon as their inputs exist
+    (real-only cells while the synthetic sets still generate), cells of learners that run on the driver
+    to the local executor, and reads finished cells back; `collect` records every outcome: the store
+    follows each cell (running → done, or failed with its error line and log), and a failed cell never
+    stops the others. A disk failure stops the run: every other cell would meet it too."""
 
-    explain_reruns(run, jobs, console)
-    records: dict[str, dict[str, Any]] = {}
-    failures: list[CellOutcome] = []
-    todo = []
-    for job in jobs:
-        if job.stage(run).done:
-            record = run_cell(job)
-            store.finish(record, record["paths"])
-            progress.advance(job.seconds)
-            records[job.cell.id] = record
-        else:
-            todo.append(job)
-    remote = [job for job in todo if not job.learner.runs_on_driver]
-    here = [job for job in todo if job.learner.runs_on_driver]
-    running: dict[str, CellJob] = {}
+    def __init__(self, run: RunDir, store: Any, progress: Any, console: Console, executor: Executor) -> None:
+        self.run, self.store, self.progress, self.console, self.executor = run, store, progress, console, executor
+        self.records: dict[str, dict[str, Any]] = {}
+        self.failures: list[CellOutcome] = []
+        self.running: dict[str, CellJob] = {}
+        self.batches: list[Submitted] = []
 
-    def started(job: CellJob) -> None:
-        store.start(job.cell.id, job.fingerprint)
-        running[job.cell.id] = job
+    def submit(self, jobs: Sequence[CellJob]) -> None:
+        from fewforge.executors import LocalExecutor
 
-    outcomes = itertools.chain(
-        executor.map_cells(remote, started, progress) if remote else (),
-        LocalExecutor().map_cells(here, started, progress) if here else (),
-    )
-    try:
-        for outcome in outcomes:
-            job = running.pop(outcome.cell)
-            progress.advance(job.seconds)
+        explain_reruns(self.run, jobs, self.console)
+        todo = []
+        for job in jobs:
+            if job.stage(self.run).done:
+                record = run_cell(job)
+                self.store.finish(record, record["paths"])
+                self.progress.advance(job.seconds)
+                self.records[job.cell.id] = record
+            else:
+                todo.append(job)
+        remote = [job for job in todo if not job.learner.runs_on_driver]
+        here = [job for job in todo if job.learner.runs_on_driver]
+        if remote:
+            self.batches.append(self.executor.map_cells(remote, self._started, self.progress))
+        if here:
+            self.batches.append(LocalExecutor().map_cells(here, self._started, self.progress))
+
+    def _started(self, job: CellJob) -> None:
+        self.store.start(job.cell.id, job.fingerprint)
+        self.running[job.cell.id] = job
+
+    def collect(self, jobs: Sequence[CellJob]) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
+        """Every submitted cell's outcome recorded; returns the records in the order of `jobs`, and the failures."""
+        for outcome in itertools.chain.from_iterable(self.batches):
+            job = self.running[outcome.cell]
+            self.progress.advance(job.seconds)
             if outcome.fatal is not None:
-                running[outcome.cell] = job  # recorded as failed with the others below
                 raise outcome.fatal
+            del self.running[outcome.cell]
             if outcome.record is not None:
-                store.finish(outcome.record, outcome.record["paths"])
+                self.store.finish(outcome.record, outcome.record["paths"])
                 log.info("cell %s: %s", outcome.cell, outcome.record["metrics"])
-                records[outcome.cell] = outcome.record
-                continue
-            failures.append(outcome)
-            quietly(lambda o=outcome: store.fail(o.cell, o.error or "", o.log), f"recording {outcome.cell} as failed")
-            log.error("cell %s failed: %s (log: %s)", outcome.cell, outcome.error, outcome.log)
-            console.print(f"[red]cell {outcome.cell} failed: {outcome.error}[/]" + (f" (log: {outcome.log})" if outcome.log else ""),
-                          soft_wrap=True, highlight=False, markup=False)
-    except BaseException as exc:  # a stopped run (disk, Ctrl-C): its unfinished cells say why
-        for cell in running:
-            quietly(lambda c=cell, e=exc: store.fail(c, f"{type(e).__name__}: {e}"), f"recording {cell} as failed")
-        raise
-    return [records[job.cell.id] for job in jobs if job.cell.id in records], failures
+                self.records[outcome.cell] = outcome.record
+            else:
+                self._failed(outcome)
+        return [self.records[job.cell.id] for job in jobs if job.cell.id in self.records], self.failures
+
+    def _failed(self, outcome: CellOutcome) -> None:
+        self.failures.append(outcome)
+        quietly(lambda: self.store.fail(outcome.cell, outcome.error or "", outcome.log), f"recording {outcome.cell} as failed")
+        log.error("cell %s failed: %s (log: %s)", outcome.cell, outcome.error, outcome.log)
+        where = f" (log: {outcome.log})" if outcome.log else ""
+        self.console.print(f"cell {outcome.cell} failed: {outcome.error}{where}", style="red", soft_wrap=True,
+                           highlight=False, markup=False)
+
+    def stop(self, exc: BaseException) -> None:
+        """The run stops (a disk failure, Ctrl-C, a set that failed): cells not collected say why, and the
+        engine gives up on them (a rerun reuses any that finished)."""
+        for cell in self.running:
+            quietly(lambda c=cell: self.store.fail(c, f"{type(exc).__name__}: {exc}"), f"recording {cell} as failed")
+        for batch in self.batches:
+            quietly(batch.close, "stopping the cells in flight")
 
 
 def explain_reruns(run: RunDir, jobs: Sequence[CellJob], console: Console) -> None:

@@ -98,6 +98,16 @@ class LearnerSpec(BaseModel):
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)
 
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        unknown = sorted(set(value or {}) - {"cpus", "gpus", "memory_gb"})
+        if unknown:
+            raise ValueError(f"unknown resources {unknown}: give cpus, gpus and/or memory_gb")
+        if any(v < 0 for v in (value or {}).values()):
+            raise ValueError("resources are numbers >= 0")
+        return value
+
 
 def _as_list(value: Any) -> Any:
     if value is None or isinstance(value, (list, tuple)):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Literal, Sequence
 
 from rich.console import Console
 
-from fewforge.cells import cell_seconds, run_cells
+from fewforge.cells import CellRunner, cell_seconds
 from fewforge.cells import prepare as prepare_cell
 from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
@@ -69,8 +69,8 @@ def run_experiment(
     The run holds `output`'s lock throughout: a second run on it stops at once, naming this one."""
     console = console or Console(stderr=True)
     started = time.time()
+    cells_executor = get_executor(executor if executor is not None else cfg.executor)  # a missing extra: now
     plan = plan_grid(cfg)  # validates everything before a file is written
-    cells_executor = get_executor(executor if executor is not None else cfg.executor)
     if plan.generator is not None and plan.policy.budget_usd is not None and until != "sample":
         from fewforge.estimate import check_budget, estimate
 
@@ -122,15 +122,36 @@ def _run_grid(
         with GridProgress(console, total) as progress:
             splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
             progress.advance(len(splits) * SECONDS_PER_SPLIT)
-            sets: dict[SetKey, tuple[list[Example], str]] = {}
-            checks: dict[SetKey, dict[str, Any]] = {}
-            if until != "sample" and plan.synthetic_sets:
-                sets = synthesis_stages(run, plan, splits, progress, warn)
-                checks = contamination_stages(run, plan, splits, sets, console)
-            if until != "train":
-                return [], []
-            jobs = [prepare_cell(run, plan, cell, splits, sets, checks) for cell in plan.cells]
-            return run_cells(run, jobs, store, progress, console, executor)
+            cells = CellRunner(run, store, progress, console, executor)
+            try:
+                return _sets_and_cells(run, plan, console, until, splits, progress, cells)
+            except BaseException as exc:
+                cells.stop(exc)
+                raise
+
+
+def _sets_and_cells(
+    run: RunDir, plan: Plan, console: Console, until: Until, splits: dict, progress: GridProgress, cells: CellRunner
+) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
+    """Cells start when their inputs exist: real-only cells go to the executor before the synthetic sets
+    generate (on the driver), the others once every set is generated and checked."""
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning: {message}[/]", soft_wrap=True, highlight=False)
+
+    sets: dict[SetKey, tuple[list[Example], str]] = {}
+    checks: dict[SetKey, dict[str, Any]] = {}
+    early = [prepare_cell(run, plan, c, splits, sets, checks) for c in plan.cells if c.condition == "real"]
+    if until == "train":
+        cells.submit(early)
+    if until != "sample" and plan.synthetic_sets:
+        sets = synthesis_stages(run, plan, splits, progress, warn)
+        checks = contamination_stages(run, plan, splits, sets, console)
+    if until != "train":
+        return [], []
+    late = [prepare_cell(run, plan, c, splits, sets, checks) for c in plan.cells if c.condition != "real"]
+    cells.submit(late)
+    order = {c.id: i for i, c in enumerate(plan.cells)}
+    return cells.collect(sorted([*early, *late], key=lambda job: order[job.cell.id]))
 
 
 def open_run(cfg: RunConfig, output: Path, console: Console) -> RunDir:

@@ -35,15 +35,31 @@ class CellOutcome:
 Started = Callable[["CellJob"], None]
 
 
+class Submitted:
+    """Jobs handed to an engine: iterate for their outcomes as they finish (in any order); `close()` gives
+    up on those not yet collected (the driver stopped: a finished cell's folder is reused by the rerun)."""
+
+    def __init__(self, outcomes: Iterator[CellOutcome], cancel: Callable[[], None] | None = None) -> None:
+        self._outcomes, self._cancel = outcomes, cancel
+
+    def __iter__(self) -> Iterator[CellOutcome]:
+        return self._outcomes
+
+    def close(self) -> None:
+        if self._cancel is not None:
+            self._cancel()
+
+
 class Executor(ABC):
-    """Runs cells somewhere and yields their outcomes as they finish (in any order)."""
+    """Runs cells somewhere. `map_cells` hands the jobs to the engine at once and returns before they
+    finish, so the driver can generate the next synthetic sets while they run."""
 
     name: ClassVar[str]
 
     @abstractmethod
-    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Iterator[CellOutcome]:
-        """Run every job once; call `started(job)` when a job is handed to a worker (or queued on the
-        engine). `progress` (GridProgress) may show a cell's own steps; the driver moves the grid bar."""
+    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Submitted:
+        """Hand every job to the engine (or queue it, for `local`), calling `started(job)` as each is
+        handed over. `progress` (GridProgress) may show a cell's own steps; the driver moves the grid bar."""
 
 
 def execute(job: "CellJob", progress: Callable[..., None] | None = None) -> CellOutcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
-from fewforge.executors.base import CellOutcome, Executor, Started, execute
+from fewforge.executors.base import CellOutcome, Executor, Started, Submitted, execute
 
 if TYPE_CHECKING:
     from fewforge.cells import CellJob
@@ -14,7 +14,10 @@ if TYPE_CHECKING:
 class LocalExecutor(Executor):
     name: ClassVar[str] = "local"
 
-    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Iterator[CellOutcome]:
+    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Submitted:
+        return Submitted(self._run(jobs, started, progress))  # the driver's process: cells run when collected
+
+    def _run(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Iterator[CellOutcome]:
         for job in jobs:
             started(job)
             if progress is None:

@@ -13,7 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from fewforge.errors import ConfigError
-from fewforge.executors.base import CellOutcome, Executor, Started, execute, failed
+from fewforge.executors.base import CellOutcome, Executor, Started, Submitted, execute, failed
 
 if TYPE_CHECKING:
     from fewforge.cells import CellJob
@@ -30,26 +30,30 @@ class ProcessesExecutor(Executor):
                               hint="e.g. --executor processes:2 (one per core or per GPU)")
         self.workers = int(argument)
 
-    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Iterator[CellOutcome]:
+    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Submitted:
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         context = multiprocessing.get_context("spawn")  # a fork would copy the driver's torch threads and locks
         counter = context.Value("i", 0)
         pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
                                    initargs=(counter, threads, visible_gpus()))
-        with pool:
-            futures: dict[Future[CellOutcome], CellJob] = {}
-            for job in jobs:
-                futures[pool.submit(execute, job)] = job
-                started(job)
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        yield future.result()
-                    except BrokenProcessPool:
-                        yield failed(futures[future], "a worker process died (out of memory or killed); "
-                                     "rerun to retry the cell")
+        futures: dict[Future[CellOutcome], CellJob] = {}
+        for job in jobs:
+            futures[pool.submit(execute, job)] = job
+            started(job)
+        return Submitted(_collect(pool, futures), lambda: pool.shutdown(wait=False, cancel_futures=True))
+
+
+def _collect(pool: ProcessPoolExecutor, futures: dict[Future[CellOutcome], "CellJob"]) -> Iterator[CellOutcome]:
+    with pool:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    yield failed(futures[future], "a worker process died (out of memory or killed); "
+                                 "rerun to retry the cell")
 
 
 def visible_gpus() -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from fewforge.errors import ConfigError
-from fewforge.executors.base import CellOutcome, Executor, Started, execute, failed, one_line
+from fewforge.executors.base import CellOutcome, Executor, Started, Submitted, execute, failed, one_line
 
 if TYPE_CHECKING:
     from fewforge.cells import CellJob
@@ -31,12 +31,12 @@ class RayExecutor(Executor):
         self.ray = import_extra("ray", "ray")
         self.address = address
 
-    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Iterator[CellOutcome]:
+    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Submitted:
         ray = self.ray
         if not ray.is_initialized():
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         if not jobs:
-            return
+            return Submitted(iter(()))
         check_shared(ray, jobs[0].root)
         has_gpus = ray.cluster_resources().get("GPU", 0) > 0
         cpu_task = ray.remote(execute)
@@ -50,7 +50,10 @@ class RayExecutor(Executor):
                 options["memory"] = int(want.memory_gb * 2**30)
             refs[(gpu_task if gpus else cpu_task).options(**options).remote(job)] = job
             started(job)
-        pending = list(refs)
+        return Submitted(self._collect(refs), lambda: [ray.cancel(ref) for ref in refs])
+
+    def _collect(self, refs: dict[Any, "CellJob"]) -> Iterator[CellOutcome]:
+        ray, pending = self.ray, list(refs)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             for ref in done:

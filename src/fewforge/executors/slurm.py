@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Sequence
 
 from fewforge.errors import ConfigError
-from fewforge.executors.base import CellOutcome, Executor, Started, execute, failed, one_line
+from fewforge.executors.base import CellOutcome, Executor, Started, Submitted, execute, failed, one_line
 
 if TYPE_CHECKING:
     from fewforge.cells import CellJob
@@ -38,9 +38,9 @@ class SlurmExecutor(Executor):
                                   hint="options are time=MINUTES, gpus=N, cpus=N, parallel=N (whole numbers)")
             self.options[key] = int(value)
 
-    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Iterator[CellOutcome]:
+    def map_cells(self, jobs: Sequence["CellJob"], started: Started, progress: Any) -> Submitted:
         if not jobs:
-            return
+            return Submitted(iter(()))
         folder = jobs[0].root / "logs" / "slurm"
         local = self.partition == "local"
         executor = self.submitit.AutoExecutor(folder=folder, cluster="local" if local else None)
@@ -55,6 +55,9 @@ class SlurmExecutor(Executor):
         submitted = executor.map_array(execute, list(jobs))
         for job in jobs:
             started(job)
+        return Submitted(self._collect(submitted, jobs, folder), lambda: [s.cancel(check=False) for s in submitted])
+
+    def _collect(self, submitted: list[Any], jobs: Sequence["CellJob"], folder: Any) -> Iterator[CellOutcome]:
         owners = {id(s): job for s, job in zip(submitted, jobs)}
         for done in self.submitit.helpers.as_completed(submitted):
             try:
