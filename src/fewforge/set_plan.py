@@ -39,7 +39,7 @@ def set_fingerprint(plan: Plan, key: SetKey, split_fp: str | None, generator: An
             "source": split_fp if split_fp is not None else plan.data[key.task].pool_fingerprint,
             "seed": key.seed,
             "method": method.name,
-            "config": method.config.model_dump(mode="json"),
+            "config": method.config.identity(),
             "backend": generator.cache_namespace,
             "model": generator.model_id,
             "options": generator.output_options(),

@@ -327,7 +327,7 @@ def _synthesis_stage(
     cfg, task, method = plan.cfg, plan.task, plan.method
     fp = fingerprint({
         "v": VERSION, "rows": examples_fp, "held": sorted(e.id for e in held), "method": method.name,
-        "config": method.config.model_dump(mode="json"), "backend": generator.cache_namespace, "model": generator.model_id,
+        "config": method.config.identity(), "backend": generator.cache_namespace, "model": generator.model_id,
         "options": generator.output_options(), "seed": cfg.seed, "unlabeled": [e.inputs for e in plan.unlabeled],
     })
     stage = run.stage(folder, fp)

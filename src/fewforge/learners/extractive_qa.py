@@ -41,9 +41,10 @@ from pydantic import Field, model_validator
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError
 from fewforge.files import write_json
+from fewforge.hf import offline as hub_offline
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, require_fitted
-from fewforge.learners.encoder import _no_decay, _offline, resolve_model
+from fewforge.learners.encoder import _no_decay, resolve_model
 from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
 from fewforge.learners.runtime import torch_threads
 from fewforge.learners.strategies import GROUP_BATCHES
@@ -198,7 +199,7 @@ class QAEncoder(SeededLearner):
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        offline = _offline()
+        offline = hub_offline()
         try:
             with quiet_transformers():  # the "newly initialized qa_outputs" warning is expected
                 self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)

@@ -39,17 +39,9 @@ from fewforge.errors import BackendError, DataError
 from fewforge.fingerprint import derive_seed
 from fewforge.generators.base import AdapterRequest, Generator, SamplingParams
 from fewforge.generators.label_scores import score_labels
-from fewforge.synthesis.base import SynthesisContext, SynthesisMethod, SyntheticDataset
-from fewforge.synthesis.daftt.teacher import (
-    Formatter,
-    Mode,
-    Teacher,
-    TeacherOptions,
-    build_teacher,
-    choose_demos,
-    demo_of,
-    teacher_rows,
-)
+from fewforge.synthesis.base import SynthesisContext, SynthesisMethod, SyntheticDataset, sampling_params
+from fewforge.synthesis.daftt.teacher import Formatter, Mode, TeacherOptions, choose_demos, demo_of, teacher_rows
+from fewforge.synthesis.daftt.training import Teacher, build_teacher
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
 
@@ -184,15 +176,9 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
     citation = CITATION
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
-        c = self.config
         max_new_tokens, stop = task.spec.answer_limits()
-        return SamplingParams(
-            temperature=c.temperature,
-            top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens or max_new_tokens,
-            stop=stop,
-            seed=derive_seed(split_seed, c.seed),
-        )
+        seed = derive_seed(split_seed, self.config.seed)
+        return sampling_params(self.config, task, seed, max_new_tokens=max_new_tokens, stop=stop)
 
     def unlabelled(self, ctx: SynthesisContext, labelled: Sequence[Example]) -> tuple[list[Example], dict[str, int]]:
         """The pool rows no teacher or student has seen labelled, label-free: inputs and id only, first

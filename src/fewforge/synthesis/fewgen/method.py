@@ -42,6 +42,7 @@ from fewforge.fingerprint import derive_seed, file_digest, fingerprint
 from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams, TrainableLM
 from fewforge.generators.soft_prompts import Placement
 from fewforge.hf import second_order_attention
+from fewforge.learners.causal_lm import eos_id
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
 from fewforge.synthesis.fewgen import decoding
 from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
@@ -240,7 +241,7 @@ class FewGen(ZeroGen):
             target = " " + target
         context_ids = lm.encode(context, False)
         limit = self.sampling_params(task).max_new_tokens
-        target_ids = lm.encode(target, False)[: limit - 1] + [_eos_id(lm)]
+        target_ids = lm.encode(target, False)[: limit - 1] + [eos_id(lm.model, lm.tokenizer)]
         return TuningRow(tuple(context_ids + target_ids), len(context_ids), task.label_names.index(example.label))
 
     # -- tuning: a stage of its own ------------------------------------------------------------------
@@ -359,16 +360,6 @@ class DawGen(FewGen):
     Config = DawGenConfig
     config: DawGenConfig
     citation = DAWGEN_CITATION
-
-
-def _eos_id(lm: TrainableLM) -> int:
-    eos = lm.model.generation_config.eos_token_id
-    eos = eos[0] if isinstance(eos, list) else eos
-    if eos is None:
-        eos = lm.tokenizer.eos_token_id
-    if eos is None:
-        raise ConfigError("the generator has no end-of-sequence token to end a tuned example with")
-    return int(eos)
 
 
 def _mean_loss(history: list[dict], last: int) -> float:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from fewforge.errors import DataError
+from fewforge.learners.runtime import seeded
 from fewforge.synthesis.fewgen import losses
 from fewforge.synthesis.fewgen.guard import EpochGuard, GuardCriterion
 
@@ -218,8 +219,7 @@ class Tuner:
         self.prompts, self.cfg, self.pad_id, self.seed = prompts, config, pad_id, seed
         self.steps = 0
         self.rng = random.Random(seed)
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
+        with seeded(seed):  # the weight net's init depends on the seed alone
             self.weight_net = losses.weight_net()
         self.trainable = _position_mask(prompts, frozen_positions)
         self.optimizer = torch.optim.AdamW([prompts.values], lr=config.learning_rate, weight_decay=0.0)
