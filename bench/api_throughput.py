@@ -22,12 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "generators"))
 
 from fake_openai import FakeOpenAI  # noqa: E402
+from smoke import results_file, smoke_sizes  # noqa: E402
 
 from fewforge.generators.base import SamplingParams  # noqa: E402
 from fewforge.generators.cache import CachedGenerator  # noqa: E402
 from fewforge.generators.openai_compat import OpenAICompatGenerator  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "api_throughput.json"
+RESULTS = results_file("api_throughput.json")
 
 
 def measure(rows: int, rpm: float, latency: float, inject_429: float) -> dict:
@@ -62,7 +63,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=800)
     parser.add_argument("--rpm", type=float, default=1200)
     parser.add_argument("--latency", type=float, default=0.1)
-    args = parser.parse_args()
+    args = smoke_sizes(parser, rows=40, rpm=12000, latency=0.01).parse_args()
     clean = measure(args.rows, args.rpm, args.latency, 0.0)
     print(f"clean server: {clean['answered']} rows in {clean['seconds']} s = {clean['rows_per_s']} rows/s "
           f"of {clean['limit_per_s']:g} allowed; {clean['status_429']} of {clean['requests']} requests got 429; "
@@ -72,6 +73,7 @@ def main() -> None:
           f"{faulty['status_429']} of {faulty['requests']} requests got 429; ratio={faulty['ratio']}")
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"clean": clean, "injected_429": faulty}, indent=2) + "\n")
+    print(f"ratio={faulty['ratio']}")  # the last line of every bench script
 
 
 if __name__ == "__main__":

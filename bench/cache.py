@@ -20,13 +20,15 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from smoke import results_file, smoke_sizes  # noqa: E402
+
 from fewforge.generators._gguf import _file_id  # noqa: E402
 from fewforge.generators.base import SamplingParams  # noqa: E402
 from fewforge.generators.cache import CachedGenerator  # noqa: E402
 from fewforge.generators.llamacpp import LlamaCppGenerator  # noqa: E402
 from fewforge.packaged import smollm2_gguf  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "cache.json"
+RESULTS = results_file("cache.json")
 LABELS = ["positive", "negative", "neutral", "sarcastic"]
 SUBJECTS = ["a phone", "a restaurant", "a hotel", "a novel", "a laptop", "a concert",
             "a pair of shoes", "a museum", "a video game", "a coffee maker", "a bike", "a podcast"]  # fmt: skip
@@ -36,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=48)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    args = parser.parse_args()
+    args = smoke_sizes(parser, prompts=4, max_new_tokens=8).parse_args()
     kinds = [f"Write a {label} review of {subject}." for subject in SUBJECTS for label in LABELS]
     prompts = [kinds[i % len(kinds)] for i in range(args.prompts)]
     params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=13)

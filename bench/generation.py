@@ -23,13 +23,14 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+
+from smoke import results_file, smoke_sizes  # noqa: E402
 
 from fewforge.generators.base import SamplingParams  # noqa: E402
 from fewforge.generators.llamacpp import LlamaCppGenerator  # noqa: E402
 from fewforge.packaged import smollm2_gguf  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "generation.json"
+RESULTS = results_file("generation.json")
 TOPICS = ["a space opera", "a courtroom drama", "a cooking documentary", "a horror film",
           "a romantic comedy", "a war epic", "an animated musical", "a heist thriller"]  # fmt: skip
 LABELS = ["positive", "negative", "mixed", "enthusiastic"]
@@ -88,7 +89,7 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--naive-prompts", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    args = parser.parse_args()
+    args = smoke_sizes(parser, prompts=2, naive_prompts=1, max_new_tokens=4).parse_args()
     prompts = make_prompts(args.prompts)
     # top_k 0 / top_p 1: plain temperature sampling, the same distribution on both sides.
     params = SamplingParams(temperature=0.8, top_k=0, top_p=1.0, max_new_tokens=args.max_new_tokens, seed=0)

@@ -27,17 +27,19 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-RESULTS = Path(__file__).parent / "results" / "generator_tuning.json"
+from smoke import results_file, smoke_sizes  # noqa: E402
+
+RESULTS = results_file("generator_tuning.json")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def step_times(lm, heads, rows, loss: str, steps: int, meta_every: int = 1) -> list[float]:
     from fewforge.generators.soft_prompts import LabelPrompts
-    from fewforge.synthesis.fewgen.method import _attention_for_second_order
+    from fewforge.hf import second_order_attention
     from fewforge.synthesis.fewgen.tune import Tuner, TuningConfig
 
     stamps: list[float] = []
-    with _attention_for_second_order(lm.model, loss != "lm"):
+    with second_order_attention(lm.model, loss != "lm"):
         prompts = LabelPrompts.from_natural_prompts(lm.model, heads, "prefix")
         config = TuningConfig(loss=loss, epochs=1, meta_every=meta_every)
         tuner = Tuner(prompts, config, seed=0, pad_id=lm.tokenizer.pad_token_id or 0)
@@ -57,8 +59,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--meta-every", type=int, default=4)
+    parser.add_argument("--shots", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=32, help="generation requests per label")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--data", default=os.environ.get("FEWFORGE_DATA", str(DATA)))
-    args = parser.parse_args()
+    args = smoke_sizes(parser, steps=2, rounds=1, meta_every=2, shots=2, requests=2, max_new_tokens=8).parse_args()
 
     from fewforge.data.fewshot import sample_fewshot
     from fewforge.data.sources import load_task_data
@@ -69,7 +74,7 @@ def main() -> None:
 
     task = load_task("sst2")
     pool, test = load_task_data(task, args.data)
-    split = sample_fewshot(pool, test, task, 16, seed=13)
+    split = sample_fewshot(pool, test, task, args.shots, seed=13)
     generator = get_generator("hf:smollm2", batch_size=16)
     lm = generator.trainable()
     method = get_method("dawgen")
@@ -93,12 +98,12 @@ def main() -> None:
         with torch_no_grad():
             prompts.values.add_(0.01 * prompts.values.std())  # "tuned": not the natural prompt's exact cache
         path = prompts.save(Path(tmp) / "prompts.safetensors")
-        params = SamplingParams(temperature=0.9, top_p=0.9, max_new_tokens=48, seed=3)
+        params = SamplingParams(temperature=0.9, top_p=0.9, max_new_tokens=args.max_new_tokens, seed=3)
         speed: dict[str, list[float]] = {"untuned": [], "tuned": []}
         for _ in range(args.rounds):
             for k, label in enumerate(task.label_names):
-                natural = [task.generation_prompt(label)] * 32
-                context = [method._context(task, label, None, lm, heads)] * 32
+                natural = [task.generation_prompt(label)] * args.requests
+                context = [method._context(task, label, None, lm, heads)] * args.requests
                 speed["untuned"].append(tokens_per_s(generator, natural, params))
                 adapter = AdapterRequest("bench", str(path), label=k)
                 speed["tuned"].append(tokens_per_s(generator, context, params, adapter))

@@ -23,15 +23,18 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-RESULTS = Path(__file__).parent / "results" / "gradient_surgery.json"
+from smoke import results_file, smoke_sizes  # noqa: E402
+
+RESULTS = results_file("gradient_surgery.json")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def step_times(strategy: str, split, synthetic, steps: int, task) -> list[float]:
+def step_times(strategy: str, split, synthetic, steps: int, task, prompt_tokens: int, batch_size: int) -> list[float]:
     from fewforge.learners.prompt_tuning import PromptTuning, PromptTuningConfig
 
     config = PromptTuningConfig(
-        strategy=strategy, prompt_tokens=100, min_steps=steps, max_steps=steps, eval_every=steps, batch_size=4
+        strategy=strategy, prompt_tokens=prompt_tokens, min_steps=steps, max_steps=steps, eval_every=steps,
+        batch_size=batch_size,
     )
     stamps: list[float] = []
     learner = PromptTuning(task, config, seed=13)
@@ -45,8 +48,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--shots", type=int, default=16)
+    parser.add_argument("--prompt-tokens", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--data", default=os.environ.get("FEWFORGE_DATA", str(DATA)))
-    args = parser.parse_args()
+    args = smoke_sizes(parser, steps=3, rounds=1, shots=2, prompt_tokens=4, batch_size=1).parse_args()
 
     from fewforge.data.fewshot import sample_fewshot
     from fewforge.data.sources import load_task_data
@@ -55,14 +61,16 @@ def main() -> None:
 
     task = load_task("sst2")
     pool, test = load_task_data(task, args.data)
-    split = sample_fewshot(pool, test, task, 16, seed=13)
+    split = sample_fewshot(pool, test, task, args.shots, seed=13)
     used = {e.id for e in split.train + split.dev}
     synthetic = [e for e in pool if e.id not in used][:400]  # real texts stand in for synthetic rows
     lm_source(None)  # the one-time GGUF conversion happens before any timing
     times: dict[str, list[float]] = {"paired": [], "paired+gs": []}
     for _ in range(args.rounds):
         for strategy in times:
-            times[strategy] += step_times(strategy, split, synthetic, args.steps, task)
+            times[strategy] += step_times(
+                strategy, split, synthetic, args.steps, task, args.prompt_tokens, args.batch_size
+            )
     paired, gs = statistics.median(times["paired"]), statistics.median(times["paired+gs"])
     ratio = gs / paired
     print(f"{'strategy':<10} {'steps':>6} {'median s/step':>14}")

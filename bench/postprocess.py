@@ -30,7 +30,9 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results" / "postprocess.json"
+from smoke import results_file, smoke_sizes  # noqa: E402
+
+RESULTS = results_file("postprocess.json")
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -84,7 +86,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FEWFORGE_DATA") or DEFAULT_DATA))
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = smoke_sizes(parser, sizes="100,200").parse_args()
     if args.child is not None:
         print(json.dumps(child(args.data, args.child)))
         return

@@ -191,3 +191,55 @@ def test_a_task_of_another_kind_gets_its_own_student_by_default(tmp_path):
     assert [s.name for s in build_config(None, task="sst2,squad-qg").learners] == ["linear-probe", "encoder", "causal-lm"]
     assert [s.name for s in build_config(None, task="sst2").learners] == ["linear-probe", "encoder"]
     assert [s.name for s in build_config(None, task="squad", learner="qa-encoder").learners] == ["qa-encoder"]
+
+
+def _task_of_each_kind(data_dir: Path) -> dict[str, str]:
+    """A built-in task of every registered kind whose data is in the data directory (the kinds come from the
+    registry, so a new kind is covered once it has a built-in task)."""
+    from fewforge.tasks import list_tasks, load_task
+    from fewforge.tasks.kinds import KINDS
+
+    out: dict[str, str] = {}
+    for name in list_tasks():
+        task = load_task(name)
+        if task.kind not in out and (data_dir / (task.data or task.name) / "train.jsonl").exists():
+            out[task.kind] = name
+    assert set(out) == set(KINDS), f"no built-in task with data for kinds {set(KINDS) - set(out)}"
+    return out
+
+
+def test_a_minimal_grid_of_every_kind_plans(tmp_path, data_dir):
+    """A grid naming tasks, shots, seeds, a method and per_label, and nothing else, plans: every omitted
+    key's default is valid for any grid (the default run's restrictions live in its own grid file)."""
+    from fewforge.learners import get_learner
+
+    for kind, task in _task_of_each_kind(data_dir).items():
+        grid = grid_file(
+            tmp_path, tasks=[task], data=str(data_dir), shots=[8], seeds=[13], methods=["zerogen"], per_label=[5]
+        )
+        plan = plan_grid(build_config(grid))
+        assert plan.cells, kind
+        assert all(kind in get_learner(s.name).kinds for s in plan.cfg.learners), kind
+        assert {c.condition for c in plan.cells} == {"real", "real+synthetic"}, kind
+        assert {c.shots for c in plan.cells} == {8}
+        assert {s.label for s in plan.cfg.learners} == {c.learner for c in plan.cells}, kind  # each learner trains
+
+
+def test_the_default_run_keeps_its_own_restrictions(tmp_path, data_dir):
+    default = build_config(None)
+    encoder = next(s for s in default.learners if s.name == "encoder")
+    assert encoder.shots == [2] and encoder.per_label == [30]
+    # a grid that leaves learners out does not inherit them (the issue: shots [8] vs the encoder's [2])
+    grid = grid_file(tmp_path, tasks=["sst2"], data=str(data_dir), shots=[8], seeds=[13], per_label=[5])
+    assert all(s.shots is None and s.per_label is None for s in build_config(grid).learners)
+
+
+def test_a_step_bound_the_user_sets_wins_over_the_other_bounds_default(data_dir):
+    base = {"tasks": ["sst2"], "data": str(data_dir), "shots": [4], "seeds": [13], "conditions": ["real"]}
+    plan = plan_grid(RunConfig(**base, learners=[{"name": "prompt-tuning", "options": {"max_steps": 150}}]))
+    config = plan.learners["prompt-tuning"][1]
+    assert (config.min_steps, config.max_steps) == (150, 150)  # default min_steps 1000 follows the user's bound
+    plan = plan_grid(RunConfig(**base, learners=[{"name": "encoder", "options": {"min_steps": 200}}]))
+    assert (plan.learners["encoder"][1].min_steps, plan.learners["encoder"][1].max_steps) == (200, 200)
+    with pytest.raises(ConfigError, match=r"min_steps \(200\) must not exceed max_steps \(100\)"):
+        plan_grid(RunConfig(**base, learners=[{"name": "encoder", "options": {"min_steps": 200, "max_steps": 100}}]))

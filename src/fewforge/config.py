@@ -76,6 +76,12 @@ class LearnerSpec(BaseModel):
         description="mixing strategies of its real+synthetic cells, one cell each (e.g. [real+syn, paired, "
         "paired+gs]); default: the learner's `strategy` option, one cell",
     )
+    resources: dict[str, float] | None = Field(
+        None,
+        description="what each of its cells asks an executor for, overriding the learner's defaults: cpus, gpus "
+        "(0.5 packs two cells on one GPU), memory_gb",
+        json_schema_extra=_NOT_SEMANTIC,
+    )
     baseline: str | None = Field(
         None,
         description="id of the learner whose real-only cells this learner's Δ is measured against (default: "
@@ -92,6 +98,16 @@ class LearnerSpec(BaseModel):
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)
 
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        unknown = sorted(set(value or {}) - {"cpus", "gpus", "memory_gb"})
+        if unknown:
+            raise ValueError(f"unknown resources {unknown}: give cpus, gpus and/or memory_gb")
+        if any(v < 0 for v in (value or {}).values()):
+            raise ValueError("resources are numbers >= 0")
+        return value
+
 
 def _as_list(value: Any) -> Any:
     if value is None or isinstance(value, (list, tuple)):
@@ -101,15 +117,28 @@ def _as_list(value: Any) -> Any:
     return [value]
 
 
-# The default run (README): where does ZeroGen data from the packaged 135M generator help on BBC?
-# A learning curve over shots with the cheap learner (seconds per cell), fine-tuned MiniLM at one point,
-# and a synthetic-size curve from subsets of the same generated sets. Sized to finish in under 10 minutes
-# on 2 slow CPU cores (README gives the measured time); docs/fidelity.md lists what is reduced.
+# The default run (README) is a grid file like any other: its own restrictions (the encoder at one shots
+# value) live there, never in the field defaults below, which must be valid for every grid.
+DEFAULT_GRID = Path(__file__).with_name("default-run.yaml")
 DEFAULT_PER_LABEL = [10, 30]
-DEFAULT_LEARNERS = [
-    LearnerSpec(name="linear-probe"),
-    LearnerSpec(name="encoder", shots=[2], per_label=[30], options={"max_length": 64}),
-]
+# What a grid that names no learner trains on its classification tasks; other kinds add their own students.
+CLASSIFICATION_LEARNERS = ("linear-probe", "encoder")
+
+
+def default_learners(tasks: list[Any]) -> list[dict[str, Any]]:
+    """The learners of a grid that names none: the classification learners when a task classifies, plus each
+    task kind's own students (qa-encoder for extractive QA, causal-lm for text-to-text), each once."""
+    from fewforge.errors import FewforgeError
+    from fewforge.tasks import load_task
+
+    names: list[str] = []
+    for spec in tasks:
+        try:
+            kind = load_task(spec).spec
+        except FewforgeError:  # planning reports the bad task with its own error; it needs no learner for it
+            continue
+        names += [*(CLASSIFICATION_LEARNERS if kind.classification else ()), *kind.default_learners]
+    return [{"name": n} for n in dict.fromkeys(names or CLASSIFICATION_LEARNERS)]
 
 
 class RunConfig(BaseModel):
@@ -155,7 +184,9 @@ class RunConfig(BaseModel):
         "for QA and text-to-text tasks)",
     )
     learners: list[LearnerSpec] = Field(
-        default_factory=lambda: [s.model_copy() for s in DEFAULT_LEARNERS], min_length=1, description="target learners"
+        min_length=1,
+        description="target learners; default: linear-probe and encoder for classification tasks, and each other "
+        "task kind's own student (qa-encoder, causal-lm)",
     )
     conditions: list[Condition] = Field(
         ["real", "real+synthetic"],
@@ -164,6 +195,12 @@ class RunConfig(BaseModel):
     )
     max_test: int | None = Field(
         None, ge=1, description="evaluate on a deterministic subset of at most this many test rows (default: all)"
+    )
+    executor: str = Field(
+        "local",
+        description="where cells run: local | processes:N | ray[:ADDRESS] | slurm:PARTITION[,time=MIN,gpus=N,"
+        "parallel=N] (README: Running a grid on many GPUs or a cluster)",
+        json_schema_extra=_NOT_SEMANTIC,
     )
     cache: bool = Field(True, description="use the persistent generation cache", json_schema_extra=_NOT_SEMANTIC)
     save_models: bool = Field(
@@ -174,6 +211,15 @@ class RunConfig(BaseModel):
         description="check every synthetic set against the test rows and the few-shot dev rows (exact, n-gram, "
         "MiniLM near-copies); `drop: true` drops flagged rows before training",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _learners_for_the_tasks(cls, values: Any) -> Any:
+        """No `learners:`: the grid's own tasks decide them, so a minimal grid of any kind plans."""
+        if isinstance(values, dict) and values.get("learners") is None:
+            tasks = _as_list(values.get("tasks")) or cls.model_fields["tasks"].default
+            values = {**values, "learners": default_learners(tasks)}
+        return values
 
     @field_validator("tasks", "shots", "seeds", "per_label", "conditions", "methods", "learners", mode="before")
     @classmethod
@@ -251,6 +297,22 @@ class RunConfig(BaseModel):
     @classmethod
     def from_yaml(cls, path: Path) -> "RunConfig":
         path = Path(path)
+        values = cls.read_values(path)
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            raise config_error(exc, cls, source=str(path)) from None
+
+    @classmethod
+    def default_run(cls) -> "RunConfig":
+        """`fewforge run` with no grid file."""
+        return cls.from_yaml(DEFAULT_GRID)
+
+    @classmethod
+    def read_values(cls, path: Path) -> dict[str, Any]:
+        """A grid file's keys as written (a relative `data:` resolved against the file), not yet validated:
+        what the file leaves out stays out, so options given on the command line can still decide it."""
+        path = Path(path)
         try:
             values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except FileNotFoundError:
@@ -264,10 +326,7 @@ class RunConfig(BaseModel):
         data = values.get("data")
         if isinstance(data, str) and data and not data.startswith("hub:") and not Path(data).expanduser().is_absolute():
             values["data"] = str((path.parent / data).resolve())
-        try:
-            return cls(**values)
-        except ValidationError as exc:
-            raise config_error(exc, cls, source=str(path)) from None
+        return values
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
@@ -279,7 +338,10 @@ class RunConfig(BaseModel):
         }
         if not self.contamination.drop:  # the check alone changes no result, only what cards report
             skip.add("contamination")
-        return self.model_dump(mode="json", exclude=skip)
+        out = self.model_dump(mode="json", exclude=skip)
+        for spec in out.get("learners", []):  # where cells run changes no result
+            spec.pop("resources", None)
+        return out
 
 
 def key_path(loc: tuple[Any, ...]) -> str:

@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from fewforge.cli import choices
 from fewforge.cli.options import learner_options
 
 
@@ -24,7 +25,7 @@ def fit(
                                                       "a table with the input columns): DAFTT-annotate and S3 read them")] = None,
     generator: Annotated[str, typer.Option("--generator", "-g", help="the generator LLM (see `fewforge run --help`)")] = "smollm2",
     method: Annotated[str, typer.Option("--method", help="synthesis method: auto (picks among candidates, or none), "
-                                        "zerogen, goldgen, s3, daftt-generate, daftt-annotate, fewgen, dawgen, or none")] = "auto",
+                                        f"{choices.methods()}, or none")] = "auto",
     method_option: Annotated[Optional[list[str]], typer.Option("--method-option", "-M", help="a method option as "
                              "KEY=VALUE (repeatable), e.g. -M candidates=[zerogen,goldgen,s3]")] = None,
     learner: Annotated[Optional[str], typer.Option("--learner", help="learner [default: setfit for classification, "

@@ -10,18 +10,19 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 
-from fewforge.config import RunConfig
+from fewforge.cli import choices
+from fewforge.config import DEFAULT_GRID, RunConfig
 from fewforge.errors import ConfigError
 
 _f = RunConfig.model_fields
-DEFAULTS = RunConfig()
+DEFAULTS = RunConfig.default_run()  # what `fewforge run` does without a grid file; the help shows it
 
 
 def _default(name: str) -> str:
     value = getattr(DEFAULTS, name)
     if isinstance(value, list):
         value = ",".join(str(getattr(v, "label", v)) for v in value)
-    return f" [default: {value}]"
+    return f" \\[default: {value}]"  # escaped: rich markup would take [default: ...] for a style tag and drop it
 
 
 GridArg = Annotated[
@@ -67,11 +68,18 @@ NumSyntheticOpt = Annotated[
 ]
 GeneratorOpt = Annotated[
     Optional[str],
-    typer.Option("--generator", "-g", help=_f["generator"].description + _default("generator"), show_default=False),
+    typer.Option(
+        "--generator", "-g", help=f"generator spec: {choices.generators()}" + _default("generator"), show_default=False
+    ),
 ]
 MethodOpt = Annotated[
     Optional[str],
-    typer.Option("--method", help="comma-separated synthesis methods: zerogen, fewgen, dawgen (the last two tune the generator: --generator hf:smollm2)" + _default("methods"), show_default=False),
+    typer.Option(
+        "--method",
+        help=f"comma-separated synthesis methods: {choices.methods()} (those that tune the generator need "
+        "--generator hf:smollm2 or hf:MODEL)" + _default("methods"),
+        show_default=False,
+    ),
 ]
 CurateOpt = Annotated[
     Optional[str],
@@ -87,7 +95,9 @@ CurateOpt = Annotated[
 LearnerOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--learner", help="comma-separated learners (default options)" + _default("learners"), show_default=False
+        "--learner",
+        help=f"comma-separated learners (default options): {choices.learners()}" + _default("learners"),
+        show_default=False,
     ),
 ]
 MaxTestOpt = Annotated[Optional[int], typer.Option("--max-test", help=_f["max_test"].description, show_default=False)]
@@ -97,7 +107,7 @@ OutputOpt = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="run directory, resumed on a rerun [default: runs/<grid file name>, or runs/default]",
+        help="run directory, resumed on a rerun \\[default: runs/<grid file name>, or runs/default]",
         show_default=False,
     ),
 ]
@@ -132,29 +142,30 @@ def build_config(
     no_cache: bool = False,
     curate: str | None = None,
 ) -> RunConfig:
-    """The grid file (or the default grid) with the options typed on the command line setting whole axes."""
-    values: dict[str, Any] = RunConfig.from_yaml(grid).model_dump(exclude_unset=True) if grid is not None else {}
+    """The grid file (or the default run's grid) with the options typed on the command line setting whole axes."""
+    if grid is not None:
+        RunConfig.from_yaml(grid)  # the file's own mistakes, named with its path, before options change it
+    values = RunConfig.read_values(grid if grid is not None else DEFAULT_GRID)
     if learner:
         values["learners"] = [{"name": n} for n in _names(learner)]
-    elif task and "learners" not in values:
+    elif task and grid is None:
         values["learners"] = _default_learners(_names(task))
     if method:
         values["methods"] = [{"name": n} for n in _names(method)]
     if curate:  # every method of the grid gets the same audit
-        methods = values.get("methods") or [s.model_dump(exclude_unset=True) for s in DEFAULTS.methods]
+        methods = _entries(values["methods"]) if "methods" in values else [{"name": "zerogen"}]
         spec = curate_options(curate)
-        values["methods"] = [{**(m if isinstance(m, dict) else {"name": m}), "curate": spec} for m in methods]
+        values["methods"] = [{**m, "curate": spec} for m in methods]
     if per_label and num_synthetic:
         raise ConfigError("--per-label and --num-synthetic both set the synthetic size", hint="give one of them")
     if num_synthetic:  # a total given on the command line replaces the grid's per-label sizes
         values.pop("per_label", None)
     elif per_label:
         values.pop("num_synthetic", None)
-    if shots or per_label or num_synthetic:  # an axis given on the command line applies to every learner
-        learners = values.get("learners") or [s.model_dump() for s in DEFAULTS.learners]
+    if (shots or per_label or num_synthetic) and "learners" in values:  # it applies to every learner
         values["learners"] = [
             {**spec, **({"shots": None} if shots else {}), **({"per_label": None} if per_label or num_synthetic else {})}
-            for spec in learners
+            for spec in _entries(values["learners"])
         ]
     given = {
         "tasks": _names(task) if task else None,
@@ -170,16 +181,24 @@ def build_config(
     return RunConfig.build(**{**values, **{k: v for k, v in given.items() if v is not None}})
 
 
+def _entries(value: Any) -> list[dict[str, Any]]:
+    """A grid file's `methods:` or `learners:` as written (one bare name, a list of names or mappings) as
+    mappings."""
+    from fewforge.config import _as_list
+
+    return [{"name": v} if isinstance(v, str) else dict(v) for v in _as_list(value)]
+
+
 def _default_learners(tasks: list[str]) -> list[dict[str, Any]]:
-    """The default learners, plus each other task kind's own student (`fewforge run --task adversarialqa`
-    trains qa-encoder; the grid skips a learner on tasks of other kinds)."""
+    """`fewforge run --task T` without a grid file: the default run's learners that serve one of T's kinds
+    (with their restrictions), plus each kind's own students (`--task adversarialqa` trains qa-encoder)."""
+    from fewforge.config import default_learners
+    from fewforge.learners import get_learner
     from fewforge.tasks import load_task
 
-    kinds = {load_task(t).spec for t in tasks}
-    specs = [s.model_dump() for s in DEFAULTS.learners] if any(k.classification for k in kinds) else []
-    for kind in kinds:
-        specs += [{"name": n} for n in kind.default_learners if n not in {s["name"] for s in specs}]
-    return specs
+    kinds = {load_task(t).kind for t in tasks}
+    specs = [s.model_dump(exclude_unset=True) for s in DEFAULTS.learners if kinds & set(get_learner(s.name).kinds)]
+    return specs + [s for s in default_learners(tasks) if s["name"] not in {x["name"] for x in specs}]
 
 
 def output_dir(output: Path | None, grid: Path | None) -> Path:
@@ -197,7 +216,7 @@ def command_line() -> str:
 # Single-model commands (train, evaluate) take one task and one learner.
 TaskOpt = Annotated[str, typer.Option("--task", "-t", help="built-in task name, or path to a task YAML/TOML file")]
 OneLearnerOpt = Annotated[
-    str, typer.Option("--learner", help="learner: linear-probe | encoder | prompt-tuning | setfit")
+    str, typer.Option("--learner", help=f"learner: {choices.learners()}")
 ]
 
 

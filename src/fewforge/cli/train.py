@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from fewforge.cli import choices
 from fewforge.cli.options import OneLearnerOpt, TaskOpt, learner_options
 
 
@@ -23,8 +24,7 @@ def train(
         Optional[str],
         typer.Option(
             "--strategy",
-            help="how real and synthetic rows mix: real | syn | real+syn | real->syn | syn->real | paired | paired+gs "
-            "| paired+reweight | paired+l2rw",
+            help=f"how real and synthetic rows mix: {choices.strategies()}",
         ),
     ] = None,
     epsilon: Annotated[
@@ -37,7 +37,7 @@ def train(
     ] = None,
 ) -> None:
     """Train a learner on real (+ synthetic) data and save it, with a model card."""
-    from fewforge.pipeline import train_model
+    from fewforge.single import train_model
 
     options = learner_options(option or [])
     given = {"strategy": strategy, "epsilon": epsilon, "label_smoothing": label_smoothing}

@@ -23,6 +23,7 @@ from fewforge.evaluation.tables import (
     set_rows,
     with_training_facts,
 )
+from fewforge.executors.base import failed_cell_lines
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], bold: set = frozenset()) -> str:
@@ -60,7 +61,7 @@ def markdown(
         f"{meta.get('seeds_cover', '')}. Δ: points vs real only; CI: {meta.get('ci', '')}; p: {meta.get('p', '')}.",
         "",
     ]
-    warned = [*contamination_warnings(meta, sets), *short_set_warnings(summary)]
+    warned = [*failed_cell_lines(meta), *contamination_warnings(meta, sets), *short_set_warnings(summary)]
     parts += [line for w in warned for line in (f"> **Warning: {w}.**", "")]
     for primary, groups in by_primary_metric(summary):
         for table_title, header, rows, bold in paper_tables(groups, primary):

@@ -395,7 +395,7 @@ def _fold_stage(run: RunDir, plan: Plan, fold: Fold, condition: str, synthetic: 
 
 def _model_stage(run: RunDir, plan: Plan, synthetic: SyntheticSet, progress: Any) -> tuple[Path, dict[str, Any]]:
     """The final model: the learner on every row (+ the chosen synthetic set), saved with its card."""
-    from fewforge.pipeline import training_log
+    from fewforge.cells import training_log
 
     rows = plan.rows.examples
     folder = run.root / "model"

@@ -230,6 +230,8 @@ class EncoderClassifier(TorchLearner):
                 syn_weights=weights,
                 syn_labels=ys["syn"],
                 progress=progress,
+                # LP-FT starts from the dev-selected probe: fine-tuning must beat it on dev to replace it
+                start_is_candidate=cfg.head_init == "linear-probe",
             )
         self.model.eval()
         return report

@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 
 from fewforge.errors import ConfigError
 from fewforge.learners.base import FitReport, LearnerConfig
-from fewforge.learners.strategies import REWEIGHT, STRATEGY_NAMES, Batch, plan, step_budget, uses_surgery
+from fewforge.learners.strategies import REWEIGHT, STRATEGY_NAMES, SURGERY, Batch, plan, step_budget, uses_surgery
 
 if TYPE_CHECKING:
     import torch
@@ -60,13 +60,20 @@ def run_loop(
     eval_every: int,
     patience: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    start_is_candidate: bool = False,
 ) -> FitReport:
-    """Train through `batches`; returns the report of the best dev evaluation (its state restored)."""
+    """Train through `batches`; returns the report of the best dev evaluation (its state restored).
+    `start_is_candidate`: the untrained state is evaluated first (step 0) and kept when no step beats it on
+    dev, so a model that starts as a fitted classifier (LP-FT's head) never ends worse on dev than its start."""
     total = len(batches)
     history: list[dict[str, Any]] = []
     best: tuple[float, float] = (-1.0, -math.inf)  # (dev accuracy, -dev loss)
     best_state, best_step, since_best, losses = None, 0, 0, []
     step_no = 0
+    if start_is_candidate:
+        accuracy, dev_loss = evaluate()
+        history.append({"step": 0, "loss": None, "dev_accuracy": accuracy, "dev_loss": dev_loss})
+        best, best_state = (accuracy, -dev_loss), snapshot()
     for step_no, batch in enumerate(batches, start=1):
         losses.append(step(batch))
         if progress is not None:
@@ -91,7 +98,8 @@ def run_loop(
 
 
 Strategy = Literal[
-    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+reweight", "paired+l2rw"
+    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+gs-all", "paired+gs-ema",
+    "paired+reweight", "paired+l2rw",
 ]
 assert set(get_args(Strategy)) == set(STRATEGY_NAMES)  # one list of names, checked at import
 
@@ -105,7 +113,8 @@ class TorchConfig(LearnerConfig):
     strategy: Strategy = Field(
         "paired",
         description="How real and synthetic rows form batches: 'paired' (default, the fair rule) adds a synthetic "
-        "batch to every real batch; 'paired+gs' also applies gradient surgery; 'paired+reweight' weighs each "
+        "batch to every real batch; 'paired+gs' also applies gradient surgery ('paired+gs-all' / 'paired+gs-ema': "
+        "against the gradient of all real rows every 10 steps / a moving average of the real gradients); 'paired+reweight' weighs each "
         "synthetic row by how well its gradient agrees with the real batch's (after Ren et al. 2018; "
         "'paired+l2rw': the paper's own weight rule); 'real+syn' shuffles both into one pool; 'real->syn' / "
         "'syn->real' alternate a pass over the real rows with as many synthetic batches; 'real' / 'syn' train "
@@ -146,6 +155,20 @@ class TorchConfig(LearnerConfig):
         "processes share the cores, where spinning threads slow every step down several times.",
         json_schema_extra={"semantic": False},
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _given_bound_wins(cls, values: Any) -> Any:
+        """A step bound the user set wins over the other bound's default, which they never saw: `-O
+        max_steps=150` on a learner whose default min_steps is 1000 trains exactly 150 steps. Both set and
+        crossed stays an error (below)."""
+        if not isinstance(values, dict):
+            return values
+        for given, other, crossed in (("max_steps", "min_steps", int.__lt__), ("min_steps", "max_steps", int.__gt__)):
+            value, default = values.get(given), cls.model_fields[other].default
+            if other not in values and isinstance(value, int) and isinstance(default, int) and crossed(value, default):
+                values = {**values, other: value}
+        return values
 
     @model_validator(mode="after")
     def _check_steps(self) -> "TorchConfig":
@@ -212,6 +235,7 @@ def train_torch(
     syn_weights: Sequence[float] | None = None,
     syn_labels: Sequence[int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    start_is_candidate: bool = False,
 ) -> FitReport:
     """Plan the batches, build the optimizer and schedule, and run the loop; call inside `seeded()`.
     `syn_weights`: one weight per synthetic row (None: all 1), see the module docstring; `syn_labels`:
@@ -219,7 +243,7 @@ def train_torch(
     import torch
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
-    from fewforge.learners.gradient_surgery import combine, conflict_rate
+    from fewforge.learners.gradient_surgery import Reference, combine, conflict_rate
     from fewforge.learners.reweight import WeightLog, reweighted_backward
 
     budget = cfg.total_steps(n_real)
@@ -241,6 +265,7 @@ def train_torch(
         raise ConfigError(f"strategy {cfg.strategy!r} needs the synthetic rows' labels",
                           hint="pass syn_labels to train_torch, or use 'paired+l2rw'")
     records: list[dict[str, Any]] = []
+    reference = Reference(SURGERY.get(cfg.strategy, "batch"))
 
     def backward(source: str, idx: list[int]) -> float:
         weights = [syn_weights[i] for i in idx] if source == "syn" and syn_weights is not None else None
@@ -255,12 +280,20 @@ def train_torch(
         # The two halves' mean losses add up: a real half weighs what it weighs in real-only training.
         loss = 0.0
         if surgery and batch.real and batch.syn:
+            if reference.due():  # the gradient over every real row, at the current parameters
+                for start in range(0, n_real, cfg.batch_size):
+                    chunk = list(range(start, min(start + cfg.batch_size, n_real)))
+                    (model.loss("real", chunk, cfg.smoothing("real")) * (len(chunk) / n_real)).backward()
+                reference.set([p.grad for p in params])
+                for p in params:
+                    p.grad = None
             loss += backward("real", batch.real)
             real_grads = [None if p.grad is None else p.grad.clone() for p in params]
             for p in params:
                 p.grad = None
             loss += backward("syn", batch.syn)
-            update, record = combine(real_grads, [p.grad for p in params], cfg.epsilon)
+            against = reference.update(real_grads)
+            update, record = combine(real_grads, [p.grad for p in params], cfg.epsilon, reference=against)
             for p, g in zip(params, update):
                 p.grad = g
             records.append({"step": len(records) + 1, **record.as_dict()})
@@ -296,6 +329,7 @@ def train_torch(
         eval_every=cfg.eval_interval(total),
         patience=cfg.patience,
         progress=progress,
+        start_is_candidate=start_is_candidate,
     )
     report.extra["strategy"] = cfg.strategy
     report.extra["trainable_parameters"] = sum(p.numel() for p in params)
@@ -305,6 +339,8 @@ def train_torch(
     if surgery:
         report.surgery = records
         report.extra["conflict_rate"] = conflict_rate(records)
+        report.extra["surgery_reference"] = reference.kind
+        report.extra["mean_removed_norm"] = sum(r["removed_norm"] for r in records) / max(len(records), 1)
     if reweight is not None:
         report.row_weights = reweight.means()
         report.extra["reweight"] = reweight.summary()

@@ -161,7 +161,8 @@ class S3(Extrapolation):
             # each round is a stage (`s3-round<n>/`): reused as finished, retired when the inputs change
             stage = ctx.stage(f"s3-round{round_no}", key, outputs=("round.json", "rows.jsonl")) if workdir else None
             if stage is not None and stage.done:
-                info, added = read_json(stage.path / "round.json"), read_jsonl(stage.path / "rows.jsonl", task)
+                rows = stage.path / "rows.jsonl"  # empty when the round added nothing: read_jsonl refuses that
+                info, added = read_json(stage.path / "round.json"), read_jsonl(rows, task) if rows.stat().st_size else []
             else:
                 info, added = self.round(ctx, gold, seed_rows + adds, round_no, budget, tracker, best)
                 if stage is not None:

@@ -1,0 +1,44 @@
+"""Every script under bench/ and docs/results/ runs, in its smoke mode (FEWFORGE_SMOKE=1: tiny sizes,
+results in a temporary folder), so an import or API change that breaks one fails here instead of on the
+next person who measures. A new script is covered without editing this file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+HELPERS = {"smoke.py"}  # imported by the bench scripts, not one of them
+SCRIPTS = sorted(
+    p.relative_to(REPO).as_posix()
+    for folder in ("bench", "docs/results")
+    for p in (REPO / folder).glob("*.py")
+    if p.name not in HELPERS
+)
+# the scripts that load SmolLM2 through transformers and tune or train it: tens of seconds even when tiny
+SLOW = {"bench/generator_tuning.py", "docs/results/generator-tuning-cause-check.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_runs_in_smoke_mode(script, tmp_path, data_dir):
+    env = {**os.environ, "FEWFORGE_SMOKE": "1", "FEWFORGE_DATA": str(data_dir), "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    committed = {p: p.read_bytes() for p in (REPO / "bench" / "results").glob("*")}
+    # fit-bbc.py writes its files to the folder it is given; the others take no argument in smoke mode
+    args = [str(tmp_path)] if script.endswith("fit-bbc.py") else []
+    result = subprocess.run(
+        [sys.executable, str(REPO / script), *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, f"{script} failed:\n{result.stderr[-3000:]}"
+    if script.startswith("bench/"):  # a bench script's last line is its ratio (STYLE.md)
+        assert result.stdout.strip().splitlines()[-1].startswith("ratio="), result.stdout[-500:]
+    assert {p: p.read_bytes() for p in (REPO / "bench" / "results").glob("*")} == committed  # never overwritten
+
+
+def test_the_slow_set_names_real_scripts():
+    assert SLOW <= set(SCRIPTS)
