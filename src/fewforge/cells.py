@@ -84,6 +84,10 @@ class CellJob:
         # a worker checks done.json again itself: a duplicate or retried execution finds the finished folder
         return {**self.__dict__, "_stage": None}
 
+    def run(self, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+        """The cell's record (`run_cell`): what an executor calls, so executors never import this module."""
+        return run_cell(self, progress)
+
 
 def first_per_label(examples: Sequence[Example], n: int, task: Task | None = None) -> list[Example]:
     """The first n examples of each label (of the whole set for kinds without labels), in the set's

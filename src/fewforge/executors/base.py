@@ -66,10 +66,8 @@ def execute(job: "CellJob", progress: Callable[..., None] | None = None) -> Cell
     """One cell, in whatever process runs it: its record, or its failure written to its folder's
     error.log and returned as one line. Ctrl-C and a killed worker are not failures of the cell: they
     propagate (an engine's retry runs the cell again, and a finished cell returns its record)."""
-    from fewforge.cells import run_cell
-
     try:
-        return CellOutcome(job.cell.id, record=run_cell(job, progress))
+        return CellOutcome(job.cell.id, record=job.run(progress))
     except Exception as exc:
         if isinstance(exc, StorageError) or storage_error(exc) is not None:
             return CellOutcome(job.cell.id, fatal=exc)

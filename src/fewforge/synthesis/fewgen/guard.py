@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import torch
 
     from fewforge.generators.soft_prompts import LabelPrompts
-    from fewforge.synthesis.fewgen.tune import TuningRow
+    from fewforge.synthesis.fewgen.rows import TuningRow
 
 GuardCriterion = Literal["accuracy", "loss", "none"]
 SCORE_CHUNK = 8  # dev rows per forward (times the label count)
@@ -42,7 +42,7 @@ def dev_measures(prompts: "LabelPrompts", rows: Sequence["TuningRow"], pad_id: i
     import torch
 
     from fewforge.synthesis.fewgen import losses
-    from fewforge.synthesis.fewgen.tune import collate
+    from fewforge.synthesis.fewgen.rows import collate
 
     correct, nll, tokens = 0, 0.0, 0.0
     with torch.no_grad():

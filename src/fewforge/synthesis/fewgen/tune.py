@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import random
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,6 +29,7 @@ from fewforge.errors import DataError
 from fewforge.learners.runtime import seeded
 from fewforge.synthesis.fewgen import losses
 from fewforge.synthesis.fewgen.guard import EpochGuard, GuardCriterion
+from fewforge.synthesis.fewgen.rows import Batch, TuningRow, collate
 
 if TYPE_CHECKING:
     import torch
@@ -98,38 +98,6 @@ class TuningConfig(BaseModel):
         "included, ties to the earliest: accuracy (generative classifier), loss (dev LM loss) or none (the "
         "last epoch, the papers' rule). Beyond the papers: a tuned prompt is never worse on dev than its start.",
     )
-
-
-@dataclass(frozen=True)
-class TuningRow:
-    """One real example as the generator should write it: token ids whose first token is context (the
-    last token of the natural prompt), and from `target_start` on the tokens it learns to produce."""
-
-    ids: tuple[int, ...]
-    target_start: int
-    label: int
-
-
-@dataclass
-class Batch:
-    ids: "torch.Tensor"  # [B, T] right-padded
-    attention: "torch.Tensor"  # [B, T]
-    targets: "torch.Tensor"  # [B, T-1]: 1 where position t predicts a target token
-    labels: "torch.Tensor"  # [B]
-
-
-def collate(rows: Sequence[TuningRow], pad_id: int = 0) -> Batch:
-    import torch
-
-    width = max(len(r.ids) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    targets = torch.zeros((len(rows), width - 1), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row.ids)] = torch.tensor(row.ids)
-        attention[i, : len(row.ids)] = 1
-        targets[i, max(row.target_start, 1) - 1 : len(row.ids) - 1] = 1  # position t predicts token t+1
-    return Batch(ids, attention, targets, torch.tensor([r.label for r in rows]))
 
 
 def weight_concentration(weights: "torch.Tensor", mask: "torch.Tensor") -> dict[str, float]:
