@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from executor_tools import FAIL_SEED, GRID, FlakyProbe, comparable, run
 from fault_tools import generator_texts, scripted_generator, tiny_data
+from rich.console import Console
 
 from fewforge.config import RunConfig
 from fewforge.errors import CellsFailed, ConfigError
@@ -154,3 +155,16 @@ def test_the_cli_refuses_an_unknown_executor_before_writing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_code.value.code == 2 and "error: unknown executor 'gpus:4'" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_grid_bar_counts_sets_and_cells():
+    import io
+
+    from fewforge.progress import GridProgress
+
+    with GridProgress(Console(file=io.StringIO(), force_terminal=True), 10, {"sets": 2, "cells": 4, "none": 0}) as bar:
+        bar.advance(1, "sets")
+        bar.advance(2, "cells")
+        bar.advance(2, "cells")
+        count = bar.bar.tasks[bar.grid].fields["count"]
+    assert count == " 50% · sets 1/2 · cells 2/4"

@@ -190,7 +190,7 @@ class CellRunner:
             if job.stage(self.run).done:
                 record = run_cell(job)
                 self.store.finish(record, record["paths"])
-                self.progress.advance(job.seconds)
+                self.progress.advance(job.seconds, "cells")
                 self.records[job.cell.id] = record
             else:
                 todo.append(job)
@@ -209,7 +209,7 @@ class CellRunner:
         """Every submitted cell's outcome recorded; returns the records in the order of `jobs`, and the failures."""
         for outcome in itertools.chain.from_iterable(self.batches):
             job = self.running[outcome.cell]
-            self.progress.advance(job.seconds)
+            self.progress.advance(job.seconds, "cells")
             if outcome.fatal is not None:
                 raise outcome.fatal
             del self.running[outcome.cell]
