@@ -1,5 +1,7 @@
 """An experiment grid, top to bottom: plan (validate everything) → few-shot splits → synthetic sets →
-cells (train + score) → results.json, results.sqlite and the report.
+cells (train + score) → results.json, results.sqlite and the report. Cells run on the grid's executor
+(executors/: local, processes:N, ray, slurm) as soon as their inputs exist; this process alone writes
+the store, the generation cache, results.json and the report.
 
 Every stage goes through `RunDir.stage` (rundir.py): finished work with the same fingerprint is reused,
 changed work is redone with the old output moved to `_stale/`, interrupted work is moved aside and
