@@ -35,6 +35,7 @@ from fewforge.errors import ConfigError
 from fewforge.synthesis.base import SyntheticDataset
 from fewforge.synthesis.curation.base import AuditContext, CurateConfig
 from fewforge.synthesis.curation.registry import get_auditor
+from fewforge.tasks.kinds import kind_names
 
 REASONS = {
     "audit_threshold": "the auditor's probability of the row's label is below the threshold",
@@ -54,7 +55,7 @@ def curate(
     if not task.is_classification:
         raise ConfigError(
             f"curation audits class labels, and task {task.name!r} is {task.kind}",
-            hint="curate classification sets (single, pair) only",
+            hint=f"curate classification sets ({', '.join(kind_names(classification=True))}) only",
         )
     auditor = get_auditor(config.auditor, config.options)
     started = time.perf_counter()
