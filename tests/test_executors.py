@@ -8,11 +8,14 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from executor_tools import FAIL_SEED, GRID, FlakyProbe, comparable, run
-from fault_tools import tiny_data
+from fault_tools import generator_texts, scripted_generator, tiny_data
+from rich.console import Console
 
 from fewforge.config import RunConfig
 from fewforge.errors import CellsFailed, ConfigError
@@ -24,16 +27,45 @@ def tiny(data_dir: Path, tmp_path_factory) -> Path:
     return tiny_data(data_dir, tmp_path_factory.mktemp("data"))
 
 
+SYNTHETIC = {**GRID, "seeds": [13], "conditions": ["real", "real+synthetic"], "per_label": [4]}  # + a ZeroGen set
+
+
 @pytest.fixture(scope="module")
-def local_run(tiny: Path, tmp_path_factory) -> Path:
+def scripted(data_dir: Path):
+    """Every plan of this module generates with the scripted generator (tests/fault_tools.py)."""
+    import fewforge.grid
+
+    texts = generator_texts(data_dir)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fewforge.grid, "_generator", lambda cfg: scripted_generator(texts))
+        yield
+
+
+@pytest.fixture(scope="module")
+def local_run(tiny: Path, scripted, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("local") / "run"
-    run(RunConfig(**GRID, data=str(tiny)), out)
+    run(RunConfig(**SYNTHETIC, data=str(tiny)), out)
     return out
 
 
-def test_processes_give_the_records_of_local(tiny, local_run, tmp_path):
+def test_processes_give_the_records_of_local_and_start_cells_while_sets_generate(
+    tiny, scripted, local_run, tmp_path, monkeypatch
+):
+    import fewforge.pipeline
+
     out = tmp_path / "run"
-    run(RunConfig(**GRID, data=str(tiny), executor="processes:2"), out)
+    first_real = out / "cells" / "sst2/k2/seed13/linear-probe/real" / "done.json"
+    generate = fewforge.pipeline.synthesis_stages
+
+    def after_a_real_cell(*args: Any, **kwargs: Any) -> Any:
+        deadline = time.time() + 240
+        while not first_real.exists() and time.time() < deadline:  # a worker trains it meanwhile
+            time.sleep(0.2)
+        assert first_real.exists(), "no real-only cell finished while the sets waited to generate"
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(fewforge.pipeline, "synthesis_stages", after_a_real_cell)
+    run(RunConfig(**SYNTHETIC, data=str(tiny), executor="processes:2"), out)
     expected, got = comparable(local_run), comparable(out)
     assert len(got) == 4 and got == expected  # accuracy, predictions (probabilities), fingerprints
     status = sqlite3.connect(out / "results.sqlite").execute("select status, attempts from cells").fetchall()
@@ -123,3 +155,16 @@ def test_the_cli_refuses_an_unknown_executor_before_writing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_code.value.code == 2 and "error: unknown executor 'gpus:4'" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_the_grid_bar_counts_sets_and_cells():
+    import io
+
+    from fewforge.progress import GridProgress
+
+    with GridProgress(Console(file=io.StringIO(), force_terminal=True), 10, {"sets": 2, "cells": 4, "none": 0}) as bar:
+        bar.advance(1, "sets")
+        bar.advance(2, "cells")
+        bar.advance(2, "cells")
+        count = bar.bar.tasks[bar.grid].fields["count"]
+    assert count == " 50% · sets 1/2 · cells 2/4"

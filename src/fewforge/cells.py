@@ -1,11 +1,12 @@
 """Grid cells: one learner trained on one split (+ synthetic rows) and scored on the task's test rows.
 
-A cell is a function of the run directory and its job (`run_cell`): it reuses its finished folder when
-done.json carries the same fingerprint and record.json / predictions.jsonl still match it, and otherwise
-trains, scores and writes into its own folder only, through `RunDir.stage`. The driver (`run_cells`)
-alone writes results.sqlite, says why finished cells rerun, and never lets a bookkeeping failure hide the
-error that stopped a cell. Where cells run is the executor's choice (executors/): in this process, a
-process pool, Ray tasks or SLURM array jobs; a failed cell is recorded and the others go on.
+A cell is a function of the run directory and its job (`run_cell(job)`; the job carries the cell's id,
+fingerprint and resolved rows): it reuses its finished folder when done.json carries the same fingerprint
+and record.json / predictions.jsonl still match it, and otherwise trains, scores and writes into its own
+folder only, through `RunDir.stage`. The driver (`CellRunner`) alone writes results.sqlite, says why
+finished cells rerun, and never lets a bookkeeping failure hide the error that stopped a cell. Where
+cells run is the executor's choice (executors/): in this process, a process pool, Ray tasks or SLURM
+array jobs; a failed cell is recorded and the others go on.
 
 The fingerprint names its parts (`inputs`): the split, the synthetic set, the learner and its options,
 the scored test rows in full, and the contamination settings when rows are dropped; a rerun says which
@@ -194,7 +195,7 @@ class CellRunner:
             if job.stage(self.run).done:
                 record = run_cell(job)
                 self.store.finish(record, record["paths"])
-                self.progress.advance(job.seconds)
+                self.progress.advance(job.seconds, "cells")
                 self.records[job.cell.id] = record
             else:
                 todo.append(job)
@@ -213,7 +214,7 @@ class CellRunner:
         """Every submitted cell's outcome recorded; returns the records in the order of `jobs`, and the failures."""
         for outcome in itertools.chain.from_iterable(self.batches):
             job = self.running[outcome.cell]
-            self.progress.advance(job.seconds)
+            self.progress.advance(job.seconds, "cells")
             if outcome.fatal is not None:
                 raise outcome.fatal
             del self.running[outcome.cell]

@@ -1,5 +1,7 @@
 """An experiment grid, top to bottom: plan (validate everything) → few-shot splits → synthetic sets →
-cells (train + score) → results.json, results.sqlite and the report.
+cells (train + score) → results.json, results.sqlite and the report. Cells run on the grid's executor
+(executors/: local, processes:N, ray, slurm) as soon as their inputs exist; this process alone writes
+the store, the generation cache, results.json and the report.
 
 Every stage goes through `RunDir.stage` (rundir.py): finished work with the same fingerprint is reused,
 changed work is redone with the old output moved to `_stale/`, interrupted work is moved aside and
@@ -119,7 +121,9 @@ def _run_grid(
             total += sum(set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
         if until == "train":
             total += sum(cell_seconds(plan, cell) for cell in plan.cells)
-        with GridProgress(console, total) as progress:
+        counts = {"sets": len(plan.synthetic_sets) if until != "sample" else 0,
+                  "cells": len(plan.cells) if until == "train" else 0}
+        with GridProgress(console, total, counts) as progress:
             splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
             progress.advance(len(splits) * SECONDS_PER_SPLIT)
             cells = CellRunner(run, store, progress, console, executor)
@@ -269,7 +273,7 @@ def synthesis_stage(
     prompts = set_prompts(plan, key)
     units = prompts * SECONDS_PER_PROMPT
     if stage.done:
-        progress.advance(units)
+        progress.advance(units, "sets")
         rows = directory / "data.jsonl"  # empty when auto found that no method beats the real rows alone
         return (read_jsonl(rows, data.task) if rows.stat().st_size else []), fp
     shots = f" k{key.shots}" if key.shots is not None else ""
@@ -304,6 +308,7 @@ def synthesis_stage(
         dataset.save(directory, data.task)
         stage.info.update(examples=len(dataset.examples), cache=dataset.card["cache"])
     log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), dataset.card["cache"])
+    progress.advance(0, "sets")
     return dataset.examples, fp
 
 
