@@ -3,10 +3,8 @@
 A cell is a function of the run directory and its job (`run_cell(job)`; the job carries the cell's id,
 fingerprint and resolved rows): it reuses its finished folder when done.json carries the same fingerprint
 and record.json / predictions.jsonl still match it, and otherwise trains, scores and writes into its own
-folder only, through `RunDir.stage`. The driver (`CellRunner`) alone writes results.sqlite, says why
-finished cells rerun, and never lets a bookkeeping failure hide the error that stopped a cell. Where
-cells run is the executor's choice (executors/): in this process, a process pool, Ray tasks or SLURM
-array jobs; a failed cell is recorded and the others go on.
+folder only, through `RunDir.stage`. The driver's side (cell_runner.py) alone writes results.sqlite;
+where cells run is the executor's choice (executors/).
 
 The fingerprint names its parts (`inputs`): the split, the synthetic set, the learner and its options,
 the scored test rows in full, and the contamination settings when rows are dropped; a rerun says which
@@ -15,7 +13,6 @@ part changed ("sst2: 4 finished cells rerun because the test rows changed").
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -25,13 +22,11 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 
 from fewforge.data.schema import Example, FewShotSplit
-from fewforge.executors.base import CellOutcome, Executor, Submitted
 from fewforge.files import read_json, write_json, write_lines
 from fewforge.fingerprint import fingerprint
 from fewforge.grid import Cell, Plan, SetKey
 from fewforge.learners.base import Learner, LearnerConfig, Resources
 from fewforge.rundir import RunDir, Stage
-from fewforge.storage import quietly
 from fewforge.tasks.base import Task
 
 log = logging.getLogger("fewforge")
@@ -170,77 +165,6 @@ def run_cell(job: CellJob, progress: Callable[..., None] | None = None) -> dict[
         write_json(job.directory / "record.json", record)
         stage.info["metrics"] = record["metrics"]
     return record
-
-
-class CellRunner:
-    """The driver's side of the cells. `submit` hands jobs to the executor as soon as their inputs exist
-    (real-only cells while the synthetic sets still generate), cells of learners that run on the driver
-    to the local executor, and reads finished cells back; `collect` records every outcome: the store
-    follows each cell (running → done, or failed with its error line and log), and a failed cell never
-    stops the others. A disk failure stops the run: every other cell would meet it too."""
-
-    def __init__(self, run: RunDir, store: Any, progress: Any, console: Console, executor: Executor) -> None:
-        self.run, self.store, self.progress, self.console, self.executor = run, store, progress, console, executor
-        self.records: dict[str, dict[str, Any]] = {}
-        self.failures: list[CellOutcome] = []
-        self.running: dict[str, CellJob] = {}
-        self.batches: list[Submitted] = []
-
-    def submit(self, jobs: Sequence[CellJob]) -> None:
-        from fewforge.executors import LocalExecutor
-
-        explain_reruns(self.run, jobs, self.console)
-        todo = []
-        for job in jobs:
-            if job.stage(self.run).done:
-                record = run_cell(job)
-                self.store.finish(record, record["paths"])
-                self.progress.advance(job.seconds, "cells")
-                self.records[job.cell.id] = record
-            else:
-                todo.append(job)
-        remote = [job for job in todo if not job.learner.runs_on_driver]
-        here = [job for job in todo if job.learner.runs_on_driver]
-        if remote:
-            self.batches.append(self.executor.map_cells(remote, self._started, self.progress))
-        if here:
-            self.batches.append(LocalExecutor().map_cells(here, self._started, self.progress))
-
-    def _started(self, job: CellJob) -> None:
-        self.store.start(job.cell.id, job.fingerprint)
-        self.running[job.cell.id] = job
-
-    def collect(self, jobs: Sequence[CellJob]) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
-        """Every submitted cell's outcome recorded; returns the records in the order of `jobs`, and the failures."""
-        for outcome in itertools.chain.from_iterable(self.batches):
-            job = self.running[outcome.cell]
-            self.progress.advance(job.seconds, "cells")
-            if outcome.fatal is not None:
-                raise outcome.fatal
-            del self.running[outcome.cell]
-            if outcome.record is not None:
-                self.store.finish(outcome.record, outcome.record["paths"])
-                log.info("cell %s: %s", outcome.cell, outcome.record["metrics"])
-                self.records[outcome.cell] = outcome.record
-            else:
-                self._failed(outcome)
-        return [self.records[job.cell.id] for job in jobs if job.cell.id in self.records], self.failures
-
-    def _failed(self, outcome: CellOutcome) -> None:
-        self.failures.append(outcome)
-        quietly(lambda: self.store.fail(outcome.cell, outcome.error or "", outcome.log), f"recording {outcome.cell} as failed")
-        log.error("cell %s failed: %s (log: %s)", outcome.cell, outcome.error, outcome.log)
-        where = f" (log: {outcome.log})" if outcome.log else ""
-        self.console.print(f"cell {outcome.cell} failed: {outcome.error}{where}", style="red", soft_wrap=True,
-                           highlight=False, markup=False)
-
-    def stop(self, exc: BaseException) -> None:
-        """The run stops (a disk failure, Ctrl-C, a set that failed): cells not collected say why, and the
-        engine gives up on them (a rerun reuses any that finished)."""
-        for cell in self.running:
-            quietly(lambda c=cell: self.store.fail(c, f"{type(exc).__name__}: {exc}"), f"recording {cell} as failed")
-        for batch in self.batches:
-            quietly(batch.close, "stopping the cells in flight")
 
 
 def explain_reruns(run: RunDir, jobs: Sequence[CellJob], console: Console) -> None:

@@ -21,7 +21,8 @@ from typing import Any, Callable, Literal, Sequence
 
 from rich.console import Console
 
-from fewforge.cells import CellRunner, cell_seconds
+from fewforge.cell_runner import CellRunner
+from fewforge.cells import cell_seconds
 from fewforge.cells import prepare as prepare_cell
 from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
