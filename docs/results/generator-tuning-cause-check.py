@@ -36,14 +36,17 @@ gen = CachedGenerator(get_generator("hf:smollm2", batch_size=16), RUN / "cache/g
 t0 = time.perf_counter()
 auditor = Auditor(task, pool, test[:300])
 print(f"auditor test {auditor.test_accuracy:.3f} ({time.perf_counter()-t0:.0f}s)", flush=True)
+# The settings of the grid this check explains (before issue 29): constant rate, no clipping, no dropout,
+# AdamW weight net, every prompt position tuned, the last epoch kept.
+OLD = {"guard": "none", "schedule": "constant", "max_grad_norm": 0, "dropout": 0, "weight_net_optimizer": "adamw", "anchor": "none"}
 variants = [
     ("zerogen", "zerogen", {}, None),
-    ("fewgen 3 ep (grid)", "fewgen", {"tuning": {"epochs": 3}}, RUN / "work/synthetic/sst2/k16/seed13/fewgen"),
-    ("dawgen 3 ep (grid)", "dawgen", {"tuning": {"epochs": 3}}, RUN / "work/synthetic/sst2/k16/seed13/dawgen"),
-    ("dawgen 1 ep", "dawgen", {"tuning": {"epochs": 1}}, RUN / "work/cause-check/d1"),
-    ("lm 3 ep", "fewgen", {"tuning": {"epochs": 3, "loss": "lm"}}, RUN / "work/cause-check/lm3"),
-    ("dawgen 3 ep lr 1e-3", "dawgen", {"tuning": {"epochs": 3, "learning_rate": 1e-3}}, RUN / "work/cause-check/d3lr"),
-    ("dawgen 10 ep", "dawgen", {"tuning": {"epochs": 10}}, RUN / "work/cause-check/d10"),
+    ("fewgen 3 ep (grid)", "fewgen", {"tuning": {**OLD, "epochs": 3}}, RUN / "work/synthetic/sst2/k16/seed13/fewgen"),
+    ("dawgen 3 ep (grid)", "dawgen", {"tuning": {**OLD, "epochs": 3}}, RUN / "work/synthetic/sst2/k16/seed13/dawgen"),
+    ("dawgen 1 ep", "dawgen", {"tuning": {**OLD, "epochs": 1}}, RUN / "work/cause-check/d1"),
+    ("lm 3 ep", "fewgen", {"tuning": {**OLD, "epochs": 3, "loss": "lm"}}, RUN / "work/cause-check/lm3"),
+    ("dawgen 3 ep lr 1e-3", "dawgen", {"tuning": {**OLD, "epochs": 3, "learning_rate": 1e-3}}, RUN / "work/cause-check/d3lr"),
+    ("dawgen 10 ep", "dawgen", {"tuning": {**OLD, "epochs": 10}}, RUN / "work/cause-check/d10"),
 ]
 if SMOKE:
     variants = [variants[0], ("fewgen 1 ep", "fewgen", {"tuning": {"epochs": 1}}, RUN / "work/cause-check/f1")]
@@ -77,7 +80,7 @@ heads = {label: fewgen._head(task, label, lm) for label in task.label_names}
 rows = [fewgen._row(task, e, lm, heads) for e in split.train]
 with second_order_attention(lm.model, True):
     prompts = LabelPrompts.from_natural_prompts(lm.model, [lm.encode(heads[label], True) for label in task.label_names])
-    tuner = Tuner(prompts, TuningConfig(loss="weighted", epochs=1), seed=0)
+    tuner = Tuner(prompts, TuningConfig(loss="weighted", epochs=1, **OLD), seed=0)
     tuner.fit(rows)
     batch = collate(rows[:8] + rows[-8:])
     with torch.no_grad():

@@ -1,10 +1,12 @@
 """Grid cells: one learner trained on one split (+ synthetic rows) and scored on the task's test rows.
 
-A cell is a function of the run directory and its job (`run_cell`): it reuses its finished folder when
-done.json carries the same fingerprint and record.json / predictions.jsonl still match it, and otherwise
-trains, scores and writes into its own folder only, through `RunDir.stage`. The driver (`run_cells`)
-alone writes results.sqlite, says why finished cells rerun, and never lets a bookkeeping failure hide the
-error that stopped a cell. This is the shape issue 27's executors take over (`executor.map_cells`).
+A cell is a function of the run directory and its job (`run_cell(job)`; the job carries the cell's id,
+fingerprint and resolved rows): it reuses its finished folder when done.json carries the same fingerprint
+and record.json / predictions.jsonl still match it, and otherwise trains, scores and writes into its own
+folder only, through `RunDir.stage`. The driver (`CellRunner`) alone writes results.sqlite, says why
+finished cells rerun, and never lets a bookkeeping failure hide the error that stopped a cell. Where
+cells run is the executor's choice (executors/): in this process, a process pool, Ray tasks or SLURM
+array jobs; a failed cell is recorded and the others go on.
 
 The fingerprint names its parts (`inputs`): the split, the synthetic set, the learner and its options,
 the scored test rows in full, and the contamination settings when rows are dropped; a rerun says which
@@ -13,6 +15,7 @@ part changed ("sst2: 4 finished cells rerun because the test rows changed").
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -22,9 +25,11 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 
 from fewforge.data.schema import Example, FewShotSplit
+from fewforge.executors.base import CellOutcome, Executor, Submitted
 from fewforge.files import read_json, write_json, write_lines
 from fewforge.fingerprint import fingerprint
-from fewforge.grid import Cell, Plan, SetKey, TaskData
+from fewforge.grid import Cell, Plan, SetKey
+from fewforge.learners.base import Learner, LearnerConfig, Resources
 from fewforge.rundir import RunDir, Stage
 from fewforge.storage import quietly
 from fewforge.tasks.base import Task
@@ -47,9 +52,12 @@ Sets = dict[SetKey, tuple[list[Example], str]]
 
 @dataclass
 class CellJob:
-    """Everything a cell needs, resolved by the driver: its folder, fingerprint and training rows."""
+    """Everything a cell needs, resolved by the driver so that a worker needs no data source, generator or
+    plan: its folder, fingerprint, training rows, test rows and learner. Picklable (process pools, Ray,
+    submitit); its checked stage stays with the process that checked it."""
 
     cell: Cell
+    root: Path  # the run directory: on a cluster, the same path on every node
     directory: Path
     fingerprint: str
     inputs: dict[str, Any]
@@ -57,13 +65,29 @@ class CellJob:
     synthetic: list[Example]
     requested: int | None  # synthetic rows the cell asks for (None: real only)
     contaminated: list[dict[str, Any]] | None  # rows dropped as copies of test / this split's dev rows
+    task: Task
+    test: list[Example]
+    learner: type[Learner]
+    config: LearnerConfig
+    resources: Resources
+    save_model: bool
+    seconds: float  # the grid bar's estimate of its work
     _stage: Stage | None = field(default=None, repr=False)
 
-    def stage(self, run: RunDir) -> Stage:
+    def stage(self, run: RunDir | None = None) -> Stage:
         """The cell's stage, checked once (done.json and the outputs' sha256) and kept for the job's life."""
         if self._stage is None:
+            run = run or RunDir(self.root)
             self._stage = run.stage(self.directory, self.fingerprint, outputs=OUTPUTS, inputs=self.inputs)
         return self._stage
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a worker checks done.json again itself: a duplicate or retried execution finds the finished folder
+        return {**self.__dict__, "_stage": None}
+
+    def run(self, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+        """The cell's record (`run_cell`): what an executor calls, so executors never import this module."""
+        return run_cell(self, progress)
 
 
 def first_per_label(examples: Sequence[Example], n: int, task: Task | None = None) -> list[Example]:
@@ -94,7 +118,8 @@ def prepare(run: RunDir, plan: Plan, cell: Cell, splits: Splits, sets: Sets, che
         synthetic = first_per_label(examples, cell.per_label or 0, data.task)
         requested = (cell.per_label or 0) * len(data.task.groups)
     learner_cls, _ = plan.learners[cell.learner]
-    config = plan.learner_config(cell).model_dump(mode="json")
+    learner_config = plan.learner_config(cell)
+    config = learner_config.model_dump(mode="json")
     # only when rows are dropped: the default check leaves finished cells' fingerprints as they were
     dropping = {"contamination": plan.cfg.contamination.semantic()} if contaminated is not None else {}
     fp = fingerprint(
@@ -118,21 +143,24 @@ def prepare(run: RunDir, plan: Plan, cell: Cell, splits: Splits, sets: Sets, che
         "contamination": fingerprint(dropping) if dropping else None,
         "format": 1,
     }
-    return CellJob(cell, run.cell_dir(cell.id), fp, inputs, split, synthetic, requested, contaminated)
+    spec = next(s for s in plan.cfg.learners if s.label == cell.learner)
+    return CellJob(
+        cell, run.root, run.cell_dir(cell.id), fp, inputs, split, synthetic, requested, contaminated,
+        data.task, data.test, learner_cls, learner_config, learner_cls.resources.updated(spec.resources),
+        plan.cfg.save_models, cell_seconds(plan, cell),
+    )
 
 
-def run_cell(run: RunDir, plan: Plan, job: CellJob, progress: Callable[..., None] | None = None) -> dict[str, Any]:
-    """The cell's record: its finished folder's, or trained and scored now into its own folder only."""
-    stage = job.stage(run)
+def run_cell(job: CellJob, progress: Callable[..., None] | None = None) -> dict[str, Any]:
+    """The cell's record: its finished folder's, or trained and scored now into its own folder only. A
+    function of the run directory and the job alone: any process (a pool, a Ray task, a SLURM array
+    task) may run it, and running it twice is harmless."""
+    stage = job.stage()
     if stage.done:
         return read_json(job.directory / "record.json")
-    cell, data = job.cell, plan.data[job.cell.task]
-    learner_cls, _ = plan.learners[cell.learner]
     with stage:
-        learner = learner_cls(data.task, plan.learner_config(cell), seed=cell.seed)
-        record = train_and_score(
-            run, data, job.split, job.synthetic, learner, cell, job.directory, progress, save_model=plan.cfg.save_models
-        )
+        learner = job.learner(job.task, job.config, seed=job.cell.seed)
+        record = train_and_score(job, learner, progress)
         if job.requested is not None:  # what was asked beside what was trained on (report.md flags the gap)
             record["train"]["synthetic_requested"] = job.requested
         if job.contaminated is not None:
@@ -144,33 +172,75 @@ def run_cell(run: RunDir, plan: Plan, job: CellJob, progress: Callable[..., None
     return record
 
 
-def run_cells(
-    run: RunDir, plan: Plan, jobs: Sequence[CellJob], store: Any, progress: Any, console: Console
-) -> list[dict[str, Any]]:
-    """Every cell in order, as the driver: the store follows each cell (running → done, or failed with
-    the error), and a failure while recording a failure never replaces the error that stopped the cell."""
-    explain_reruns(run, jobs, console)
-    records = []
-    for job in jobs:
-        cell = job.cell
-        seconds = cell_seconds(plan, cell)
-        if job.stage(run).done:
-            record = run_cell(run, plan, job)
-            store.finish(record, record["paths"])
-            progress.advance(seconds)
-            records.append(record)
-            continue
-        store.start(cell.id, job.fingerprint)
-        try:
-            with progress.stage(cell.id, 1, seconds) as update:
-                record = run_cell(run, plan, job, update)
-        except BaseException as exc:
-            quietly(lambda e=exc: store.fail(cell.id, f"{type(e).__name__}: {e}"), f"recording {cell.id} as failed")
-            raise
-        store.finish(record, record["paths"])
-        log.info("cell %s: %s", cell.id, record["metrics"])
-        records.append(record)
-    return records
+class CellRunner:
+    """The driver's side of the cells. `submit` hands jobs to the executor as soon as their inputs exist
+    (real-only cells while the synthetic sets still generate), cells of learners that run on the driver
+    to the local executor, and reads finished cells back; `collect` records every outcome: the store
+    follows each cell (running → done, or failed with its error line and log), and a failed cell never
+    stops the others. A disk failure stops the run: every other cell would meet it too."""
+
+    def __init__(self, run: RunDir, store: Any, progress: Any, console: Console, executor: Executor) -> None:
+        self.run, self.store, self.progress, self.console, self.executor = run, store, progress, console, executor
+        self.records: dict[str, dict[str, Any]] = {}
+        self.failures: list[CellOutcome] = []
+        self.running: dict[str, CellJob] = {}
+        self.batches: list[Submitted] = []
+
+    def submit(self, jobs: Sequence[CellJob]) -> None:
+        from fewforge.executors import LocalExecutor
+
+        explain_reruns(self.run, jobs, self.console)
+        todo = []
+        for job in jobs:
+            if job.stage(self.run).done:
+                record = run_cell(job)
+                self.store.finish(record, record["paths"])
+                self.progress.advance(job.seconds, "cells")
+                self.records[job.cell.id] = record
+            else:
+                todo.append(job)
+        remote = [job for job in todo if not job.learner.runs_on_driver]
+        here = [job for job in todo if job.learner.runs_on_driver]
+        if remote:
+            self.batches.append(self.executor.map_cells(remote, self._started, self.progress))
+        if here:
+            self.batches.append(LocalExecutor().map_cells(here, self._started, self.progress))
+
+    def _started(self, job: CellJob) -> None:
+        self.store.start(job.cell.id, job.fingerprint)
+        self.running[job.cell.id] = job
+
+    def collect(self, jobs: Sequence[CellJob]) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
+        """Every submitted cell's outcome recorded; returns the records in the order of `jobs`, and the failures."""
+        for outcome in itertools.chain.from_iterable(self.batches):
+            job = self.running[outcome.cell]
+            self.progress.advance(job.seconds, "cells")
+            if outcome.fatal is not None:
+                raise outcome.fatal
+            del self.running[outcome.cell]
+            if outcome.record is not None:
+                self.store.finish(outcome.record, outcome.record["paths"])
+                log.info("cell %s: %s", outcome.cell, outcome.record["metrics"])
+                self.records[outcome.cell] = outcome.record
+            else:
+                self._failed(outcome)
+        return [self.records[job.cell.id] for job in jobs if job.cell.id in self.records], self.failures
+
+    def _failed(self, outcome: CellOutcome) -> None:
+        self.failures.append(outcome)
+        quietly(lambda: self.store.fail(outcome.cell, outcome.error or "", outcome.log), f"recording {outcome.cell} as failed")
+        log.error("cell %s failed: %s (log: %s)", outcome.cell, outcome.error, outcome.log)
+        where = f" (log: {outcome.log})" if outcome.log else ""
+        self.console.print(f"cell {outcome.cell} failed: {outcome.error}{where}", style="red", soft_wrap=True,
+                           highlight=False, markup=False)
+
+    def stop(self, exc: BaseException) -> None:
+        """The run stops (a disk failure, Ctrl-C, a set that failed): cells not collected say why, and the
+        engine gives up on them (a rerun reuses any that finished)."""
+        for cell in self.running:
+            quietly(lambda c=cell: self.store.fail(c, f"{type(exc).__name__}: {exc}"), f"recording {cell} as failed")
+        for batch in self.batches:
+            quietly(batch.close, "stopping the cells in flight")
 
 
 def explain_reruns(run: RunDir, jobs: Sequence[CellJob], console: Console) -> None:
@@ -211,23 +281,12 @@ def training_log(report: Any, synthetic: Sequence[Example]) -> dict[str, Any]:
     return log
 
 
-def train_and_score(
-    run: RunDir,
-    data: TaskData,
-    split: FewShotSplit,
-    synthetic: list[Example],
-    learner: Any,
-    cell: Cell,
-    directory: Path,
-    progress: Any,
-    *,
-    save_model: bool,
-) -> dict[str, Any]:
+def train_and_score(job: CellJob, learner: Any, progress: Any) -> dict[str, Any]:
     """Fit one learner, predict the test set, write predictions.jsonl; returns the cell's record."""
     from fewforge.evaluation import per_example, score
     from fewforge.evaluation.stats import confusion, per_class_f1
 
-    task, test = data.task, data.test
+    task, test, split, synthetic, directory, cell = job.task, job.test, job.split, job.synthetic, job.directory, job.cell
     report = learner.fit(split.train, split.dev, synthetic=synthetic, progress=progress)
     t0 = time.perf_counter()
     labels = task.label_names
@@ -255,13 +314,13 @@ def train_and_score(
         else {}
     )
     model_path = None
-    if save_model:
+    if job.save_model:
         from fewforge.learners.card import write_card
 
         learner.save(directory / "model")
         data_facts = {"real": len(split.train), "synthetic": len(synthetic), "split_seed": cell.seed, "shots": cell.shots}
         write_card(directory / "model", learner, report, data=data_facts, test={**metrics, "size": len(test)})
-        model_path = str((directory / "model").relative_to(run.root))
+        model_path = str((directory / "model").relative_to(job.root))
     return {
         **cell.axes(),
         "metrics": metrics,
@@ -272,8 +331,8 @@ def train_and_score(
         "test_size": len(test),
         "seconds": {"train": round(report.seconds, 2), "predict": round(predict_seconds, 2)},
         "paths": {
-            "record": str((directory / "record.json").relative_to(run.root)),
-            "predictions": str((directory / "predictions.jsonl").relative_to(run.root)),
+            "record": str((directory / "record.json").relative_to(job.root)),
+            "predictions": str((directory / "predictions.jsonl").relative_to(job.root)),
             "model": model_path,
         },
     }

@@ -76,6 +76,12 @@ class LearnerSpec(BaseModel):
         description="mixing strategies of its real+synthetic cells, one cell each (e.g. [real+syn, paired, "
         "paired+gs]); default: the learner's `strategy` option, one cell",
     )
+    resources: dict[str, float] | None = Field(
+        None,
+        description="what each of its cells asks an executor for, overriding the learner's defaults: cpus, gpus "
+        "(0.5 packs two cells on one GPU), memory_gb",
+        json_schema_extra=_NOT_SEMANTIC,
+    )
     baseline: str | None = Field(
         None,
         description="id of the learner whose real-only cells this learner's Δ is measured against (default: "
@@ -91,6 +97,16 @@ class LearnerSpec(BaseModel):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)
+
+    @field_validator("resources")
+    @classmethod
+    def _resources(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        unknown = sorted(set(value or {}) - {"cpus", "gpus", "memory_gb"})
+        if unknown:
+            raise ValueError(f"unknown resources {unknown}: give cpus, gpus and/or memory_gb")
+        if any(v < 0 for v in (value or {}).values()):
+            raise ValueError("resources are numbers >= 0")
+        return value
 
 
 def _as_list(value: Any) -> Any:
@@ -179,6 +195,12 @@ class RunConfig(BaseModel):
     )
     max_test: int | None = Field(
         None, ge=1, description="evaluate on a deterministic subset of at most this many test rows (default: all)"
+    )
+    executor: str = Field(
+        "local",
+        description="where cells run: local | processes:N | ray[:ADDRESS] | slurm:PARTITION[,time=MIN,gpus=N,"
+        "parallel=N] (README: Running a grid on many GPUs or a cluster)",
+        json_schema_extra=_NOT_SEMANTIC,
     )
     cache: bool = Field(True, description="use the persistent generation cache", json_schema_extra=_NOT_SEMANTIC)
     save_models: bool = Field(
@@ -316,7 +338,10 @@ class RunConfig(BaseModel):
         }
         if not self.contamination.drop:  # the check alone changes no result, only what cards report
             skip.add("contamination")
-        return self.model_dump(mode="json", exclude=skip)
+        out = self.model_dump(mode="json", exclude=skip)
+        for spec in out.get("learners", []):  # where cells run changes no result
+            spec.pop("resources", None)
+        return out
 
 
 def key_path(loc: tuple[Any, ...]) -> str:

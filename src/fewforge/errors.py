@@ -6,6 +6,8 @@ is a bug and keeps its traceback. Raise where the file, line or label is known.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class FewforgeError(Exception):
     """Base class of every error a user can cause and fix."""
@@ -17,6 +19,10 @@ class FewforgeError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its hint: an error raised in a worker process reaches the driver whole."""
+        return (type(self), (self.message, self.hint))
 
 
 class ConfigError(FewforgeError):
@@ -46,3 +52,7 @@ class StorageError(FewforgeError):
 class PendingWork(FewforgeError):
     """Work handed to an engine that has not finished yet (Batch API batches after `--submit-only`):
     nothing failed, and a later run collects it."""
+
+
+class CellsFailed(FewforgeError):
+    """Cells of a grid failed; the others finished, and results.json and the report were written."""

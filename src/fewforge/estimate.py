@@ -49,7 +49,7 @@ def estimate(plan: Plan, output: Path) -> list[SetCost]:
     """The cost of every synthetic set of `plan` in the run directory `output` (read-only: it works
     beside a running grid, and on a directory that does not exist yet)."""
     from fewforge.generators.cache import cached_keys, mean_completion_tokens, request_keys
-    from fewforge.pipeline import set_fingerprint, set_method, split_fingerprint
+    from fewforge.set_plan import set_fingerprint, set_method, split_fingerprint
     from fewforge.synthesis.base import SynthesisContext
 
     run, generator = RunDir(output), plan.generator

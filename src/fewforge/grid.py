@@ -25,6 +25,7 @@ from fewforge.generators.urls import redact_text
 from fewforge.learners.base import CONDITION_STRATEGY, Learner, LearnerConfig
 from fewforge.names import check_distinct_folders, check_name
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 
 @dataclass
@@ -38,7 +39,7 @@ class TaskData:
         """The task definition and the pool (computed once per run: hashing a 200k-row pool is not free)."""
         if not hasattr(self, "_pool_fp"):
             self._pool_fp = fingerprint(
-                {"task": dataclasses.asdict(self.task), "pool": [e.to_record() for e in self.pool]}
+                {"task": self.task.definition(), "pool": [e.to_record() for e in self.pool]}
             )
         return self._pool_fp
 
@@ -396,7 +397,7 @@ def _curation(i: int, values: dict[str, Any], data: dict[str, TaskData], generat
         raise ConfigError(
             f"{where}: curation audits class labels, and "
             + ", ".join(f"{t} is a {k} task" for t, k in other.items()),
-            hint="curate sets of classification tasks (single, pair) only",
+            hint=f"curate sets of classification tasks ({', '.join(kind_names(classification=True))}) only",
         )
     backend = getattr(generator, "backend", None)
     if cls.needs_adapters and generator is not None and not generator.supports_adapters:

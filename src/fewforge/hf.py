@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Any, Iterator
+
+
+def offline() -> bool:
+    """Whether the hub must not be reached (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set to a true value):
+    every loader then reads local files only and says so when a hub id is not cached."""
+    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
+    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 @contextmanager

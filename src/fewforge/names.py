@@ -29,8 +29,6 @@ def check_name(value: str, what: str) -> str:
 
 def check_distinct_folders(names: Iterable[tuple[str, str]], kind: str) -> None:
     """Two names that map to one folder (`a+b` and `a_b` both become `a_b`) would share their outputs."""
-    from fewforge.rundir import folder_name
-
     seen: dict[str, str] = {}
     for where, name in names:
         folder = folder_name(name)
@@ -40,3 +38,13 @@ def check_distinct_folders(names: Iterable[tuple[str, str]], kind: str) -> None:
                 hint="give one of them another id",
             )
         seen[folder] = name
+
+
+def folder_name(name: str) -> str:
+    """A folder name for a task/method/learner/strategy name: path separators, '+' and '->' are replaced.
+    Names are checked at plan time (check_name); a name that still cannot be a folder is refused here."""
+    slug = name.replace("->", "_to_").replace("/", "_").replace("\\", "_").replace("+", "_").replace(" ", "_")
+    slug = slug.replace(":", "_")
+    if slug in ("", ".", ".."):
+        check_name(name, "name")  # raises: '..' or '.' would address a parent or the folder itself
+    return slug

@@ -1,5 +1,7 @@
 """An experiment grid, top to bottom: plan (validate everything) → few-shot splits → synthetic sets →
-cells (train + score) → results.json, results.sqlite and the report.
+cells (train + score) → results.json, results.sqlite and the report. Cells run on the grid's executor
+(executors/: local, processes:N, ray, slurm) as soon as their inputs exist; this process alone writes
+the store, the generation cache, results.json and the report.
 
 Every stage goes through `RunDir.stage` (rundir.py): finished work with the same fingerprint is reused,
 changed work is redone with the old output moved to `_stale/`, interrupted work is moved aside and
@@ -13,19 +15,20 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from rich.console import Console
 
-from fewforge.cells import cell_seconds, run_cells, training_log
+from fewforge.cells import CellRunner, cell_seconds
 from fewforge.cells import prepare as prepare_cell
 from fewforge.config import RunConfig
 from fewforge.data.schema import Example, FewShotSplit
+from fewforge.errors import CellsFailed
 from fewforge.evaluation.shortfall import short_set_warnings
-from fewforge.files import read_json, write_json, write_yaml
+from fewforge.executors import CellOutcome, Executor, get_executor
+from fewforge.files import read_json, write_yaml
 from fewforge.fingerprint import fingerprint
 from fewforge.generators.accounting import costs, within_failure_budget
 from fewforge.generators.urls import redact_text, redact_value
@@ -33,6 +36,7 @@ from fewforge.grid import Plan, SetKey, TaskData, plan_grid
 from fewforge.lock import RunLock
 from fewforge.progress import GridProgress
 from fewforge.rundir import RunDir
+from fewforge.set_plan import set_fingerprint, set_method, set_prompts, split_fingerprint
 from fewforge.storage import closing, disk_errors
 from fewforge.store import ResultsStore
 from fewforge.tasks.base import Task
@@ -58,12 +62,16 @@ def run_experiment(
     report: bool = True,
     command: str | None = None,
     submit_only: bool = False,
+    executor: str | Executor | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the grid in `output`; returns the results.json content (after `until="train"`).
     `submit_only`: a Batch API backend submits its batches and the run stops there (PendingWork).
+    `executor` (default: the grid's `executor:`) runs the cells; failed cells are recorded, the others
+    finish, and after results.json and the report the run raises CellsFailed.
     The run holds `output`'s lock throughout: a second run on it stops at once, naming this one."""
     console = console or Console(stderr=True)
     started = time.time()
+    cells_executor = get_executor(executor if executor is not None else cfg.executor)  # a missing extra: now
     plan = plan_grid(cfg)  # validates everything before a file is written
     if plan.generator is not None and plan.policy.budget_usd is not None and until != "sample":
         from fewforge.estimate import check_budget, estimate
@@ -78,21 +86,30 @@ def run_experiment(
     with RunLock(output, command), disk_errors(output):
         run = open_run(cfg, Path(output), console)
         describe(plan, console)
-        records = _run_grid(run, plan, console, until)
+        records, failures = _run_grid(run, plan, console, until, cells_executor)
         if until != "train":
             return {}
-        results = write_run_results(run, plan, records, time.time() - started, command)
+        results = write_run_results(run, plan, records, time.time() - started, command, failures)
         for line in short_set_warnings(results["summary"]):
             console.print(f"[yellow]warning: {line}[/]", soft_wrap=True, highlight=False)
         if report:
             from fewforge.evaluation.report import write_report
 
             write_report(run.root)
+    if failures:
+        raise CellsFailed(
+            f"{len(failures)} cell{'s' if len(failures) > 1 else ''} failed; rerun to retry them",
+            hint=f"results.json and the report hold the {len(records)} finished cells; each failure's error and "
+            f"log are in results.sqlite (status 'failed') and the report",
+        )
     return results
 
 
-def _run_grid(run: RunDir, plan: Plan, console: Console, until: Until) -> list[dict[str, Any]]:
-    """Splits, then synthetic sets and their contamination checks, then cells; returns the records."""
+def _run_grid(
+    run: RunDir, plan: Plan, console: Console, until: Until, executor: Executor
+) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
+    """Splits, then synthetic sets and their contamination checks, then cells; returns the records and
+    the failed cells."""
     def warn(message: str) -> None:
         console.print(f"[yellow]warning: {message}[/]", soft_wrap=True, highlight=False)
 
@@ -101,21 +118,44 @@ def _run_grid(run: RunDir, plan: Plan, console: Console, until: Until) -> list[d
         store.plan([c.axes() for c in plan.cells])
         total = len(plan.splits) * SECONDS_PER_SPLIT
         if until != "sample":
-            total += sum(_set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
+            total += sum(set_prompts(plan, key) for key in plan.synthetic_sets) * SECONDS_PER_PROMPT
         if until == "train":
             total += sum(cell_seconds(plan, cell) for cell in plan.cells)
-        with GridProgress(console, total) as progress:
+        counts = {"sets": len(plan.synthetic_sets) if until != "sample" else 0,
+                  "cells": len(plan.cells) if until == "train" else 0}
+        with GridProgress(console, total, counts) as progress:
             splits = {key: split_stage(run, plan.data[key[0]], *key[1:]) for key in plan.splits}
             progress.advance(len(splits) * SECONDS_PER_SPLIT)
-            sets: dict[SetKey, tuple[list[Example], str]] = {}
-            checks: dict[SetKey, dict[str, Any]] = {}
-            if until != "sample" and plan.synthetic_sets:
-                sets = synthesis_stages(run, plan, splits, progress, warn)
-                checks = contamination_stages(run, plan, splits, sets, console)
-            if until != "train":
-                return []
-            jobs = [prepare_cell(run, plan, cell, splits, sets, checks) for cell in plan.cells]
-            return run_cells(run, plan, jobs, store, progress, console)
+            cells = CellRunner(run, store, progress, console, executor)
+            try:
+                return _sets_and_cells(run, plan, console, until, splits, progress, cells)
+            except BaseException as exc:
+                cells.stop(exc)
+                raise
+
+
+def _sets_and_cells(
+    run: RunDir, plan: Plan, console: Console, until: Until, splits: dict, progress: GridProgress, cells: CellRunner
+) -> tuple[list[dict[str, Any]], list[CellOutcome]]:
+    """Cells start when their inputs exist: real-only cells go to the executor before the synthetic sets
+    generate (on the driver), the others once every set is generated and checked."""
+    def warn(message: str) -> None:
+        console.print(f"[yellow]warning: {message}[/]", soft_wrap=True, highlight=False)
+
+    sets: dict[SetKey, tuple[list[Example], str]] = {}
+    checks: dict[SetKey, dict[str, Any]] = {}
+    early = [prepare_cell(run, plan, c, splits, sets, checks) for c in plan.cells if c.condition == "real"]
+    if until == "train":
+        cells.submit(early)
+    if until != "sample" and plan.synthetic_sets:
+        sets = synthesis_stages(run, plan, splits, progress, warn)
+        checks = contamination_stages(run, plan, splits, sets, console)
+    if until != "train":
+        return [], []
+    late = [prepare_cell(run, plan, c, splits, sets, checks) for c in plan.cells if c.condition != "real"]
+    cells.submit(late)
+    order = {c.id: i for i, c in enumerate(plan.cells)}
+    return cells.collect(sorted([*early, *late], key=lambda job: order[job.cell.id]))
 
 
 def open_run(cfg: RunConfig, output: Path, console: Console) -> RunDir:
@@ -180,49 +220,6 @@ def split_stage(run: RunDir, data: TaskData, shots: int, seed: int) -> tuple[Few
     return load_split(directory.parent, seed, data.task), fp
 
 
-def split_fingerprint(data: TaskData, shots: int, seed: int) -> str:
-    return fingerprint({"pool": data.pool_fingerprint, "shots": shots, "seed": seed, "v": 2})
-
-
-def set_method(plan: Plan, key: SetKey) -> tuple[Any, Any, int | None]:
-    """(the method that writes set `key`, its curation or None, the per_label curation keeps or None):
-    a curated set with `overgenerate` asks its method for more rows than it keeps."""
-    method = plan.method(key)
-    curation = plan.curation.get(key.method)  # a label audit of the set (synthesis/curation), or None
-    keep_per_label = None
-    if curation is not None and curation.overgenerate > 1:  # generate more, keep each label's best per_label
-        keep_per_label = method.config.per_label
-        method = type(method)(method.config.model_copy(
-            update={"per_label": math.ceil(keep_per_label * curation.overgenerate)}))
-    return method, curation, keep_per_label
-
-
-def set_fingerprint(plan: Plan, key: SetKey, split_fp: str | None, generator: Any) -> str:
-    """Everything a synthetic set depends on. The backend enters as its cache namespace, so a change of
-    transport (the Batch API instead of the online API of one model) redoes nothing."""
-    method, curation, _ = set_method(plan, key)
-    return fingerprint(
-        {
-            "source": split_fp if split_fp is not None else plan.data[key.task].pool_fingerprint,
-            "seed": key.seed,
-            "method": method.name,
-            "config": method.config.model_dump(mode="json"),
-            "backend": generator.cache_namespace,
-            "model": generator.model_id,
-            "options": generator.output_options(),
-            # only when set: sets without curation keep the fingerprints their finished runs hold
-            **({"curate": _curation_semantic(curation)} if curation is not None else {}),
-        }
-    )
-
-
-def _set_prompts(plan: Plan, key: SetKey) -> int:
-    """Prompts a set will need (for the grid bar's ETA; top-up rounds are not foreseen)."""
-    method, _, _ = set_method(plan, key)
-    n_labels = len(plan.data[key.task].task.groups)
-    return int(getattr(method.config, "per_label", 0) * getattr(method.config, "oversample", 1.0) * n_labels)
-
-
 def synthesis_stages(
     run: RunDir,
     plan: Plan,
@@ -273,10 +270,10 @@ def synthesis_stage(
     directory = run.synthetic_dir(key.task, key.seed, key.method, key.shots)
     fp = set_fingerprint(plan, key, split[1] if split else None, generator)
     stage = run.stage(directory, fp, outputs=("data.jsonl",))
-    prompts = _set_prompts(plan, key)
+    prompts = set_prompts(plan, key)
     units = prompts * SECONDS_PER_PROMPT
     if stage.done:
-        progress.advance(units)
+        progress.advance(units, "sets")
         rows = directory / "data.jsonl"  # empty when auto found that no method beats the real rows alone
         return (read_jsonl(rows, data.task) if rows.stat().st_size else []), fp
     shots = f" k{key.shots}" if key.shots is not None else ""
@@ -311,13 +308,8 @@ def synthesis_stage(
         dataset.save(directory, data.task)
         stage.info.update(examples=len(dataset.examples), cache=dataset.card["cache"])
     log.info("synthesis %s: %d examples, cache %s", directory, len(dataset.examples), dataset.card["cache"])
+    progress.advance(0, "sets")
     return dataset.examples, fp
-
-
-def _curation_semantic(curation: Any) -> dict[str, Any]:
-    from fewforge.synthesis.curation import semantic
-
-    return semantic(curation)
 
 
 def contamination_stages(
@@ -347,7 +339,12 @@ def contamination_stages(
 
 
 def write_run_results(
-    run: RunDir, plan: Plan, records: list[dict[str, Any]], seconds: float, command: str | None = None
+    run: RunDir,
+    plan: Plan,
+    records: list[dict[str, Any]],
+    seconds: float,
+    command: str | None = None,
+    failures: Sequence[CellOutcome] = (),
 ) -> dict[str, Any]:
     """results.json: every cell's record, the summaries over seeds, and what the numbers mean."""
     from fewforge.evaluation import primary_metric, summarize
@@ -391,6 +388,8 @@ def write_run_results(
             ).get("examples")
             for k in plan.synthetic_sets
         },
+        # cells that failed in this invocation (the report lists them; a rerun retries exactly these)
+        "failed_cells": [{"cell": f.cell, "error": f.error, "log": f.log} for f in failures],
     }
     from fewforge.evaluation import write_results
 
@@ -407,83 +406,6 @@ def _contamination_meta(run: RunDir, plan: Plan) -> dict[str, Any]:
         if (directory / "card.json").is_file():
             cards[str(directory.relative_to(run.root))] = read_json(directory / "card.json")
     return run_summary(cards)
-
-
-# -- single steps on user files (fewforge train / evaluate) ------------------------------------------
-
-
-def train_model(
-    task_name: str,
-    train_path: Path,
-    dev_path: Path,
-    synthetic_path: Path | None,
-    learner_name: str,
-    seed: int,
-    output: Path,
-    *,
-    options: dict[str, Any] | None = None,
-    console: Console | None = None,
-):
-    """Train one learner on labeled files and save it to `output`; returns its FitReport."""
-    from pydantic import ValidationError
-
-    from fewforge.config import config_error
-    from fewforge.data.io import read_examples
-    from fewforge.learners import get_learner
-    from fewforge.learners.card import write_card
-    from fewforge.tasks import load_task
-
-    task = load_task(task_name)
-    learner_cls = get_learner(learner_name)
-    try:
-        config = learner_cls.Config(**(options or {}))
-    except ValidationError as exc:
-        raise config_error(exc, learner_cls.Config, path="learner option") from None
-    train = read_examples(train_path, task)
-    dev = read_examples(dev_path, task)
-    synthetic = read_examples(synthetic_path, task) if synthetic_path else []
-    if not synthetic and config.strategy not in ("real", "syn"):
-        config = config.model_copy(update={"strategy": "real"})
-    learner = learner_cls(task, config, seed=seed)
-    progress = GridProgress(console or Console(stderr=True), 1)
-    with progress, progress.stage(f"train {learner_name}", 1, 1) as update:
-        report = learner.fit(train, dev, synthetic=synthetic, progress=update)
-    learner.save(output)
-    data_facts = {
-        "real": len(train),
-        "train_file": str(train_path),
-        "dev_file": str(dev_path),
-        "synthetic": len(synthetic),
-        "synthetic_source": str(synthetic_path) if synthetic_path else None,
-    }
-    write_json(Path(output) / "training.json", training_log(report, synthetic))
-    write_card(Path(output), learner, report, data=data_facts)
-    return report
-
-
-def evaluate_model(
-    task_name: str | None, model_dir: Path, test_path: Path | None, data: str | None, learner_name: str | None
-) -> dict[str, Any]:
-    """Metrics of a saved model on a labeled test file (default: the task's test split); the task and
-    learner default to the model card's."""
-    from fewforge.data.io import read_examples
-    from fewforge.data.sources import load_task_data
-    from fewforge.evaluation import score
-    from fewforge.learners import get_learner
-    from fewforge.tasks import load_task
-
-    if task_name is None or learner_name is None:
-        from fewforge.learners.card import TASK_FILE, read_card
-
-        card = read_card(model_dir)
-        saved = Path(model_dir) / TASK_FILE  # a task that is not built in (a task file, a fit's inferred task)
-        task_name = task_name or (str(saved) if saved.is_file() else card["task"])
-        learner_name = learner_name or card["learner"]
-    task = load_task(task_name)
-    test = read_examples(test_path, task) if test_path else load_task_data(task, Path(data) if data else None)[1]
-    learner = get_learner(learner_name).load(task, model_dir)
-    metrics = score(task, [task.spec.gold(e) for e in test], learner.predict(test))
-    return {"task": task.name, "model": str(model_dir), "test_size": len(test), **metrics}
 
 
 # -- helpers -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ class GridProgress:
     """Two rich bars with ETAs: the whole grid (in estimated seconds of work, shown as a percentage),
     and the stage running now (prompts generated, training steps)."""
 
-    def __init__(self, console: Console, total: float) -> None:
+    def __init__(self, console: Console, total: float, counts: dict[str, int] | None = None) -> None:
         columns = (
             TextColumn("{task.description}"),
             BarColumn(),
@@ -24,6 +24,9 @@ class GridProgress:
         )
         self.bar = Progress(*columns, console=console)
         self.grid = self.bar.add_task("grid", total=max(total, 1e-9), count="")
+        # finished units per kind beside the percentage, e.g. "sets 2/6 · cells 14/40" (kinds with a total)
+        self.totals = {kind: n for kind, n in (counts or {}).items() if n}
+        self.finished: dict[str, int] = dict.fromkeys(self.totals, 0)
 
     def __enter__(self) -> "GridProgress":
         self.bar.__enter__()
@@ -32,10 +35,14 @@ class GridProgress:
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
 
-    def advance(self, units: float) -> None:
+    def advance(self, units: float, finished: str | None = None) -> None:
+        """Move the grid bar by `units`; `finished`: one more unit of that kind ("sets", "cells") is done."""
+        if finished in self.finished:
+            self.finished[finished] += 1
         self.bar.advance(self.grid, units)
         task = self.bar.tasks[self.grid]
-        self.bar.update(self.grid, count=f"{100 * task.completed / task.total:3.0f}%")
+        counts = "".join(f" · {kind} {self.finished[kind]}/{n}" for kind, n in self.totals.items())
+        self.bar.update(self.grid, count=f"{100 * task.completed / task.total:3.0f}%{counts}")
 
     @contextmanager
     def stage(self, description: str, total: int, units: float) -> Iterator[Any]:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 from fewforge.files import write_json
+from fewforge.names import folder_name
 
 log = logging.getLogger("fewforge")
 
@@ -294,18 +295,6 @@ class RunDir:
                 continue
             if isinstance(record, dict) and "cell" in record:
                 yield record
-
-
-def folder_name(name: str) -> str:
-    """A folder name for a task/method/learner/strategy name: path separators, '+' and '->' are replaced.
-    Names are checked at plan time (names.py); a name that still cannot be a folder is refused here."""
-    from fewforge.names import check_name
-
-    slug = name.replace("->", "_to_").replace("/", "_").replace("\\", "_").replace("+", "_").replace(" ", "_")
-    slug = slug.replace(":", "_")
-    if slug in ("", ".", ".."):
-        check_name(name, "name")  # raises: '..' or '.' would address a parent or the folder itself
-    return slug
 
 
 _slug = folder_name  # the name grid.py and earlier code use

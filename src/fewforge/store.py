@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS cells (
     predictions_path TEXT,
     model_path TEXT,
     error TEXT,
+    log_path TEXT,
     started REAL,
     finished REAL
 )
@@ -85,6 +86,8 @@ class ResultsStore:
             columns = {row[1] for row in conn.execute("PRAGMA table_info(cells)")}
             if "strategy" not in columns:  # a store written before strategies were an axis
                 conn.execute("ALTER TABLE cells ADD COLUMN strategy TEXT")
+            if "log_path" not in columns:  # a store written before failed cells kept their log
+                conn.execute("ALTER TABLE cells ADD COLUMN log_path TEXT")
             conn.commit()
         except BaseException:
             conn.close()
@@ -139,7 +142,7 @@ class ResultsStore:
         with self._conn:
             self._conn.execute(
                 "UPDATE cells SET status = 'running', attempts = attempts + 1, started = ?, fingerprint = ?, "
-                "error = NULL WHERE cell = ?",
+                "error = NULL, log_path = NULL WHERE cell = ?",
                 (time.time(), fingerprint, cell),
             )
 
@@ -149,8 +152,8 @@ class ResultsStore:
         with self._conn:
             self._conn.execute(
                 "UPDATE cells SET status = 'done', metrics = ?, train_seconds = ?, predict_seconds = ?, "
-                "fingerprint = ?, record_path = ?, predictions_path = ?, model_path = ?, finished = ?, error = NULL "
-                "WHERE cell = ?",
+                "fingerprint = ?, record_path = ?, predictions_path = ?, model_path = ?, finished = ?, error = NULL, "
+                "log_path = NULL WHERE cell = ?",
                 (
                     json.dumps(record["metrics"]),
                     seconds.get("train"),
@@ -165,9 +168,11 @@ class ResultsStore:
             )
 
     @_named
-    def fail(self, cell: str, error: str) -> None:
+    def fail(self, cell: str, error: str, log: str | None = None) -> None:
+        """`log`: the failed cell's traceback (cells/<cell>/error.log), relative to the run directory."""
         with self._conn:
-            self._conn.execute("UPDATE cells SET status = 'failed', error = ? WHERE cell = ?", (error[:2000], cell))
+            self._conn.execute("UPDATE cells SET status = 'failed', error = ?, log_path = ? WHERE cell = ?",
+                               (error[:2000], log, cell))
 
     @_named
     def rows(self, in_grid_only: bool = True) -> list[dict[str, Any]]:

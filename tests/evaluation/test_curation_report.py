@@ -43,7 +43,7 @@ def _save(root: Path, name: str, dataset: SyntheticDataset) -> str:
 
 @pytest.fixture
 def run_dir(tmp_path, monkeypatch):
-    monkeypatch.setattr(curation, "get_auditor", lambda name, options=None: Scripted())
+    monkeypatch.setattr(curation.stage, "get_auditor", lambda name, options=None: Scripted())
     task = load_task("sst2")
     rows = [
         Example({"text": f"review number {i}"}, "positive" if i < 4 else "negative", id=f"r{i}", lineage={"method": "z"})

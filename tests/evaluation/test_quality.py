@@ -213,3 +213,25 @@ def test_the_report_shows_the_new_columns_and_the_coverage_map_and_still_renders
     write_report(tmp_path)
     assert (tmp_path / "report-coverage.svg").read_text().startswith("<svg")
     assert "(report-coverage.svg)" in (tmp_path / "report.md").read_text()
+
+
+def test_a_tuned_sets_guard_and_diagnostics_become_quality_columns():
+    from fewforge.evaluation.tuning_diagnostics import tuning_diagnostics
+
+    tuning = {
+        "guard": {"kept_epoch": 0, "epochs": [
+            {"epoch": 0, "drift": [0.0, 0.0], "dev_accuracy": 0.75}, {"epoch": 1, "drift": [0.4, 1.5], "dev_accuracy": 0.5}]},
+        "diagnostics": [{"epoch": 1, "effective_tokens": 10.0, "valid_tokens": 40.0, "max_over_mean_weight": 6.0,
+                         "hinge": 0.98, "hinge_share": 0.3}],
+    }  # fmt: skip
+    d = tuning_diagnostics(tuning)
+    assert d == {"kept_epoch": 0, "dev_acc_untuned": 0.75, "dev_acc_kept": 0.75, "effective_share": 0.25,
+                 "max_over_mean_weight": 6.0, "hinge": 0.98, "hinge_share": 0.3, "drift": 1.5}  # fmt: skip
+    assert set(tuning_diagnostics({}).values()) == {None}  # an untuned set (ZeroGen) has none
+    quality = {"sets": [{"task": "sst2", "method": "zerogen", "rows": 10, **tuning_diagnostics({})},
+                        {"task": "sst2", "method": "dawgen", "rows": 10, **d}]}  # fmt: skip
+    header, rows = quality_rows(quality)
+    assert [r[header.index("kept epoch")] for r in rows] == ["", "0"]
+    assert [r[header.index("dev gen-acc kept %")] for r in rows] == ["", "75.0"]
+    assert "kept epoch = the tuning epoch the dev guard kept" in columns_note(quality)
+    assert "kept epoch" not in quality_rows({"sets": [quality["sets"][0]]})[0]

@@ -81,7 +81,8 @@ def _tiny_problem(flip_synthetic: bool):
 
 @pytest.mark.parametrize("flip, expect_conflicts", [(True, True), (False, False)])
 def test_training_logs_the_surgery_of_every_step(flip, expect_conflicts):
-    from fewforge.learners.loop import TorchConfig, seeded, train_torch
+    from fewforge.learners.loop import TorchConfig, train_torch
+    from fewforge.learners.runtime import seeded
 
     cfg = TorchConfig(strategy="paired+gs", batch_size=4, min_steps=8, max_steps=8, learning_rate=0.1)
     with seeded(0):
@@ -109,3 +110,40 @@ def test_negative_epsilon_is_refused():
 
     with pytest.raises(ValidationError, match="epsilon"):
         TorchConfig(epsilon=-0.5)
+
+
+def test_combine_projects_against_a_reference_and_still_adds_the_batch_gradient():
+    real, syn, reference = [torch.tensor([1.0, 1.0])], [torch.tensor([-1.0, 0.0])], [torch.tensor([1.0, 0.0])]
+    update, record = combine(real, syn, reference=reference)
+    assert record.conflict and record.removed_norm == pytest.approx(1.0)
+    torch.testing.assert_close(update[0], torch.tensor([1.0, 1.0]))  # syn's part along the reference is gone
+    # against the batch's own gradient the same pair conflicts less: a part of syn survives
+    update, record = combine(real, syn)
+    torch.testing.assert_close(update[0], torch.tensor([0.5, 1.5]))
+
+
+def test_the_moving_average_reference_steadies_and_all_real_is_due_every_k_steps():
+    from fewforge.learners.gradient_surgery import Reference
+
+    ema = Reference("ema", decay=0.5)
+    assert ema.update([torch.tensor([2.0])])[0].item() == 2.0  # the first real gradient starts it
+    assert ema.update([torch.tensor([0.0])])[0].item() == 1.0
+    assert Reference("batch").update([torch.tensor([1.0])]) is None  # the paper's rule: the batch itself
+    every = Reference("all-real", every=3)
+    due = []
+    for _ in range(7):
+        due.append(every.due())
+        every.update([torch.tensor([0.0])])
+    assert due == [True, False, False, True, False, False, True]
+
+
+@pytest.mark.parametrize("strategy, reference", [("paired+gs-all", "all-real"), ("paired+gs-ema", "ema")])
+def test_steadier_references_train_and_log_their_conflicts(strategy, reference):
+    from fewforge.learners.loop import TorchConfig, seeded, train_torch
+
+    cfg = TorchConfig(strategy=strategy, batch_size=4, min_steps=8, max_steps=8, learning_rate=0.1)
+    with seeded(0):
+        report = train_torch(cfg, _tiny_problem(True), n_real=16, n_syn=16, seed=0)
+    assert report.extra["surgery_reference"] == reference and len(report.surgery) == 8
+    assert report.extra["conflict_rate"] == 1.0 and report.extra["mean_removed_norm"] > 0
+    assert report.best_dev_accuracy == 1.0  # the opposing synthetic gradient is still projected away

@@ -142,3 +142,26 @@ def test_lm_ft_reads_a_seq2seq_model_through_its_encoder(tiny_t5, tmp_path):
     assert learner.fit(train, train).steps == 2
     learner.save(tmp_path / "ft")
     assert np.allclose(cls.load(task, tmp_path / "ft").predict_proba(train), learner.predict_proba(train), atol=1e-6)
+
+
+def test_a_saved_prompt_starts_a_new_prompt_tuning_run(sst2, tmp_path):
+    """init: FOLDER (DawGen's prompt-transfer baselines): the new prompt starts as the saved one, then trains."""
+    from fewforge.errors import ConfigError
+
+    task, split, _ = sst2
+    source = PromptTuning(task, PromptTuningConfig(strategy="real", **TINY), seed=13)
+    source.fit(split.train, split.dev)
+    source.save(tmp_path / "source")
+    saved = source.model.get_prompt_embedding_to_save("default").detach().clone()
+
+    start = PromptTuning(task, PromptTuningConfig(strategy="real", init=str(tmp_path / "source"), **TINY), seed=21)
+    start._load(lm_source(None))
+    torch.testing.assert_close(start.model.get_prompt_embedding_to_save("default"), saved)
+    moved = PromptTuning(task, PromptTuningConfig(strategy="real", init=str(tmp_path / "source" / "prompt"), **TINY), seed=21)
+    moved.fit(split.train, split.dev)
+    assert not torch.equal(moved.model.get_prompt_embedding_to_save("default"), saved)  # it trained on from there
+
+    with pytest.raises(ConfigError, match="set prompt_tokens: 4"):
+        PromptTuning(task, PromptTuningConfig(**{**TINY, "prompt_tokens": 8}, init=str(tmp_path / "source")), seed=0)._load(lm_source(None))
+    with pytest.raises(ConfigError, match="neither 'vocab', 'random' nor a folder"):
+        PromptTuning(task, PromptTuningConfig(init=str(tmp_path / "nothing"), **TINY), seed=0)._load(lm_source(None))

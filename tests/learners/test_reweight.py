@@ -15,8 +15,9 @@ import torch
 from pydantic import ValidationError
 
 from fewforge.data.schema import Example
-from fewforge.learners.loop import TorchConfig, TorchModel, seeded, train_torch, weighted_cross_entropy
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
 from fewforge.learners.reweight import describe, histogram, lookahead_weights, reweighted_backward
+from fewforge.learners.runtime import seeded
 from fewforge.learners.strategies import plan
 
 # -- the weight rule ----------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ from fewforge.data.sources import load_task_data
 from fewforge.errors import BackendError, ConfigError, DataError
 from fewforge.generators.base import Generator, Positions, ProgressCallback, SamplingParams, Score
 from fewforge.learners.base import sample_weights
-from fewforge.learners.loop import TorchConfig, TorchModel, seeded, train_torch, weighted_cross_entropy
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
+from fewforge.learners.runtime import seeded
 from fewforge.synthesis import curation
 from fewforge.synthesis.base import SyntheticDataset
 from fewforge.synthesis.curation import Audit, AuditContext, Auditor, AuditorOptions, CurateConfig, curate
@@ -114,7 +115,7 @@ P_POSITIVE = [0.95, 0.2, 0.6, 0.45, 0.05, 0.7, 0.99, 0.3]  # rows 0-3 labelled p
 
 @pytest.fixture
 def scripted(monkeypatch):
-    monkeypatch.setattr(curation, "get_auditor", lambda name, options=None: Scripted(P_POSITIVE))
+    monkeypatch.setattr(curation.stage, "get_auditor", lambda name, options=None: Scripted(P_POSITIVE))
     task = load_task("sst2")
     rows = [
         Example({"text": f"review {i}"}, "positive" if i < 4 else "negative", id=f"r{i}", lineage={"method": "x"})

@@ -86,12 +86,19 @@ def test_dawgen_tunes_then_generates_with_lineage_and_a_rerun_reuses_both(hf_smo
         "dawgen", {"per_label": 3, "max_new_tokens": 24, "tuning": {"epochs": 1, "batch_size": 4}, "seed": 1}
     )
     generator = CachedGenerator(hf_smollm2, tmp_path / "cache.sqlite")
-    ctx = SynthesisContext(task, generator, seed=13, train=_rows(data_dir, "sst2", 4), workdir=tmp_path / "work")
+    rows = _rows(data_dir, "sst2", 8)
+    train, dev = rows[:4] + rows[8:12], rows[4:8] + rows[12:]  # 4 per label each
+    ctx = SynthesisContext(task, generator, seed=13, train=train, dev=dev, workdir=tmp_path / "work")
     first = method.synthesize(ctx)
     assert first.label_counts() == {"negative": 3, "positive": 3}
     tuning = first.card["tuning"]
     assert tuning["loss"] == "dawgen" and tuning["steps"] == 2 and not tuning["reused"]
     assert (tmp_path / "work" / tuning["file"]).is_file()
+    guard = tuning["guard"]  # the untuned start and the one epoch, measured on the 8 dev rows
+    assert [e["epoch"] for e in guard["epochs"]] == [0, 1] and guard["kept_epoch"] in (0, 1)
+    assert all(0 <= e["dev_accuracy"] <= 1 and e["dev_loss"] > 0 for e in guard["epochs"])
+    assert guard["epochs"][guard["kept_epoch"]]["dev_accuracy"] >= guard["epochs"][0]["dev_accuracy"]
+    assert "8 dev rows" in guard["why"] and tuning["diagnostics"][0]["hinge"] > 0
     for e in first.examples:
         lineage = e.lineage
         assert lineage["method"] == "dawgen" and e.id.startswith("dawgen-")
@@ -117,3 +124,26 @@ def test_a_backend_without_adapters_is_refused_before_any_work(data_dir, tmp_pat
     with pytest.raises(ConfigError, match="cannot load adapters") as err:
         plan_grid(cfg)
     assert "hf:smollm2" in err.value.hint and "\n" not in str(err.value)
+
+
+def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_smollm2, data_dir, tmp_path):
+    from fewforge.synthesis.fewgen import decoding
+
+    rte, sst2 = get_task("rte"), get_task("sst2")
+    method = get_method("fewgen", {"decoding": "fewgen", "label_repetition_penalty": {"positive": 1.3}})
+    base = method.sampling_params(sst2)
+    assert method._repetition_penalty(sst2, "negative", base) == 1.1  # FewGen's SST-2 value
+    assert method._repetition_penalty(sst2, "positive", base) == 1.3  # an explicit setting wins
+    assert [decoding.repetition_penalty(rte, label) for label in rte.label_names] == [1.0, 1.5]
+    assert method._start_words(rte) == () and method._start_words(sst2) == decoding.START_WORDS
+    assert get_method("fewgen", {"decoding": "fewgen", "start_words": []})._start_words(sst2) == ()
+    assert get_method("fewgen")._start_words(sst2) == ()  # nucleus sampling: no start words
+
+    options = {"decoding": "fewgen", "per_label": 2, "max_new_tokens": 16, "tuning": {"loss": "lm", "epochs": 1}}
+    rows = _rows(data_dir, "sst2", 2)
+    data = get_method("fewgen", options).synthesize(SynthesisContext(sst2, hf_smollm2, seed=13, train=rows, workdir=tmp_path))
+    assert data.examples
+    for e in data.examples:
+        word = e.lineage["start_word"]
+        assert word in decoding.START_WORDS and e.inputs["text"].startswith(word)
+        assert e.lineage["sampling"]["repetition_penalty"] == 1.1 and e.lineage["sampling"]["top_k"] == 10

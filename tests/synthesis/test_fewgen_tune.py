@@ -142,3 +142,117 @@ def test_on_the_packaged_generator_tuning_makes_dev_rows_likelier_under_their_tr
     Tuner(prompts, TuningConfig(loss=loss, epochs=2), seed=0).fit(train)
     gap_after, wins_after = true_label_wins()
     assert gap_after > gap_before + 0.02 and wins_after > max(wins_before, 0.6)
+
+
+# dev rows written like ROWS: label 0 uses tokens 20-24, label 1 tokens 30-34
+DEV = [TuningRow((3, 20, 22, 24), 1, 0), TuningRow((3, 23, 21), 1, 0), TuningRow((3, 32, 30, 31), 1, 1), TuningRow((3, 33, 34), 1, 1)]
+
+
+@pytest.mark.parametrize("loss", ["lm", "weighted"])
+def test_the_guard_keeps_the_untuned_prompts_when_tuning_makes_dev_worse(lm, loss):
+    """Training rows with their labels swapped teach each prompt the other label's words: dev accuracy
+    falls below the untuned prompts', so the guard hands back the untuned prompts, untouched."""
+    from fewforge.synthesis.fewgen.guard import dev_measures
+
+    swapped = [TuningRow(r.ids, r.target_start, 1 - r.label) for r in ROWS]
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    start = prompts.values.detach().clone()
+    tuner = Tuner(prompts, TuningConfig(loss=loss, epochs=4, learning_rate=0.05), seed=0)
+    tuner.fit(swapped, dev=DEV)
+    epochs = tuner.guard.epochs
+    assert [e["epoch"] for e in epochs] == [0, 1, 2, 3, 4]
+    assert epochs[-1]["dev_accuracy"] < epochs[0]["dev_accuracy"]  # tuning really made dev worse
+    summary = tuner.guard.summary()
+    assert summary["kept_epoch"] == 0 and "untuned" in summary["why"]
+    assert torch.equal(prompts.values, start)
+    assert dev_measures(prompts, DEV).accuracy == epochs[0]["dev_accuracy"]
+    assert epochs[-1]["drift"][0] > 0 and epochs[0]["drift"] == [0.0, 0.0]
+
+
+def test_the_guard_keeps_the_best_dev_epoch_and_none_keeps_the_last(lm):
+    from fewforge.synthesis.fewgen.guard import dev_measures
+
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    tuner = Tuner(prompts, TuningConfig(loss="lm", epochs=4, learning_rate=0.05, guard="loss"), seed=0)
+    tuner.fit(ROWS, dev=DEV)
+    losses_by_epoch = [e["dev_loss"] for e in tuner.guard.epochs]
+    kept = tuner.guard.kept_epoch
+    assert kept > 0 and losses_by_epoch[kept] == min(losses_by_epoch)
+    assert losses_by_epoch.index(min(losses_by_epoch)) == kept  # ties go to the earliest
+    assert dev_measures(prompts, DEV).loss == pytest.approx(losses_by_epoch[kept], abs=1e-4)
+
+    last = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    unguarded = Tuner(last, TuningConfig(loss="lm", epochs=4, learning_rate=0.05, guard="none"), seed=0)
+    unguarded.fit(ROWS, dev=DEV)
+    assert unguarded.guard.summary()["kept_epoch"] == 4 and "guard: none" in unguarded.guard.summary()["why"]
+    assert dev_measures(last, DEV).loss == pytest.approx(unguarded.guard.epochs[-1]["dev_loss"], abs=1e-4)
+    no_dev = Tuner(LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix"), TuningConfig(loss="lm", epochs=1), seed=0)
+    no_dev.fit(ROWS)
+    assert "no dev rows" in no_dev.guard.summary()["why"]
+
+
+def test_uniform_weights_are_the_control_and_steps_report_weight_concentration(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    tuner = Tuner(prompts, TuningConfig(loss="dawgen", epochs=2, weights="uniform"), seed=0)
+    net_before = [p.detach().clone() for p in tuner.weight_net.parameters()]
+    history = tuner.fit(ROWS)
+    assert all(h["effective_tokens"] == pytest.approx(h["valid_tokens"], abs=0.01) for h in history)
+    assert all(h["max_over_mean_weight"] == pytest.approx(1.0, abs=1e-3) for h in history)
+    assert all("disc_loss" not in h for h in history)  # no meta step: the weight net is not used
+    assert all(torch.equal(a, b) for a, b in zip(net_before, tuner.weight_net.parameters()))
+    assert all(0 < h["hinge_share"] <= 1 for h in history)
+
+    learned = Tuner(LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix"), TuningConfig(loss="weighted", epochs=6), seed=0)
+    steps = learned.fit(ROWS)
+    assert any(h["max_over_mean_weight"] > 1.0 + 1e-3 for h in steps)  # the weight net's weights are uneven
+    assert all(h["effective_tokens"] <= h["valid_tokens"] + 1e-6 for h in steps)
+
+
+def test_the_label_anchor_freezes_the_positions_up_to_the_label_word(lm):
+    from fewforge.synthesis.fewgen.tune import anchor_positions
+
+    heads = [[5, 9, 6, 11, 12], [5, 10, 6, 11, 12]]  # the labels differ at position 1 (their label word)
+    assert anchor_positions(heads) == 2 and anchor_positions([[5, 6], [5, 6]]) == 0
+    assert anchor_positions([[9, 5, 6], [5, 6]]) == 1  # left-padded with the shorter one's first token
+    for placement in ("prefix", "prompt"):
+        prompts = LabelPrompts.from_natural_prompts(lm, heads, placement)
+        start = prompts.values.detach().clone()
+        axis = 1 if placement == "prompt" else start.dim() - 2
+        Tuner(prompts, TuningConfig(loss="weighted", epochs=3, learning_rate=0.05), seed=0, frozen_positions=2).fit(ROWS)
+        frozen, tuned = start.narrow(axis, 0, 2), start.narrow(axis, 2, 3)
+        assert torch.equal(prompts.values.detach().narrow(axis, 0, 2), frozen)
+        assert not torch.equal(prompts.values.detach().narrow(axis, 2, 3), tuned)
+
+
+def test_held_out_meta_batches_come_from_outside_the_batch_and_fewgens_eq5_form_runs(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    tuner = Tuner(prompts, TuningConfig(loss="weighted", meta_batch="held-out", eq5="logit"), seed=0)
+    for _ in range(20):
+        drawn = tuner._draw(ROWS, 2, exclude=[0, 1])
+        assert all(row in ROWS[2:] for row in drawn)
+    history = tuner.fit(ROWS)
+    assert all(h["disc_loss"] == h["disc_loss"] for h in history)  # finite (not NaN) under raw logits
+
+
+def test_linear_decay_reaches_zero_and_dropout_runs_are_reproducible(lm):
+    runs = []
+    for _ in range(2):
+        prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+        tuner = Tuner(prompts, TuningConfig(loss="weighted", epochs=2, dropout=0.5), seed=3)
+        tuner.fit(ROWS)
+        assert [s.get_last_lr()[0] for s in tuner.schedulers] == [0.0, 0.0]
+        assert not lm.training  # back in eval mode after each step
+        runs.append(prompts.values.detach().clone())
+    torch.testing.assert_close(runs[0], runs[1])
+
+
+def test_a_fresh_hinge_scores_its_partners_under_the_current_prompts(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    config = TuningConfig(loss="dawgen", epochs=2, hinge_partners="fresh", hinge_states="tokens", learning_rate=0.05)
+    tuner = Tuner(prompts, config, seed=0)
+    history = tuner.fit(ROWS)
+    assert not hasattr(tuner, "bank")  # no memory bank: every step scores its partners
+    assert all(0 <= h["hinge"] <= 2 + 1e-6 and "hinge_share" in h for h in history)
+    # the hinge follows the prompts: recomputed for the same triplets it differs from the bank's stale value
+    bank = Tuner(LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix"), config.model_copy(update={"hinge_partners": "bank"}), seed=0)
+    assert [h["hinge"] for h in bank.fit(ROWS)] != [h["hinge"] for h in history]

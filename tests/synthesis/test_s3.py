@@ -14,6 +14,7 @@ from fewforge.learners import student_factory
 from fewforge.synthesis import METHODS, get_method
 from fewforge.synthesis.base import SynthesisContext
 from fewforge.synthesis.s3.prompts import join_reasons, parse_reasons, prompts_for
+from fewforge.tasks import load_task
 
 FAST = {"near_dup": "ngram"}
 WORDS = "amber brisk cobalt dune ember fjord glade harbor iris jolt kelp lumen mossy nectar onyx prism quill".split()
@@ -262,3 +263,15 @@ def test_rounds_stop_when_the_gold_score_does_not_improve(single_task, fake_gene
     assert rounds[-1]["gold_score"] <= max(r["gold_score"] for r in rounds[:-1])
     assert data.label_counts() == {"negative": 12, "positive": 12}
     assert data.card["fill_rows"] == 24 - 16 - sum(sum(r.get("added", {}).values()) for r in rounds)
+
+
+def test_every_sampling_option_of_the_config_reaches_the_generator_and_a_new_one_keeps_old_fingerprints():
+    """S3 and GoldGen build their SamplingParams where every method does (synthesis/base.sampling_params),
+    so repetition_penalty is no longer dropped; left at its default it stays out of the set fingerprint."""
+    task = load_task("sst2")
+    for name in ("s3", "goldgen"):
+        method = get_method(name, {"repetition_penalty": 1.3, "top_k": 5})
+        params = method.sampling_params(task, 13)
+        assert (params.repetition_penalty, params.top_k, params.temperature) == (1.3, 5, 0.9)
+        assert method.config.identity()["repetition_penalty"] == 1.3
+        assert "repetition_penalty" not in get_method(name).config.identity()

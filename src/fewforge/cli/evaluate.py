@@ -20,7 +20,7 @@ def evaluate(
 ) -> None:
     """Score a trained model on a test set (accuracy, macro-F1)."""
     from fewforge.files import write_json
-    from fewforge.pipeline import evaluate_model
+    from fewforge.single import evaluate_model
 
     metrics = evaluate_model(task, model, test, data, learner)
     if output:

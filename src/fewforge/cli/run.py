@@ -44,6 +44,11 @@ def run(
     no_cache: NoCacheOpt = False,
     output: OutputOpt = None,
     no_report: Annotated[bool, typer.Option("--no-report", help="skip writing report.html / report.md")] = False,
+    executor: Annotated[
+        str | None,
+        typer.Option("--executor", help="where cells run: local | processes:N | ray[:ADDRESS] | slurm:PARTITION "
+                     "(default: the grid's `executor:`, else local)"),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what generation will cost (fewforge estimate) and stop")
     ] = False,
@@ -72,6 +77,8 @@ def run(
         no_cache=no_cache,
     )
     out_dir = output_dir(output, grid)
+    if executor:  # where cells run never changes a result: the grid file's setting is simply replaced
+        cfg = cfg.model_copy(update={"executor": executor})
     if dry_run:
         from fewforge.cli.estimate import show_estimate
 

@@ -37,7 +37,7 @@ def train(
     ] = None,
 ) -> None:
     """Train a learner on real (+ synthetic) data and save it, with a model card."""
-    from fewforge.pipeline import train_model
+    from fewforge.single import train_model
 
     options = learner_options(option or [])
     given = {"strategy": strategy, "epsilon": epsilon, "label_smoothing": label_smoothing}

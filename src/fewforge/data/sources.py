@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Callable
 
 from fewforge.data.io import FORMATS, load_hub_dataset, read_examples
 from fewforge.data.schema import Example
@@ -35,8 +36,8 @@ def load_task_data(task: Task, data: str | Path | None = None) -> tuple[list[Exa
     source = data or os.environ.get(ENV_VAR) or None
     if source is not None:
         return _from_folder(task, Path(source).expanduser(), from_env=not data)
-    if task.name == "bbc":
-        return load_packaged_bbc(task)
+    if task.name in PACKAGED:
+        return PACKAGED[task.name](task)
     raise DataError(
         f"no data for task {task.name!r}",
         hint=f"pass --data DIR (holding {task.name}/train.jsonl and dev.jsonl) or set {ENV_VAR}; "
@@ -66,7 +67,7 @@ def _from_folder(task: Task, root: Path, *, from_env: bool) -> tuple[list[Exampl
     pool_file, test_file = _find(folder, (POOL_STEM,)), _find(folder, TEST_STEMS)
     if pool_file is None or test_file is None:
         missing = "train.jsonl (the pool)" if pool_file is None else "dev.jsonl (the test set)"
-        extra = f" (unset {ENV_VAR} to use the packaged BBC News)" if from_env and task.name == "bbc" else ""
+        extra = f" (unset {ENV_VAR} to use the packaged data)" if from_env and task.name in PACKAGED else ""
         raise DataError(
             f"{folder}: no {missing} for task {task.name!r}{extra}",
             hint=f"put {task.name}/train.<ext> and {task.name}/dev.<ext> under {root} ({', '.join(FORMATS)})",
@@ -136,3 +137,7 @@ def load_packaged_bbc(task: Task) -> tuple[list[Example], list[Example]]:
         return [Example({"text": t}, label, id=f"{task.name}-{split}-{i}") for i, (t, label) in enumerate(part)]
 
     return examples(rows[:cut], POOL_STEM), examples(rows[cut:], TEST_STEMS[0])
+
+
+# Tasks whose data ships with fewforge's dependencies (read when no data folder is given), by task name.
+PACKAGED: dict[str, Callable[[Task], tuple[list[Example], list[Example]]]] = {"bbc": load_packaged_bbc}

@@ -13,6 +13,7 @@ import io
 from typing import Any, Mapping, Sequence
 
 from fewforge.evaluation.results import condition_label
+from fewforge.evaluation.tables import method_order
 
 
 def _figure(n_panels: int, size: tuple[float, float] = (4.2, 3.3)) -> tuple[Any, list[Any]]:
@@ -122,7 +123,6 @@ def coverage_maps(quality: Mapping[str, Any]) -> str | None:
     set of its first seed; real train rows in purple (filled: within γ of a synthetic point, hollow: not),
     synthetic rows in green, γ drawn as a scale bar. None when no set has a map."""
     from fewforge.evaluation.coverage import covered
-    from fewforge.evaluation.quality import _method_order
 
     chosen: dict[tuple, Mapping[str, Any]] = {}
     for s in quality.get("sets", []):
@@ -132,7 +132,7 @@ def coverage_maps(quality: Mapping[str, Any]) -> str | None:
     if not chosen:
         return None
     fig, axes = _figure(len(chosen), size=(4.0, 3.8))
-    for ax, (task, shots, method) in zip(axes, sorted(chosen, key=lambda k: (k[0], k[1], _method_order(k[2])))):
+    for ax, (task, shots, method) in zip(axes, sorted(chosen, key=lambda k: (k[0], k[1], method_order(k[2])))):
         s = chosen[(task, shots, method)]
         points, radius = s["coverage_map"], s["coverage_radius"]
         gold, synthetic = points["gold"], points["synthetic"]

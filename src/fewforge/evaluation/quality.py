@@ -22,7 +22,8 @@ Per set:
   cosine (MiniLM) between the parent's and the child's generated field, the mean word-level Levenshtein
   distance (lower-cased whitespace words, the unit of S3's Table 6) and that distance over the longer of
   the two lengths, the mean lengths in words, and the count of such rows (per `lineage["ees_round"]`);
-- the keep rate of post-processing and, for tuned generators, the tuning wall time (from the set's card).
+- the keep rate of post-processing and, for tuned generators, the tuning wall time and diagnostics (the dev
+  guard's kept epoch and dev accuracies, weight concentration, hinge, prompt drift: tuning_diagnostics.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from typing import Any, Callable, Mapping, Sequence
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.evaluation.coverage import COVERAGE_GAMMA, COVERAGE_ROWS, embedding_coverage, gold_reference, sample
+from fewforge.evaluation.tables import method_order
+from fewforge.evaluation.tuning_diagnostics import TUNING_COLUMNS, TUNING_NOTE, tuning_diagnostics
 from fewforge.tasks.base import Task
 
 QUALITY_FILE = "quality.json"
@@ -269,6 +272,7 @@ def assess_set(
         # what tuned the generator: FewGen/DawGen's soft prompts, or DAFTT's LoRA teacher
         "tuning_s": (card.get("tuning") or {}).get("wall_time_s", card.get("teacher_time_s")),
         "tuning_reused": (card.get("tuning") or {}).get("reused"),
+        **tuning_diagnostics(card.get("tuning") or {}),
         **covered,  # the map last: quality.json stays readable from the top
     }
 
@@ -281,7 +285,7 @@ def assess_run(
 
     from fewforge.config import RunConfig
     from fewforge.data.io import read_jsonl
-    from fewforge.evaluation.report import synthetic_sets
+    from fewforge.evaluation.runs import synthetic_sets
     from fewforge.files import write_json
     from fewforge.grid import load_data
 
@@ -343,11 +347,13 @@ QUALITY_COLUMNS = (
     ("edit / length", "parent_child_edit_norm", "{:.2f}"),
     ("kept %", "keep_rate", "pct"),
     ("tuning s", "tuning_s", "{:.0f}"),
+    *TUNING_COLUMNS,
 )
 # Columns shown only when some set has a value (extrapolated: a count above 0): quality.json files older
 # than them, and runs without extrapolated rows, keep the table they had.
 OPTIONAL_COLUMNS = frozenset(
     {"self_bleu", "coverage", "extrapolated_rows", "parent_child_cos", "parent_child_edit_norm"}
+    | {key for _, key, _ in TUNING_COLUMNS}
 )
 COLUMN_NOTES = {
     "self_bleu": "self-BLEU = mean sentence BLEU (0-100) of each of up to {self_bleu_rows} sampled rows against the "
@@ -355,6 +361,7 @@ COLUMN_NOTES = {
     "coverage": "coverage = share of up to {coverage_rows} sampled real train rows with a synthetic row within γ in "
     "one joint {projection} map of equal-size samples (MiniLM), γ = {coverage_gamma:g} × the median "
     "nearest-neighbour distance among the real rows' points (two uniform samples: ≈ {ceiling:.0f}%)",
+    "dev_acc_kept": TUNING_NOTE,
     "extrapolated_rows": "extrapolated = rows written from a real parent row (S3's error extrapolation, GoldGen); "
     "cos parent = mean cosine of parent and child; edit / length = word-level Levenshtein distance over the "
     "longer length (0 = a copy, ≈ 1 = all words changed)",
@@ -378,7 +385,7 @@ def quality_rows(quality: Mapping[str, Any]) -> tuple[list[str], list[list[str]]
     columns = _columns(quality.get("sets", []))
     header = ["task", "method", "sets", *(title for title, _, _ in columns)]
     rows = []
-    for (task, _, method), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], _method_order(kv[0][2]))):
+    for (task, _, method), members in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], method_order(kv[0][2]))):
         cells = []
         for _, key, fmt in columns:
             values = [m[key] for m in members if m.get(key) is not None]
@@ -415,11 +422,6 @@ def columns_note(quality: Mapping[str, Any]) -> str:
     if references:
         notes.append("coverage of the real rows by other real rows, the same way: " + ", ".join(references))
     return ("; ".join(notes) + ".") if notes else ""
-
-
-def _method_order(method: str) -> tuple[int, str]:
-    order = ["zerogen", "fewgen", "dawgen"]
-    return (order.index(method) if method in order else len(order), method)
 
 
 def _cell(values: list[float], fmt: str) -> str:

@@ -6,17 +6,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# The learner a fit trains when none is named, per task kind: the best landed learner on the committed
-# results. Classification: SetFit + paired synthetic data was the best row on SST-2 (79.4,
-# docs/results/learners.md); on RTE every learner was within noise of chance and SetFit costs a fraction
-# of prompt tuning (docs/results/learners-rte.md). QA and text-to-text: the kind's own student.
-DEFAULT_LEARNERS = {"single": "setfit", "pair": "setfit", "extractive-qa": "qa-encoder", "text-to-text": "causal-lm"}
-
 # Options a fit gives its default learner, chosen for what 2 CPU cores can afford: the estimate trains
 # the learner 2 × folds × repeats + 1 times. SetFit at its own 20 pair iterations per row costs ~100
 # optimizer steps per fold on 40 long BBC articles; 2 iterations keep a BBC fit under an hour on a shared
 # 2-core machine (measured: README "Quickstart"). Options given with -O replace these.
 FIT_LEARNER_DEFAULTS: dict[str, dict[str, Any]] = {"setfit": {"num_iterations": 2}}
+# (which learner a fit trains when none is named is the task kind's `fit_learner`, tasks/kinds/)
 
 # `auto` weighs ZeroGen against the real rows alone: the estimate reruns auto inside every fold (its choice
 # never sees the fold's held-out rows), and ZeroGen reads no labeled row, so every fold's search and set

@@ -17,9 +17,8 @@ from fewforge.data.schema import Example
 from fewforge.errors import DataError
 from fewforge.fit.layout import Layout, RawRows, find_layout, label_values, read_raw
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import get_kind
 
-# The descriptions generation prompts use ("Write a {label} {description}.") unless --description says.
-DEFAULT_DESCRIPTION = {"single": "text", "pair": "sentence pair", "extractive-qa": "paragraph", "text-to-text": "text"}
 MIN_PER_LABEL = 2  # a stratified k-fold split keeps one row of each label on the training side
 
 
@@ -62,7 +61,8 @@ def infer_task(raw: RawRows, layout: Layout, description: str | None) -> tuple[T
     name = re.sub(r"[^0-9A-Za-z_-]+", "-", raw.path.stem).strip("-") or "examples"
     notes: list[str] = []
     labels: dict[str, str] = {}
-    if layout.kind in ("single", "pair"):
+    kind = get_kind(layout.kind)
+    if kind.classification:
         found = label_values(raw, layout)
         check_label_typos(found)
         for label in sorted({label for label, _ in found}):
@@ -82,10 +82,11 @@ def infer_task(raw: RawRows, layout: Layout, description: str | None) -> tuple[T
         name=name,
         kind=layout.kind,
         labels=labels,
-        description=description or DEFAULT_DESCRIPTION[layout.kind],
+        # what generation prompts call a row ("Write a {label} {description}.") unless --description says
+        description=description or kind.fit_description,
         columns=dict(layout.mapping),
         inputs=layout.inputs,
-        **({"target": "target"} if layout.kind == "text-to-text" else {}),
+        **({"target": layout.target} if layout.target else {}),
     )
     return task, notes
 

@@ -1,14 +1,15 @@
 """What a user's own examples file is: its columns, its task kind, its labels — inferred when no task
 file is given — and its raw rows, read once so every problem can name the line it is on.
 
-Accepted layouts (the first whose columns are all present wins; other columns are ignored):
+Accepted layouts, each declared by its task kind (`file_layouts`, tasks/kinds/); the first whose columns
+are all present wins, longer layouts first; other columns are ignored:
 
-    context, question, answers                  extractive QA (SQuAD's `answers` object)
     text_a, text_b, label                       sentence pair
     premise, hypothesis, label                  sentence pair
     sentence1, sentence2, label                 sentence pair
-    source, target                              text-to-text
+    context, question, answers                  extractive QA (SQuAD's `answers` object)
     text, label                                 single text
+    source, target                              text-to-text
 
 Files: .csv, .tsv (GLUE-style, no quoting), .jsonl, .parquet, or a folder saved by `datasets`. The
 encoding is checked line by line before anything else: a file that mixes UTF-8 with another encoding,
@@ -21,32 +22,31 @@ from __future__ import annotations
 import csv
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fewforge.data.io import FORMATS
 from fewforge.errors import DataError
+from fewforge.tasks.kinds import KINDS
+from fewforge.tasks.kinds.base import FileLayout
 
 
 @dataclass(frozen=True)
-class Layout:
-    kind: str
-    columns: tuple[str, ...]  # all present: this layout
-    mapping: Mapping[str, str] = field(default_factory=dict)  # task field -> column, where they differ
-    inputs: tuple[str, ...] = ()  # text-to-text: the task's own input fields
+class Layout(FileLayout):
+    kind: str = ""
 
     def describe(self) -> str:
         return f"{','.join(self.columns)} ({self.kind})"
 
 
-LAYOUTS: tuple[Layout, ...] = (
-    Layout("extractive-qa", ("context", "question", "answers")),
-    Layout("pair", ("text_a", "text_b", "label")),
-    Layout("pair", ("premise", "hypothesis", "label"), {"text_a": "premise", "text_b": "hypothesis"}),
-    Layout("pair", ("sentence1", "sentence2", "label"), {"text_a": "sentence1", "text_b": "sentence2"}),
-    Layout("text-to-text", ("source", "target"), {"label": "target"}, inputs=("source",)),
-    Layout("single", ("text", "label")),
+# Every registered kind's layouts (tasks/kinds/), those with more columns first: a file holding the
+# columns of two layouts is the more specific one.
+LAYOUTS: tuple[Layout, ...] = tuple(
+    sorted(
+        (Layout(**vars(layout), kind=name) for name, kind in KINDS.items() for layout in kind.file_layouts),
+        key=lambda layout: -len(layout.columns),
+    )
 )
 
 

@@ -28,7 +28,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, ResumeError
 from fewforge.files import read_json, write_json, write_yaml
 from fewforge.fingerprint import derive_seed, fingerprint
-from fewforge.fit.config import DEFAULT_LEARNERS, FIT_LEARNER_DEFAULTS, FIT_METHOD_DEFAULTS, FitConfig
+from fewforge.fit.config import FIT_LEARNER_DEFAULTS, FIT_METHOD_DEFAULTS, FitConfig
 from fewforge.fit.estimate import REAL, SYNTHETIC, Fold, plan_folds, summarize, verdict
 from fewforge.fit.examples import UserRows, load_user_rows
 from fewforge.generators.accounting import costs, within_failure_budget
@@ -87,7 +87,7 @@ def resolve(cfg: dict[str, Any] | FitConfig, generator: Any = None) -> Plan:
     task = load_task(values["task"]) if values.get("task") else None
     rows = load_user_rows(Path(values["examples"]), task, values.get("description"))
     task = rows.task
-    values["learner"] = values.get("learner") or DEFAULT_LEARNERS[task.kind]
+    values["learner"] = values.get("learner") or task.spec.fit_learner
     if values["learner"] in FIT_LEARNER_DEFAULTS:
         values["learner_options"] = {**FIT_LEARNER_DEFAULTS[values["learner"]], **(values.get("learner_options") or {})}
     method_name = values.get("method") or "auto"
@@ -101,7 +101,7 @@ def resolve(cfg: dict[str, Any] | FitConfig, generator: Any = None) -> Plan:
     if task.kind not in learner_cls.kinds:
         raise ConfigError(
             f"learner {cfg.learner!r} cannot learn {task.kind} tasks",
-            hint=f"use --learner {DEFAULT_LEARNERS[task.kind]} (or leave --learner out)",
+            hint=f"use --learner {task.spec.fit_learner} (or leave --learner out)",
         )
     try:
         learner_config = learner_cls.Config(**cfg.learner_options)
@@ -327,7 +327,7 @@ def _synthesis_stage(
     cfg, task, method = plan.cfg, plan.task, plan.method
     fp = fingerprint({
         "v": VERSION, "rows": examples_fp, "held": sorted(e.id for e in held), "method": method.name,
-        "config": method.config.model_dump(mode="json"), "backend": generator.cache_namespace, "model": generator.model_id,
+        "config": method.config.identity(), "backend": generator.cache_namespace, "model": generator.model_id,
         "options": generator.output_options(), "seed": cfg.seed, "unlabeled": [e.inputs for e in plan.unlabeled],
     })
     stage = run.stage(folder, fp)
@@ -395,7 +395,7 @@ def _fold_stage(run: RunDir, plan: Plan, fold: Fold, condition: str, synthetic: 
 
 def _model_stage(run: RunDir, plan: Plan, synthetic: SyntheticSet, progress: Any) -> tuple[Path, dict[str, Any]]:
     """The final model: the learner on every row (+ the chosen synthetic set), saved with its card."""
-    from fewforge.pipeline import training_log
+    from fewforge.cells import training_log
 
     rows = plan.rows.examples
     folder = run.root / "model"

@@ -5,28 +5,25 @@ Seeding: every candidate row samples with its own `torch.Generator` seeded with
 greedy decoding a one-hot choice. A candidate's text therefore depends on its seed alone, not on which
 batch it landed in (up to float rounding of padded batches), and reruns are reproducible.
 
-Adapters: soft prompts (`soft_prompts.py`) and peft LoRA folders (`_lora`: a PeftModel over a module
+Adapters: soft prompts (`soft_prompts.py`) and peft LoRA folders (hf_lora.py: a PeftModel over a module
 tree that shares this model's weights, so adapter-less requests and `trainable()` keep the bare model).
 `score` runs the same model, prompt encoding and adapter as `generate`, one forward per batch.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import inspect
 import json
 import os
 import re
 import shutil
 import threading
-from collections import OrderedDict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from fewforge.errors import BackendError
-from fewforge.generators._gguf import file_id, read_string_field, require_file
+from fewforge.generators._gguf import file_id, require_file
 from fewforge.generators.base import (
     AdapterRequest,
     Candidate,
@@ -40,36 +37,13 @@ from fewforge.generators.base import (
     TrainableLM,
     positions,
 )
+from fewforge.generators.hf_loading import dir_id, load_model
+from fewforge.generators.hf_lora import LoraAdapters
+from fewforge.generators.hf_sampling import SeededSampler, mask_positions, padded
+from fewforge.hf import offline
 
-_SEQ2SEQ_GGUF_ARCHS = {"t5", "t5encoder"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9_][\w.-]*(/[\w.-]+)?$")
 _CONVERTED_MARKER = "fewforge_source.json"
-_MAX_LORAS = 8  # LoRA adapters kept loaded at once; the least recently used one is dropped first
-
-
-def _offline() -> bool:
-    value = os.environ.get("HF_HUB_OFFLINE", "") or os.environ.get("TRANSFORMERS_OFFLINE", "")
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def _import_transformers() -> Any:
-    try:
-        import transformers
-    except ImportError:
-        raise BackendError(
-            "the hf backend needs transformers and torch", hint="run: pip install transformers torch"
-        ) from None
-    return transformers
-
-
-def _load_error(source: str, error: Exception) -> BackendError:
-    first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    hint = (
-        "HF_HUB_OFFLINE is set: pass a local model directory or .gguf file, or download the model first"
-        if _offline()
-        else "pass a local model directory, a .gguf file, or a Hugging Face model id"
-    )
-    return BackendError(f"cannot load the Hugging Face model {source}: {first}", hint=hint)
 
 
 class HFGenerator(Generator):
@@ -106,10 +80,8 @@ class HFGenerator(Generator):
         self._lock = threading.Lock()
         self._adapters: dict[str, Any] = {}  # content hash -> loaded LabelPrompts
         # LoRA adapters live on a PeftModel over a second module tree that shares every weight tensor
-        # with self._model (see `_lora`), so self._model itself is never wrapped or changed.
-        self._lora_model: Any = None
-        self._loras: OrderedDict[str, str] = OrderedDict()  # content hash -> peft adapter name, LRU order
-        self._lora_lock = threading.Lock()  # one active LoRA adapter at a time on the shared tree
+        # with self._model (hf_lora.py), so self._model itself is never wrapped or changed.
+        self._loras = LoraAdapters(self.model_name)
 
     def __repr__(self) -> str:
         return f"HFGenerator({self.model_name!r}, device={self.device!r}, batch_size={self.batch_size})"
@@ -128,7 +100,7 @@ class HFGenerator(Generator):
                 f"model directory not found: {path}",
                 hint="pass a directory holding config.json, a .gguf file, or a Hugging Face model id",
             )
-        kwargs: dict[str, Any] = {"local_files_only": _offline()}
+        kwargs: dict[str, Any] = {"local_files_only": offline()}
         if self.revision:
             kwargs["revision"] = self.revision
         return self.model_name, kwargs, None
@@ -144,7 +116,7 @@ class HFGenerator(Generator):
         if gguf is not None:
             return file_id(gguf)
         if Path(source).is_dir():
-            return _dir_id(Path(source))
+            return dir_id(Path(source))
         # Hub id: the resolved commit, read from the local cache when possible (no network).
         from huggingface_hub import try_to_load_from_cache
 
@@ -160,13 +132,13 @@ class HFGenerator(Generator):
         with self._lock:
             if self._model is not None:
                 return
-            self._model, self._tokenizer = _load(self._source(), self.device, self.dtype, self.model_name)
+            self._model, self._tokenizer = load_model(self._source(), self.device, self.dtype, self.model_name)
 
     def close(self) -> None:
         with self._lock:
-            self._model = self._tokenizer = self._lora_model = None
+            self._model = self._tokenizer = None
             self._adapters = {}
-            self._loras = OrderedDict()
+            self._loras = LoraAdapters(self.model_name)
 
     @property
     def model(self) -> Any:
@@ -293,8 +265,8 @@ class HFGenerator(Generator):
         if adapter is None:
             yield self._model, None
         elif adapter.kind == "lora":
-            with self._lora_lock:  # the LoRA tree has one active adapter at a time
-                yield self._lora(adapter), None
+            with self._loras.lock:  # the LoRA tree has one active adapter at a time
+                yield self._loras.activate(self._model, adapter), None
         else:
             yield self._model, self._adapter(adapter)
 
@@ -318,65 +290,6 @@ class HFGenerator(Generator):
             )
         return prompts
 
-    # -- LoRA adapters (peft folders) ---------------------------------------------------------------
-    def _lora(self, adapter: AdapterRequest) -> Any:
-        """The model with `adapter`'s LoRA active (call under `_lora_lock`).
-
-        Adapters load into one PeftModel built over a copy of self._model's module tree that shares all
-        its parameter tensors (no second set of weights): peft swaps that copy's target layers for LoRA
-        layers, while self._model — what adapter-less requests, soft prompts and `trainable()` use — keeps
-        its own modules and weights. Adapters are keyed by content (a retrained folder loads afresh), and
-        at most _MAX_LORAS stay loaded, the least recently used dropped first.
-        """
-        key = adapter.content_hash  # also checks that the folder holds adapter_config.json
-        name = self._loras.get(key) or self._load_lora(adapter, key)
-        self._loras.move_to_end(key)
-        self._lora_model.set_adapter(name)
-        return self._lora_model.get_base_model()
-
-    def _load_lora(self, adapter: AdapterRequest, key: str) -> str:
-        try:
-            from peft import PeftModel
-        except ImportError:
-            raise BackendError("LoRA adapters need the peft package", hint="run: pip install peft") from None
-        path = Path(adapter.path)
-        try:
-            peft_type = json.loads((path / "adapter_config.json").read_text()).get("peft_type")
-        except (OSError, ValueError) as e:
-            raise BackendError(
-                f"adapter {adapter.name!r}: cannot read {path / 'adapter_config.json'}: {_first_line(e)}",
-                hint="save the adapter with peft's save_pretrained",
-            ) from None
-        if peft_type != "LORA":
-            raise BackendError(
-                f"adapter {adapter.name!r} in {path} is a {peft_type} peft adapter, not LoRA",
-                hint="send LoRA adapters as kind='lora' (soft prompts are kind='soft-prompt')",
-            )
-        if len(self._loras) >= _MAX_LORAS and self._lora_model is not None:
-            _, oldest = self._loras.popitem(last=False)
-            self._lora_model.delete_adapter(oldest)
-        name = "fewforge_" + hashlib.sha256(key.encode()).hexdigest()[:16]  # a valid module name
-        flags = [(p, p.requires_grad) for p in self._model.parameters()]
-        try:
-            if self._lora_model is None:
-                shell = _shared_copy(self._model)
-                self._lora_model = PeftModel.from_pretrained(shell, str(path), adapter_name=name, is_trainable=False)
-            else:
-                self._lora_model.load_adapter(str(path), adapter_name=name, is_trainable=False)
-        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
-            self._lora_model = None  # drop a half-loaded tree; the next LoRA request builds a new one
-            self._loras.clear()
-            raise BackendError(
-                f"adapter {adapter.name!r}: peft cannot load {path} onto {self.model_name}: {_first_line(e)}",
-                hint="send a LoRA tuned on this same base model",
-            ) from None
-        finally:
-            for p, flag in flags:  # peft freezes the base weights it wraps, and they are self._model's
-                p.requires_grad_(flag)
-        self._lora_model.eval()
-        self._loras[key] = name
-        return name
-
     def _generate_batch(
         self,
         model: Any,
@@ -396,7 +309,7 @@ class HFGenerator(Generator):
         eos_ids = set(eos if isinstance(eos, list) else [eos if eos is not None else tok.eos_token_id])
         config = GenerationConfig(
             max_new_tokens=params.max_new_tokens,
-            do_sample=False,  # sampling happens in _SeededSampler, per row
+            do_sample=False,  # sampling happens in SeededSampler (hf_sampling.py), per row
             num_beams=1,
             repetition_penalty=params.repetition_penalty,
             pad_token_id=tok.pad_token_id,
@@ -405,7 +318,7 @@ class HFGenerator(Generator):
         )
         processors = LogitsProcessorList()
         if params.temperature > 0:
-            processors.append(_SeededSampler(seeds, params.temperature, params.top_k, params.top_p))
+            processors.append(SeededSampler(seeds, params.temperature, params.top_k, params.top_p))
         inputs_kw: dict[str, Any] = dict(batch)
         start = batch["input_ids"].shape[1]
         if prompts is not None and adapter is not None:
@@ -477,7 +390,7 @@ class HFGenerator(Generator):
 
         from fewforge.generators.soft_prompts import target_log_probs
 
-        ids, mask = _padded([c + t for c, t in zip(contexts, targets)], self._tokenizer.pad_token_id, model.device)
+        ids, mask = padded([c + t for c, t in zip(contexts, targets)], self._tokenizer.pad_token_id, model.device)
         keep = max(map(len, targets)) + 1  # the last positions: they predict every row's continuation
         kwargs = self._forward_inputs(ids, mask, soft, adapter)
         if "logits_to_keep" in inspect.signature(model.forward).parameters:
@@ -491,10 +404,10 @@ class HFGenerator(Generator):
         """One forward's inputs for left-padded rows, with the positions `generate` gives them (counted
         from each row's first real token, after a soft prompt's n positions), so padding moves nothing."""
         if soft is None or adapter is None:
-            return {"input_ids": ids, "attention_mask": mask, "position_ids": _mask_positions(mask), "use_cache": False}
+            return {"input_ids": ids, "attention_mask": mask, "position_ids": mask_positions(mask), "use_cache": False}
         inputs = soft.generation_inputs(adapter.label, ids, mask)
         inputs.pop("input_length")
-        where = _mask_positions(inputs["attention_mask"])
+        where = mask_positions(inputs["attention_mask"])
         if "inputs_embeds" in inputs:  # prompt placement: the soft tokens are the first n embeddings
             return {**inputs, "position_ids": where, "use_cache": False}
         n = soft.n_tokens  # prefix placement: the cache holds the n prefix positions, not the placeholders
@@ -510,9 +423,9 @@ class HFGenerator(Generator):
         pad = self._tokenizer.pad_token_id
         start = model.generation_config.decoder_start_token_id
         start = model.config.decoder_start_token_id if start is None else start
-        enc, enc_mask = _padded(contexts, pad, model.device)
-        dec, dec_mask = _padded([[start, *t[:-1]] for t in targets], pad, model.device, left=False)
-        gold, _ = _padded(targets, pad, model.device, left=False)
+        enc, enc_mask = padded(contexts, pad, model.device)
+        dec, dec_mask = padded([[start, *t[:-1]] for t in targets], pad, model.device, left=False)
+        gold, _ = padded(targets, pad, model.device, left=False)
         with torch.inference_mode():
             logits = model(
                 input_ids=enc, attention_mask=enc_mask, decoder_input_ids=dec, decoder_attention_mask=dec_mask,
@@ -531,106 +444,6 @@ class HFGenerator(Generator):
         if end is not None:  # the end-of-sequence token was generated: count it, as llama.cpp does
             return Candidate(text=text, finish_reason="stop", n_tokens=end + 1)
         return Candidate(text=text, finish_reason="length", n_tokens=len(kept))
-
-
-class _SeededSampler:
-    """Temperature / top-k / top-p sampling with one torch.Generator per batch row.
-
-    Returns scores that are -inf everywhere except the drawn token, so greedy decoding picks it.
-    """
-
-    def __init__(self, seeds: list[int], temperature: float, top_k: int, top_p: float) -> None:
-        self.seeds, self.temperature, self.top_k, self.top_p = seeds, temperature, top_k, top_p
-        self.generators: list[Any] = []
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
-
-        if not self.generators:
-            self.generators = [torch.Generator(device=scores.device).manual_seed(s) for s in self.seeds]
-        logits = scores.float() / self.temperature
-        if 0 < self.top_k < logits.shape[-1]:
-            kth = torch.topk(logits, self.top_k, dim=-1).values[:, -1:]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        if self.top_p < 1.0:
-            sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-            probs = sorted_logits.softmax(-1)
-            # Drop a token once the mass before it already reaches top_p (the first always stays).
-            sorted_logits = sorted_logits.masked_fill(probs.cumsum(-1) - probs >= self.top_p, float("-inf"))
-            logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
-        probs = logits.softmax(-1)
-        chosen = torch.stack([torch.multinomial(probs[r], 1, generator=g) for r, g in enumerate(self.generators)])
-        return torch.full_like(scores, float("-inf")).scatter(-1, chosen, 0.0)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-
-
-def _shared_copy(model: Any) -> Any:
-    """A second module tree for `model` whose parameters and buffers are `model`'s own tensors: peft can
-    wrap its layers while `model` keeps its modules, and no weight is duplicated."""
-    memo = {id(t): t for t in (*model.parameters(), *model.buffers())}
-    return copy.deepcopy(model, memo)
-
-
-def _mask_positions(mask: Any) -> Any:
-    """Position ids counted from each row's first unmasked token (what `generate` derives for left padding)."""
-    return (mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def _padded(rows: list[list[int]], pad: int, device: Any, left: bool = True) -> tuple[Any, Any]:
-    """(ids, attention mask) of `rows` padded with `pad` to the longest, on `device`."""
-    import torch
-
-    width = max(map(len, rows))
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for r, row in enumerate(rows):
-        where = slice(width - len(row), width) if left else slice(0, len(row))
-        ids[r, where] = torch.tensor(row, dtype=torch.long)
-        mask[r, where] = 1
-    return ids.to(device), mask.to(device)
-
-
-def _dir_id(path: Path) -> str:
-    """Hash of config.json plus the identity of every weight file in a local model directory."""
-    digest = hashlib.sha256()
-    config = path / "config.json"
-    if config.is_file():
-        digest.update(config.read_bytes())
-    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-        digest.update(file_id(weights).encode())
-    return f"{path.name}@{digest.hexdigest()[:16]}"
-
-
-def _load(
-    source: tuple[str, dict[str, Any], Path | None], device: str, dtype: str | None, name: str
-) -> tuple[Any, Any]:
-    transformers = _import_transformers()
-    import torch
-
-    where, kwargs, gguf = source
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if dtype is None:  # fp32 on CPU (fast bf16 kernels are not a given there)
-        cuda_bf16 = device.startswith("cuda") and torch.cuda.is_bf16_supported()
-        dtype = "bfloat16" if cuda_bf16 else ("float16" if device.startswith("cuda") else "float32")
-    try:
-        if gguf is not None:
-            seq2seq = read_string_field(gguf, "general.architecture") in _SEQ2SEQ_GGUF_ARCHS
-        else:
-            seq2seq = bool(transformers.AutoConfig.from_pretrained(where, **kwargs).is_encoder_decoder)
-        auto = transformers.AutoModelForSeq2SeqLM if seq2seq else transformers.AutoModelForCausalLM
-        tokenizer = transformers.AutoTokenizer.from_pretrained(where, **kwargs)
-        model = auto.from_pretrained(where, dtype=getattr(torch, dtype), **kwargs)
-    except (OSError, ValueError) as e:
-        raise _load_error(name, e) from None
-    model.to(device).eval()
-    tokenizer.padding_side = "left"  # batched causal generation continues right after the prompt
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
 
 
 def convert_gguf_to_hf(gguf_path: str | Path, out_dir: str | Path) -> Path:

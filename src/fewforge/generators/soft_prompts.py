@@ -179,17 +179,28 @@ class LabelPrompts(_torch_module()):  # type: ignore[misc]
         return values.to(device=weight.device, dtype=weight.dtype)
 
     def score_all_labels(
-        self, input_ids: "torch.Tensor", attention_mask: "torch.Tensor", values: "torch.Tensor | None" = None
+        self,
+        input_ids: "torch.Tensor",
+        attention_mask: "torch.Tensor",
+        values: "torch.Tensor | None" = None,
+        raw: bool = False,
+        token_states: bool = False,
     ) -> tuple["torch.Tensor", "torch.Tensor"]:
         """(label_logp [L, B, T-1], hidden [L, B, T-1, d]): every row's own next tokens scored under every
-        label's prompt, one batched forward of L*B rows (what eq. 5 needs)."""
+        label's prompt, one batched forward of L*B rows (what eq. 5 needs). `raw`: the tokens' raw logits
+        instead of their log-probabilities (FewGen's code form of eq. 5). `token_states`: hidden[t] is the
+        state at target token t+1 itself (after reading it), not the state that predicts it."""
         import torch
 
         b = input_ids.shape[0]
         labels = torch.arange(self.n_labels).repeat_interleave(b)
         out = self.forward(input_ids.repeat(self.n_labels, 1), attention_mask.repeat(self.n_labels, 1), labels, values)
-        logp = target_log_probs(out.logits[:, :-1], input_ids.repeat(self.n_labels, 1)[:, 1:])
-        hidden = out.hidden[:, :-1]
+        targets = input_ids.repeat(self.n_labels, 1)[:, 1:]
+        if raw:
+            logp = out.logits[:, :-1].float().gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+        else:
+            logp = target_log_probs(out.logits[:, :-1], targets)
+        hidden = out.hidden[:, 1:] if token_states else out.hidden[:, :-1]
         return logp.view(self.n_labels, b, -1), hidden.reshape(self.n_labels, b, *hidden.shape[1:])
 
     def generation_inputs(

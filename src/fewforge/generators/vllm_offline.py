@@ -89,9 +89,9 @@ class VLLMGenerator(Generator):
         if self._model_id is None:
             path = Path(self.model)
             if path.is_dir():
-                from fewforge.generators.hf import _dir_id
+                from fewforge.generators.hf_loading import dir_id
 
-                self._model_id = _dir_id(path)
+                self._model_id = dir_id(path)
             else:
                 self._model_id = self.model  # a hub id, as the user pinned it
         return self._model_id

@@ -15,16 +15,18 @@ docs/fidelity.md: adding synthetic data never means seeing the real rows less).
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 CONDITION_STRATEGY = {"real": "real", "synthetic": "syn"}  # real+synthetic: the learner's own strategy
 
@@ -83,11 +85,28 @@ def sample_weights(examples: Sequence[Example]) -> list[float] | None:
     return out
 
 
+@dataclass(frozen=True)
+class Resources:
+    """What one cell of a learner asks an executor for (executors/): CPU cores, GPUs (a fraction packs
+    several cells on one GPU) and memory in GiB (None: no reservation). A grid learner's `resources:`
+    overrides these per field."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_gb: float | None = None
+
+    def updated(self, overrides: Mapping[str, Any] | None) -> "Resources":
+        return dataclasses.replace(self, **dict(overrides or {}))
+
+
 class Learner(ABC):
     name: ClassVar[str]
     Config: ClassVar[type[LearnerConfig]]
-    kinds: ClassVar[tuple[str, ...]] = ("single", "pair")  # the task kinds it can learn (tasks/kinds/)
+    kinds: ClassVar[tuple[str, ...]] = kind_names(classification=True)  # the task kinds it can learn (tasks/kinds/)
     seconds_per_cell: ClassVar[float] = 30.0  # a rough real-only fit + test prediction on 2 CPU cores (grid ETA)
+    resources: ClassVar[Resources] = Resources(cpus=1, memory_gb=4)
+    # a learner that loads a generator (scores with it) runs its cells on the driver, whatever the executor
+    runs_on_driver: ClassVar[bool] = False
 
     def __init__(self, task: Task, config: LearnerConfig | None = None, *, seed: int = 0) -> None:
         self.task = task
@@ -223,6 +242,8 @@ class SeededLearner(Learner):
     runs `_train` with the learner's own seed — the caller's global random state untouched — and thread
     count, and times it."""
 
+    resources: ClassVar[Resources] = Resources(cpus=2, gpus=1, memory_gb=16)  # a torch model: a GPU where any
+
     def fit(
         self,
         train: Sequence[Example],
@@ -233,7 +254,7 @@ class SeededLearner(Learner):
     ) -> FitReport:
         import time
 
-        from fewforge.learners.loop import seeded, torch_threads
+        from fewforge.learners.runtime import seeded, torch_threads
 
         train, dev, synthetic = self._training_data(train, dev, synthetic)
         start = time.perf_counter()
@@ -274,7 +295,7 @@ class TorchLearner(SeededLearner):
     def predict_proba(self, examples: Sequence[Example] | Sequence[str]) -> Any:
         import numpy as np
 
-        from fewforge.learners.loop import torch_threads
+        from fewforge.learners.runtime import torch_threads
 
         require_fitted(self, self.model)
         rows = self._inputs(examples)

@@ -25,11 +25,6 @@ TASK_FILE = "task.yaml"
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM2_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 _PROMPT_LEARNERS = ("prompt-tuning", "zero-shot", "icl", "pft", "pft+pt")
-_KIND_WORDS = {"single": "text classification", "pair": "sentence-pair classification",
-               "extractive-qa": "extractive question answering", "text-to-text": "text-to-text"}
-_PIPELINE_TAG = {"single": "text-classification", "pair": "text-classification",
-                 "extractive-qa": "question-answering", "text-to-text": "text-generation"}
-
 
 def base_model(learner: Learner) -> str:
     """The pretrained model under the learner, as the user would name it."""
@@ -193,7 +188,7 @@ def readme(
 
     task = learner.task
     library, snippet = usage(learner, directory)
-    tag = _PIPELINE_TAG.get(task.kind)
+    tag = task.spec.pipeline_tag or None
     results = [
         EvalResult(task_type=tag or task.kind, dataset_type=dataset or task.name, dataset_name=dataset or task.name,
                    metric_type=metric, metric_value=round(float(value), 4), metric_name=name)
@@ -212,7 +207,7 @@ def readme(
     return (
         f"---\n{data.to_yaml()}\n---\n\n"
         f"# {card['learner']} for {task.name}\n\n"
-        f"A {_KIND_WORDS.get(task.kind, task.kind)} model trained by fewforge (few-shot learning with LLM-synthesized data): learner "
+        f"A {task.spec.card_words or task.kind} model trained by fewforge (few-shot learning with LLM-synthesized data): learner "
         f"`{card['learner']}` on {card['base_model']}. Task: {task.description}; inputs {', '.join(task.input_fields)}; "
         f"labels {labels}.\n\n"
         f"{body}\n"

@@ -19,7 +19,6 @@ instead of diluting it. That is far below LM-BFF's 1000 steps because a step of 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
@@ -28,6 +27,7 @@ from pydantic import Field
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
+from fewforge.hf import offline as hub_offline
 from fewforge.hf import quiet_transformers, second_order_attention
 from fewforge.learners.base import FitReport, LearnerConfig, TorchLearner, label_ids, require_fitted, sample_weights
 from fewforge.learners.loop import TorchConfig, TorchModel, train_torch, weighted_cross_entropy
@@ -85,10 +85,6 @@ class EncoderConfig(TorchConfig):
     )
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 def resolve_model(model: str | None) -> str:
     """A local directory as a string, or a hub id; a missing local path is a ConfigError naming it."""
     if not model:
@@ -100,7 +96,7 @@ def resolve_model(model: str | None) -> str:
         return str(path)
     # a hub id is "name" or "org/name"; anything else can only be meant as a local path
     looks_local = model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
-    offline = _offline()
+    offline = hub_offline()
     if path.exists() or looks_local or offline:
         raise ConfigError(
             f"encoder model {model!r} is not a local model directory",
@@ -141,7 +137,7 @@ class EncoderClassifier(TorchLearner):
 
         from fewforge.learners.pooled import PooledClassifier
 
-        offline = _offline()
+        offline = hub_offline()
         try:
             with quiet_transformers():
                 self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)

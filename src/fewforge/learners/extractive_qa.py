@@ -41,12 +41,15 @@ from pydantic import Field, model_validator
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, DataError
 from fewforge.files import write_json
+from fewforge.hf import offline as hub_offline
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, require_fitted
-from fewforge.learners.encoder import _no_decay, _offline, resolve_model
-from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
+from fewforge.learners.encoder import _no_decay, resolve_model
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.learners.runtime import torch_threads
 from fewforge.learners.strategies import GROUP_BATCHES
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds.extractive_qa import ExtractiveQAKind
 
 if TYPE_CHECKING:
     import numpy as np
@@ -173,7 +176,7 @@ class QAEncoder(SeededLearner):
 
     name: ClassVar[str] = "qa-encoder"
     Config: ClassVar[type[LearnerConfig]] = QAEncoderConfig
-    kinds: ClassVar[tuple[str, ...]] = ("extractive-qa",)
+    kinds: ClassVar[tuple[str, ...]] = (ExtractiveQAKind.name,)
     # MiniLM on 2 CPU cores: 50-90 s for a 32-shot fit (48 steps, six dev evaluations) plus 60-100 s to
     # predict the ~2,000 AdversarialQA test rows (~20-25 rows/s; SQuAD's 5,000 take 2.5x that).
     seconds_per_cell: ClassVar[float] = 180.0
@@ -196,7 +199,7 @@ class QAEncoder(SeededLearner):
         import torch
         from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-        offline = _offline()
+        offline = hub_offline()
         try:
             with quiet_transformers():  # the "newly initialized qa_outputs" warning is expected
                 self.tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=offline)

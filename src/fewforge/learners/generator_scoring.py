@@ -39,6 +39,7 @@ class GeneratorZeroShot(Learner):
     Config: ClassVar[type[LearnerConfig]] = GeneratorZeroShotConfig
     config: GeneratorZeroShotConfig
     seconds_per_cell: ClassVar[float] = 30.0
+    runs_on_driver: ClassVar[bool] = True  # it loads a generator: kept beside the one the grid generates with
 
     def __init__(self, task: Task, config: GeneratorZeroShotConfig | None = None, *, seed: int = 0) -> None:
         super().__init__(task, config, seed=seed)

@@ -30,7 +30,15 @@ from pydantic import Field
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError, TaskError
-from fewforge.learners.base import FitReport, Learner, LearnerConfig, label_ids, require_fitted, sample_weights
+from fewforge.learners.base import (
+    FitReport,
+    Learner,
+    LearnerConfig,
+    Resources,
+    label_ids,
+    require_fitted,
+    sample_weights,
+)
 from fewforge.tasks.base import Task
 
 HEAD_FILE = "head.json"
@@ -53,6 +61,7 @@ class LinearProbeConfig(LearnerConfig):
 class LinearProbe(Learner):
     name: ClassVar[str] = "linear-probe"
     seconds_per_cell: ClassVar[float] = 1.0
+    resources: ClassVar[Resources] = Resources(cpus=1, memory_gb=2)  # frozen MiniLM features on CPU
     Config: ClassVar[type[LearnerConfig]] = LinearProbeConfig
     config: LinearProbeConfig
 

@@ -5,7 +5,7 @@ evaluations without improvement, restore the best state.
 
 A learner supplies what differs: `step(batch) -> loss` (forward, backward, optimizer step),
 `evaluate() -> (dev accuracy, dev loss)`, and `snapshot()` / `restore(state)` of its trainable weights.
-`seeded(seed)` gives a learner its own random streams without touching the caller's global state.
+`runtime.seeded(seed)` gives a learner its own random streams without touching the caller's global state.
 
 `TorchConfig` + `train_torch` are the part every torch learner shares on top of that: the step budget,
 the strategy's batch plan, AdamW with a warmup + linear/cosine schedule, one forward/backward per source
@@ -28,16 +28,14 @@ from __future__ import annotations
 
 import logging
 import math
-import random
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal, Sequence, get_args
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence, get_args
 
 from pydantic import Field, model_validator
 
 from fewforge.errors import ConfigError
 from fewforge.learners.base import FitReport, LearnerConfig
-from fewforge.learners.strategies import REWEIGHT, STRATEGY_NAMES, Batch, plan, step_budget, uses_surgery
+from fewforge.learners.strategies import REWEIGHT, STRATEGY_NAMES, SURGERY, Batch, plan, step_budget, uses_surgery
 
 if TYPE_CHECKING:
     import torch
@@ -50,43 +48,6 @@ EVALS_PER_RUN = 6  # default dev evaluations per run: on BBC each costs ~2 s, ab
 def eval_interval(eval_every: int | None, total_steps: int) -> int:
     """`eval_every`, or by default every 1/EVALS_PER_RUN of the run."""
     return eval_every or max(1, total_steps // EVALS_PER_RUN)
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed python's, numpy's and torch's global generators for the block, then put back the caller's
-    states: a learner's weight init, dropout and shuffles depend on `seed` alone, and fitting one
-    learner never changes the random draws of the code around it."""
-    import numpy as np
-    import torch
-
-    py_state, np_state = random.getstate(), np.random.get_state()
-    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
-        random.seed(seed)
-        np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
-        try:
-            yield
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with `threads` torch CPU threads (None: leave torch's choice)."""
-    import torch
-
-    if threads is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_loop(
@@ -137,7 +98,8 @@ def run_loop(
 
 
 Strategy = Literal[
-    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+reweight", "paired+l2rw"
+    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+gs-all", "paired+gs-ema",
+    "paired+reweight", "paired+l2rw",
 ]
 assert set(get_args(Strategy)) == set(STRATEGY_NAMES)  # one list of names, checked at import
 
@@ -151,7 +113,8 @@ class TorchConfig(LearnerConfig):
     strategy: Strategy = Field(
         "paired",
         description="How real and synthetic rows form batches: 'paired' (default, the fair rule) adds a synthetic "
-        "batch to every real batch; 'paired+gs' also applies gradient surgery; 'paired+reweight' weighs each "
+        "batch to every real batch; 'paired+gs' also applies gradient surgery ('paired+gs-all' / 'paired+gs-ema': "
+        "against the gradient of all real rows every 10 steps / a moving average of the real gradients); 'paired+reweight' weighs each "
         "synthetic row by how well its gradient agrees with the real batch's (after Ren et al. 2018; "
         "'paired+l2rw': the paper's own weight rule); 'real+syn' shuffles both into one pool; 'real->syn' / "
         "'syn->real' alternate a pass over the real rows with as many synthetic batches; 'real' / 'syn' train "
@@ -280,7 +243,7 @@ def train_torch(
     import torch
     from transformers import get_cosine_schedule_with_warmup, get_linear_schedule_with_warmup
 
-    from fewforge.learners.gradient_surgery import combine, conflict_rate
+    from fewforge.learners.gradient_surgery import Reference, combine, conflict_rate
     from fewforge.learners.reweight import WeightLog, reweighted_backward
 
     budget = cfg.total_steps(n_real)
@@ -302,6 +265,7 @@ def train_torch(
         raise ConfigError(f"strategy {cfg.strategy!r} needs the synthetic rows' labels",
                           hint="pass syn_labels to train_torch, or use 'paired+l2rw'")
     records: list[dict[str, Any]] = []
+    reference = Reference(SURGERY.get(cfg.strategy, "batch"))
 
     def backward(source: str, idx: list[int]) -> float:
         weights = [syn_weights[i] for i in idx] if source == "syn" and syn_weights is not None else None
@@ -316,12 +280,20 @@ def train_torch(
         # The two halves' mean losses add up: a real half weighs what it weighs in real-only training.
         loss = 0.0
         if surgery and batch.real and batch.syn:
+            if reference.due():  # the gradient over every real row, at the current parameters
+                for start in range(0, n_real, cfg.batch_size):
+                    chunk = list(range(start, min(start + cfg.batch_size, n_real)))
+                    (model.loss("real", chunk, cfg.smoothing("real")) * (len(chunk) / n_real)).backward()
+                reference.set([p.grad for p in params])
+                for p in params:
+                    p.grad = None
             loss += backward("real", batch.real)
             real_grads = [None if p.grad is None else p.grad.clone() for p in params]
             for p in params:
                 p.grad = None
             loss += backward("syn", batch.syn)
-            update, record = combine(real_grads, [p.grad for p in params], cfg.epsilon)
+            against = reference.update(real_grads)
+            update, record = combine(real_grads, [p.grad for p in params], cfg.epsilon, reference=against)
             for p, g in zip(params, update):
                 p.grad = g
             records.append({"step": len(records) + 1, **record.as_dict()})
@@ -367,6 +339,8 @@ def train_torch(
     if surgery:
         report.surgery = records
         report.extra["conflict_rate"] = conflict_rate(records)
+        report.extra["surgery_reference"] = reference.kind
+        report.extra["mean_removed_norm"] = sum(r["removed_norm"] for r in records) / max(len(records), 1)
     if reweight is not None:
         report.row_weights = reweight.means()
         report.extra["reweight"] = reweight.summary()

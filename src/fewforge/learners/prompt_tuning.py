@@ -57,9 +57,12 @@ class PromptTuningConfig(TorchConfig):
         "no soft prompt), 'both' (PFT + soft prompt), 'none' (zero-shot prompting with the template).",
     )
     prompt_tokens: int = Field(100, ge=1, description="Soft-prompt vectors prepended to the input (paper: 100).")
-    init: Literal["vocab", "random"] = Field(
-        "vocab", description="Soft-prompt initialisation: embeddings of randomly sampled vocabulary words, or random."
+    init: str = Field(
+        "vocab", description="Soft-prompt initialisation: 'vocab' (embeddings of randomly sampled vocabulary words), "
+        "'random', or the folder of a saved prompt to start from (a prompt-tuning model saved by fewforge, or its "
+        "prompt/ adapter folder): DawGen's prompt-transfer baselines start from a prompt tuned elsewhere.",
     )
+
     template: str | None = Field(
         None,
         description="Cloze template with the task's fields and {mask} last (default: the task's cloze template "
@@ -164,6 +167,30 @@ class PromptTuning(TorchLearner):
             prompt_tuning_init=PromptTuningInit.SAMPLE_VOCAB if self.config.init == "vocab" else PromptTuningInit.RANDOM,
         )
         self.model = get_peft_model(lm, peft_config)  # draws the init from torch's RNG: call inside seeded()
+        if self.config.init not in ("vocab", "random"):  # a prompt tuned elsewhere (prompt transfer), trained on
+            self._start_from(self.config.init)
+
+    def _start_from(self, path: str) -> None:
+        """Copy a saved prompt's vectors into the fresh soft prompt (PEFT will not train a loaded one)."""
+        import torch
+        from safetensors.torch import load_file
+
+        folder = saved_prompt(path)
+        if folder is None or not (folder / "adapter_model.safetensors").is_file():
+            raise ConfigError(
+                f"init {path!r} is neither 'vocab', 'random' nor a folder holding a saved prompt",
+                hint="pass a prompt-tuning model folder saved by fewforge (save_models: true), or its prompt/ folder",
+            )
+        saved = load_file(str(folder / "adapter_model.safetensors")).get("prompt_embeddings")
+        embedding = self.model.prompt_encoder["default"].embedding.weight
+        if saved is None or saved.shape != embedding.shape:
+            shape = None if saved is None else tuple(saved.shape)
+            raise ConfigError(
+                f"the saved prompt in {folder} has shape {shape}, this learner's is {tuple(embedding.shape)}",
+                hint=f"set prompt_tokens: {shape[0]}" if shape else "save the prompt with fewforge's prompt-tuning learner",
+            )
+        with torch.no_grad():
+            embedding.copy_(saved.to(embedding.dtype))
 
     @property
     def lm(self) -> Any:
@@ -359,6 +386,15 @@ class PromptTuning(TorchLearner):
         learner.context = meta.get("context", "")
         learner.model.eval()
         return learner
+
+
+def saved_prompt(path: str) -> Path | None:
+    """The PEFT adapter folder of a saved prompt at `path` (the folder itself or its prompt/), or None."""
+    folder = Path(path).expanduser()
+    for candidate in (folder, folder / "prompt"):
+        if (candidate / "adapter_config.json").is_file():
+            return candidate
+    return None
 
 
 # -- the baselines of DawGen §4.2 on the same model, template and verbalizer: one config default each --

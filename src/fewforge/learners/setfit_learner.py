@@ -29,7 +29,7 @@ from fewforge.data.schema import Example
 from fewforge.files import write_json
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, label_ids, require_fitted, sample_weights
-from fewforge.learners.loop import torch_threads
+from fewforge.learners.runtime import torch_threads
 from fewforge.tasks.base import Task
 
 

@@ -20,7 +20,8 @@ batches, real first or synthetic first. They therefore take 2 x the step budget 
 the same rows and compute as `paired`, only the order differs, so the comparison isolates ordering.
 (An epoch over the synthetic set, as in the paper where it is 60x the real set, would leave the real
 rows unseen for most of the run.) `paired+gs` is `paired`'s batches with gradient surgery applied by
-the learner (gradient_surgery.py); `paired+reweight` is `paired`'s batches with each synthetic row's
+the learner (gradient_surgery.py; `paired+gs-all` / `paired+gs-ema` project against steadier references);
+`paired+reweight` is `paired`'s batches with each synthetic row's
 loss weighted by its learned agreement with the step's real batch (reweight.py, after Ren et al. 2018),
 and `paired+l2rw` the same with the paper's own weight rule.
 """
@@ -156,14 +157,19 @@ STRATEGIES.register("real->syn", f"{__name__}:real_then_syn")
 STRATEGIES.register("syn->real", f"{__name__}:syn_then_real")
 STRATEGIES.register("paired", f"{__name__}:paired")
 STRATEGIES.register("paired+gs", f"{__name__}:paired")  # same batches; the learner does the surgery
+STRATEGIES.register("paired+gs-all", f"{__name__}:paired")  # the same against all real rows' gradient
+STRATEGIES.register("paired+gs-ema", f"{__name__}:paired")  # the same against a moving average of it
 STRATEGIES.register("paired+reweight", f"{__name__}:paired")  # same batches; the loop learns row weights
 STRATEGIES.register("paired+l2rw", f"{__name__}:paired")  # the same with Ren et al.'s own weight rule
 
-SURGERY = frozenset({"paired+gs"})  # strategies whose learner projects δ_syn against δ_real
+# strategies whose learner projects δ_syn against the real gradient, and the reference each projects
+# against (gradient_surgery.Reference: the batch's, all real rows', a moving average)
+SURGERY = {"paired+gs": "batch", "paired+gs-all": "all-real", "paired+gs-ema": "ema"}
 # strategies whose synthetic rows get learned weights, and the weight rule of each (reweight.py)
 REWEIGHT = {"paired+reweight": "centred", "paired+l2rw": "l2rw"}
 STRATEGY_NAMES = (
-    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+reweight", "paired+l2rw"
+    "real", "syn", "real+syn", "real->syn", "syn->real", "paired", "paired+gs", "paired+gs-all", "paired+gs-ema",
+    "paired+reweight", "paired+l2rw",
 )
 
 

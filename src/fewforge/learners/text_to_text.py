@@ -38,7 +38,6 @@ BLEU 0.013 -> 0.044).
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
@@ -47,10 +46,14 @@ from pydantic import Field, model_validator
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.files import write_json
+from fewforge.hf import offline as hub_offline
 from fewforge.hf import quiet_transformers
 from fewforge.learners.base import FitReport, LearnerConfig, SeededLearner, require_fitted
-from fewforge.learners.loop import TorchConfig, TorchModel, torch_threads, train_torch
+from fewforge.learners.causal_lm import lora_config, pad, target_loss
+from fewforge.learners.loop import TorchConfig, TorchModel, train_torch
+from fewforge.learners.runtime import torch_threads
 from fewforge.tasks.base import Task, field_title
+from fewforge.tasks.kinds.text_to_text import TextToTextKind
 
 if TYPE_CHECKING:
     import torch
@@ -63,7 +66,6 @@ MODEL_DIR = "model"  # full fine-tuning: the whole model and its tokenizer
 LORA_LR, FULL_LR = 5e-4, 5e-5
 # Attention projections by architecture family: Llama/Qwen/Mistral/Gemma (q/k/v/o_proj), BART (out_proj),
 # T5 (q/k/v/o). A model with none of them falls back to PEFT's per-architecture default.
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "q", "k", "v", "o")
 
 
 class TextToTextConfig(TorchConfig):
@@ -142,16 +144,12 @@ class CausalLMConfig(TextToTextConfig):
     lora: bool = Field(True, description="Train LoRA adapters (default) instead of every weight (false).")
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
 class _TextToTextLearner(SeededLearner):
     """What both learners share: encoding with source shortening, the training loop, dev evaluation by
     generation, batched prediction, LoRA, save and load. A subclass brings its model class, its rows
     (`_encode`), its loss and its generation."""
 
-    kinds: ClassVar[tuple[str, ...]] = ("text-to-text",)
+    kinds: ClassVar[tuple[str, ...]] = (TextToTextKind.name,)
     config: TextToTextConfig
     auto_class: ClassVar[str]
     add_special: ClassVar[bool]  # whether the tokenizer's own special tokens go around the source
@@ -181,7 +179,7 @@ class _TextToTextLearner(SeededLearner):
         import torch
         import transformers
 
-        offline = _offline()
+        offline = hub_offline()
         auto = getattr(transformers, self.auto_class)
         try:
             with quiet_transformers():
@@ -199,19 +197,14 @@ class _TextToTextLearner(SeededLearner):
         if not self.config.lora:
             self.model = lm
             return
-        from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+        from peft import PeftModel, get_peft_model
 
         if adapter is not None:
             self.model = PeftModel.from_pretrained(lm, str(adapter))
             return
         cfg = self.config
-        peft_config = LoraConfig(
-            task_type=TaskType.SEQ_2_SEQ_LM if self.add_special else TaskType.CAUSAL_LM,
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=list(cfg.lora_targets) if cfg.lora_targets else _attention_modules(lm),
-        )
+        peft_config = lora_config(lm, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets,
+                                  seq2seq=self.add_special)
         try:
             self.model = get_peft_model(lm, peft_config)  # LoRA B starts at 0: the model is unchanged at step 0
         except ValueError as exc:
@@ -398,20 +391,6 @@ class _TextToTextLearner(SeededLearner):
         return learner
 
 
-def _attention_modules(lm: Any) -> list[str] | None:
-    """The attention projection names present in `lm` (None: PEFT's default for its architecture)."""
-    import torch
-
-    names = {n.rsplit(".", 1)[-1] for n, m in lm.named_modules() if isinstance(m, torch.nn.Linear)}
-    found = [n for n in ATTENTION if n in names]
-    return found or None
-
-
-def _pad(rows: Sequence[list[int]], value: int, left: bool = False) -> list[list[int]]:
-    width = max(len(r) for r in rows)
-    return [[value] * (width - len(r)) + r if left else r + [value] * (width - len(r)) for r in rows]
-
-
 class Seq2SeqLearner(_TextToTextLearner):
     """Fine-tunes an AutoModelForSeq2SeqLM (DAFTT: BART-Large): source -> label, teacher-forced."""
 
@@ -442,14 +421,14 @@ class Seq2SeqLearner(_TextToTextLearner):
         device = self.lm.device
         sources = [r["source"] for r in rows]
         return {
-            "input_ids": torch.tensor(_pad(sources, self.tokenizer.pad_token_id), device=device),
-            "attention_mask": torch.tensor(_pad([[1] * len(s) for s in sources], 0), device=device),
+            "input_ids": torch.tensor(pad(sources, self.tokenizer.pad_token_id), device=device),
+            "attention_mask": torch.tensor(pad([[1] * len(s) for s in sources], 0), device=device),
         }
 
     def _loss(self, rows: Sequence[dict[str, list[int]]], smoothing: float) -> "torch.Tensor":
         import torch
 
-        labels = torch.tensor(_pad([r["target"] for r in rows], -100), device=self.lm.device)
+        labels = torch.tensor(pad([r["target"] for r in rows], -100), device=self.lm.device)
         decoder_input_ids = self.lm.prepare_decoder_input_ids_from_labels(labels=labels)
         logits = self.model(**self._tensors(rows), decoder_input_ids=decoder_input_ids).logits
         return torch.nn.functional.cross_entropy(
@@ -490,26 +469,10 @@ class CausalLMLearner(_TextToTextLearner):
         return ids[: self.config.max_target_length - 1] + [self.tokenizer.eos_token_id]
 
     def _loss(self, rows: Sequence[dict[str, list[int]]], smoothing: float) -> "torch.Tensor":
-        import torch
-
-        device = self.lm.device
+        # the target tokens only, predicted from the source (LoRA layers are inside self.lm)
         seqs = [r["source"] + r["target"] for r in rows]
-        ids = torch.tensor(_pad(seqs, self.tokenizer.pad_token_id), device=device)
-        mask = torch.tensor(_pad([[1] * len(s) for s in seqs], 0), device=device)
-        # position t predicts token t + 1: the target tokens are predicted from len(source) - 1 on
-        row_idx, pos_idx, gold = [], [], []
-        for b, r in enumerate(rows):
-            start = len(r["source"]) - 1
-            row_idx += [b] * len(r["target"])
-            pos_idx += range(start, start + len(r["target"]))
-            gold += r["target"]
-        body = getattr(self.lm, self.lm.base_model_prefix)  # LoRA layers are inside it
-        hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-        picked = hidden[torch.tensor(row_idx, device=device), torch.tensor(pos_idx, device=device)]
-        logits = self.lm.get_output_embeddings()(picked).float()
-        return torch.nn.functional.cross_entropy(
-            logits, torch.tensor(gold, device=device), label_smoothing=smoothing
-        )
+        starts = [len(r["source"]) for r in rows]
+        return target_loss(self.lm, seqs, starts, self.tokenizer.pad_token_id, smoothing)
 
     def _generate_batch(self, rows: Sequence[dict[str, list[int]]]) -> list[str]:
         import torch
@@ -517,8 +480,8 @@ class CausalLMLearner(_TextToTextLearner):
         cfg, tok = self.config, self.tokenizer
         device = self.lm.device
         sources = [r["source"] for r in rows]
-        ids = torch.tensor(_pad(sources, tok.pad_token_id, left=True), device=device)
-        mask = torch.tensor(_pad([[1] * len(s) for s in sources], 0, left=True), device=device)
+        ids = torch.tensor(pad(sources, tok.pad_token_id, left=True), device=device)
+        mask = torch.tensor(pad([[1] * len(s) for s in sources], 0, left=True), device=device)
         out = self.lm.generate(
             input_ids=ids,
             attention_mask=mask,

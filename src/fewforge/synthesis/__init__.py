@@ -17,7 +17,7 @@ METHODS.register("dawgen", "fewforge.synthesis.fewgen.method:DawGen")
 METHODS.register("daftt-annotate", "fewforge.synthesis.daftt.method:DafttAnnotate")
 METHODS.register("daftt-generate", "fewforge.synthesis.daftt.method:DafttGenerate")
 METHODS.register("s3", "fewforge.synthesis.s3.method:S3")
-METHODS.register("goldgen", "fewforge.synthesis.s3.method:GoldGen")
+METHODS.register("goldgen", "fewforge.synthesis.s3.extrapolation:GoldGen")
 METHODS.register("auto", "fewforge.synthesis.auto:Auto")
 
 

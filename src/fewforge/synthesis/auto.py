@@ -192,7 +192,7 @@ class Auto(SynthesisMethod):
     # -- search ------------------------------------------------------------------------------------------
 
     def _student(self, task: Task) -> str:
-        return self.config.student or ("linear-probe" if task.is_classification else task.spec.default_learners[0])
+        return self.config.student or task.spec.default_student
 
     def _folds(self, ctx: SynthesisContext, selection: str) -> list[tuple[list[Example], list[Example]]]:
         """(student's train rows, held-out rows) pairs: two halves of dev for `dev`, else k stratified folds

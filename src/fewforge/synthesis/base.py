@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from fewforge.data.schema import Example
 from fewforge.generators.base import Generator, SamplingParams
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 if TYPE_CHECKING:
     import datasets
@@ -29,11 +30,50 @@ if TYPE_CHECKING:
     from fewforge.rundir import RunDir, Stage
 
 
+# A field added to a method's config after sets were made with it: it enters the set's fingerprint only
+# when it differs from its default, so those sets stay finished (`MethodConfig.identity`).
+ADDED_LATER = {"fingerprint": "when set"}
+
+
 class MethodConfig(BaseModel):
     """Base of every method's config: typos are errors, not silently ignored options."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: int = 1
+
+    def identity(self) -> dict[str, Any]:
+        """The config as it enters fingerprints: every field, except the ones marked `ADDED_LATER` while
+        they hold their default."""
+        later = {
+            name
+            for name, f in type(self).model_fields.items()
+            if f.json_schema_extra == ADDED_LATER and getattr(self, name) == f.default
+        }
+        return self.model_dump(mode="json", exclude=later)
+
+
+def sampling_params(
+    config: MethodConfig,
+    task: Task,
+    seed: int,
+    *,
+    max_new_tokens: int | None = None,
+    stop: tuple[str, ...] | None = None,
+) -> SamplingParams:
+    """The one place a method's config becomes SamplingParams: its temperature and whichever of top_p,
+    top_k and repetition_penalty it has (SamplingParams' defaults otherwise); its own max_new_tokens and
+    stop when set, else the caller's (a kind's answer limits), else the task kind's."""
+    default = SamplingParams()
+    own_stop = getattr(config, "stop", None)
+    return SamplingParams(
+        temperature=getattr(config, "temperature"),
+        top_k=getattr(config, "top_k", default.top_k),
+        top_p=getattr(config, "top_p", default.top_p),
+        max_new_tokens=getattr(config, "max_new_tokens", None) or max_new_tokens or task.spec.max_new_tokens,
+        stop=own_stop if own_stop is not None else stop if stop is not None else task.spec.stop,
+        seed=seed,
+        repetition_penalty=getattr(config, "repetition_penalty", default.repetition_penalty),
+    )
 
 
 @dataclass
@@ -112,7 +152,7 @@ class SynthesisMethod(ABC):
     # the grid then refuses a backend that cannot load adapters before any work starts.
     needs_adapters: ClassVar[bool] = False
     citation: ClassVar[str] = ""  # BibTeX of the method's paper, for the dataset card
-    kinds: ClassVar[tuple[str, ...]] = ("single", "pair", "extractive-qa", "text-to-text")  # task kinds it serves
+    kinds: ClassVar[tuple[str, ...]] = kind_names()  # task kinds it serves (every registered one)
 
     def __init__(self, config: MethodConfig | None = None) -> None:
         self.config = config if config is not None else self.Config()

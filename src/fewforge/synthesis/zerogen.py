@@ -37,7 +37,14 @@ from fewforge.data.schema import Example
 from fewforge.errors import DataError
 from fewforge.fingerprint import derive_seed
 from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams
-from fewforge.synthesis.base import MethodConfig, RequestPlan, SynthesisContext, SynthesisMethod, SyntheticDataset
+from fewforge.synthesis.base import (
+    MethodConfig,
+    RequestPlan,
+    SynthesisContext,
+    SynthesisMethod,
+    SyntheticDataset,
+    sampling_params,
+)
 from fewforge.synthesis.postprocess import Draft, PostprocessConfig, PostprocessReport, postprocess
 from fewforge.tasks.base import Task
 
@@ -83,16 +90,7 @@ class ZeroGen(SynthesisMethod):
     citation = CITATION
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
-        c = self.config
-        return SamplingParams(
-            temperature=c.temperature,
-            top_k=c.top_k,
-            top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens or task.spec.max_new_tokens,
-            stop=c.stop if c.stop is not None else task.spec.stop,
-            seed=derive_seed(split_seed, c.seed),
-            repetition_penalty=c.repetition_penalty,
-        )
+        return sampling_params(self.config, task, derive_seed(split_seed, self.config.seed))
 
     def synthesize(self, ctx: SynthesisContext) -> SyntheticDataset:
         c = self.config

@@ -12,6 +12,7 @@ templates may use the fields the kind copies from a pool row ({text_a} of a pair
 
 from __future__ import annotations
 
+import dataclasses
 import string
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -19,7 +20,7 @@ from typing import Any, Mapping
 from fewforge.data.schema import Example
 from fewforge.errors import DataError, TaskError
 from fewforge.tasks.kinds import get_kind
-from fewforge.tasks.kinds.base import TaskKind
+from fewforge.tasks.kinds.base import TaskKind, field_title  # field_title: where prompts import it
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class Task:
     target: str = "answer"  # what the target is called in prompts ("Question:" for question generation)
     source_template: str = ""  # how a text-to-text student sees the inputs (default: one "Field: value" line each)
     data: str = ""  # the data folder's name when not the task's (squad-qg reads squad/)
+    # the published prompt table a method may take verbatim for this task's data: "s3-imdb" (S3 Table 1's
+    # IMDb prompts, for SST-2, IMDb, Rotten Tomatoes), "s3-rte" (its RTE prompts); "" for none
+    published_prompts: str = ""
 
     def __post_init__(self) -> None:
         spec = get_kind(self.kind, self.name)
@@ -88,6 +92,11 @@ class Task:
                 hint=f"allowed here: {sorted(allowed)}",
             )
         return used
+
+    def definition(self) -> dict[str, Any]:
+        """The task as data, for fingerprints. `published_prompts` is left out: it was chosen from the
+        task's name and description before it was a field, so finished runs keep their fingerprints."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "published_prompts"}
 
     @property
     def spec(self) -> TaskKind:
@@ -177,11 +186,6 @@ class Task:
         """(text, text_pair) for an encoder's tokenizer."""
         fields = self.input_fields
         return example.inputs[fields[0]], (example.inputs[fields[1]] if len(fields) > 1 else None)
-
-
-def field_title(name: str) -> str:
-    """How a field is named in prompts: "text_b" -> "Text b", "context" -> "Context"."""
-    return name.replace("_", " ").capitalize()
 
 
 def _short(value: Any, limit: int = 60) -> str:

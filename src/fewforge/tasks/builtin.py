@@ -50,6 +50,7 @@ BUILTIN_TASKS: dict[str, Task] = {
             kind="single",
             labels={"negative": "terrible", "positive": "great"},  # LM-BFF SST-2
             description="movie review",
+            published_prompts="s3-imdb",
             cloze_template="{text} It was {mask}.",  # LM-BFF `*cls**sent_0*_It_was*mask*.*sep+*`
             # FewGen: "negative/positive movie review:"; SST-2 rows are single sentences from RT reviews.
             generation_templates={
@@ -62,6 +63,7 @@ BUILTIN_TASKS: dict[str, Task] = {
             kind="single",
             labels={"negative": "terrible", "positive": "great"},
             description="movie review",
+            published_prompts="s3-imdb",
             cloze_template="{text} It was {mask}.",
             generation_templates={
                 "negative": f"Write a negative movie review in one sentence. {_REVIEW_ONLY}",
@@ -73,6 +75,7 @@ BUILTIN_TASKS: dict[str, Task] = {
             kind="single",
             labels={"negative": "terrible", "positive": "great"},
             description="movie review",
+            published_prompts="s3-imdb",
             cloze_template="{text} It was {mask}.",
             # S3 Table 1 IMDb seed prompt without its rationale slot ("... a movie that has <x>.").
             generation_templates={
@@ -159,6 +162,7 @@ BUILTIN_TASKS: dict[str, Task] = {
         Task(
             name="rte",
             kind="pair",
+            published_prompts="s3-rte",
             labels={"entailment": "Yes", "not_entailment": "No"},  # LM-BFF RTE
             description="sentence pair",
             cloze_template=_NLI_CLOZE,

@@ -32,6 +32,7 @@ Every problem is a one-line TaskError naming the file and the fix.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -39,6 +40,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from fewforge.errors import TaskError
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import KINDS, kind_names
+
+KindName = Literal[kind_names()]  # type: ignore[valid-type]  # every registered kind, by name
+# "single: Single-sentence classification: {text} → one of the task's labels; pair: ..." (each kind
+# module's first line)
+KIND_HELP = "; ".join(
+    f"{name}: {(sys.modules[type(kind).__module__].__doc__ or '').strip().splitlines()[0].split('. ')[0].rstrip('.')}"
+    for name, kind in KINDS.items()
+)
 
 TASK_FILE_SUFFIXES = (".yaml", ".yml", ".toml")
 
@@ -60,10 +70,7 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: StrictStr = Field(min_length=1, description="task name; data is read from <data dir>/<name>/")
-    type: Literal["single", "pair", "extractive-qa", "text-to-text"] = Field(
-        description="single: {text}; pair: {text_a} and {text_b}; extractive-qa: {context}, {question} and "
-        "SQuAD answers; text-to-text: the `inputs` fields and one output text"
-    )
+    type: KindName = Field(description=KIND_HELP)
     labels: dict[Word, Word] = Field(default_factory=dict, description="label name -> verbalizer word")
     inputs: list[Word] | None = Field(None, min_length=1, description="text-to-text: the input field names")
     given: list[Word] | None = Field(None, description="input fields generation copies from a pool row")

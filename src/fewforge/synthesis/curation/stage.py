@@ -34,6 +34,8 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.synthesis.base import SyntheticDataset
 from fewforge.synthesis.curation.base import AuditContext, CurateConfig
+from fewforge.synthesis.curation.registry import get_auditor
+from fewforge.tasks.kinds import kind_names
 
 REASONS = {
     "audit_threshold": "the auditor's probability of the row's label is below the threshold",
@@ -48,14 +50,12 @@ def curate(
 ) -> SyntheticDataset:
     """The set after the audit and the action (and, given `per_label`, at most that many rows per label, best
     scored first); `dataset` itself is not changed."""
-    from fewforge.synthesis.curation import get_auditor
-
     config = config if isinstance(config, CurateConfig) else CurateConfig.model_validate(dict(config))
     task = ctx.task
     if not task.is_classification:
         raise ConfigError(
             f"curation audits class labels, and task {task.name!r} is {task.kind}",
-            hint="curate classification sets (single, pair) only",
+            hint=f"curate classification sets ({', '.join(kind_names(classification=True))}) only",
         )
     auditor = get_auditor(config.auditor, config.options)
     started = time.perf_counter()

@@ -34,25 +34,16 @@ from typing import Any, Callable, ClassVar, Sequence
 
 from pydantic import Field
 
-from fewforge.data.schema import Answer, Example
+from fewforge.data.schema import Example
 from fewforge.errors import BackendError, DataError
 from fewforge.fingerprint import derive_seed
 from fewforge.generators.base import AdapterRequest, Generator, SamplingParams
 from fewforge.generators.label_scores import score_labels
-from fewforge.synthesis.base import SynthesisContext, SynthesisMethod, SyntheticDataset
-from fewforge.synthesis.daftt.teacher import (
-    Formatter,
-    Mode,
-    Teacher,
-    TeacherOptions,
-    build_teacher,
-    choose_demos,
-    demo_of,
-    teacher_rows,
-)
+from fewforge.synthesis.base import SynthesisContext, SynthesisMethod, SyntheticDataset, sampling_params
+from fewforge.synthesis.daftt.teacher import Formatter, Mode, TeacherOptions, choose_demos, demo_of, teacher_rows
+from fewforge.synthesis.daftt.training import Teacher, build_teacher
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
-from fewforge.tasks.kinds.extractive_qa import align_answer
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +176,9 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
     citation = CITATION
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
-        c = self.config
-        qa = task.kind == "extractive-qa"
-        return SamplingParams(
-            temperature=c.temperature,
-            top_p=c.top_p,
-            max_new_tokens=c.max_new_tokens or (32 if qa else task.spec.max_new_tokens),
-            stop=("\n",) if qa else task.spec.stop,
-            seed=derive_seed(split_seed, c.seed),
-        )
+        max_new_tokens, stop = task.spec.answer_limits()
+        seed = derive_seed(split_seed, self.config.seed)
+        return sampling_params(self.config, task, seed, max_new_tokens=max_new_tokens, stop=stop)
 
     def unlabelled(self, ctx: SynthesisContext, labelled: Sequence[Example]) -> tuple[list[Example], dict[str, int]]:
         """The pool rows no teacher or student has seen labelled, label-free: inputs and id only, first
@@ -338,7 +323,6 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
         """QA answers / text-to-text targets decoded at the annotation temperature, in `order`."""
         c, task, generator = self.config, ctx.task, ctx.generator
         params = self.sampling_params(task, ctx.seed)
-        qa = task.kind == "extractive-qa"
         kept: list[Example] = []
         dropped: list[dict] = []
         done = 0
@@ -357,18 +341,12 @@ class DafttAnnotate(_DafttMethod, SynthesisMethod):
                     continue
                 candidate = completion.candidates[0]
                 raw = candidate.text
-                target = " ".join(raw.strip().split("\n")[0].split()) if qa else " ".join(raw.split())
-                answers: tuple[Answer, ...] = ()
-                reason = "" if target else "empty"
-                if qa and target:
-                    found = align_answer(row.inputs["context"], target)
-                    if found is None:
-                        reason = "answer_not_in_context"
-                    else:
-                        target, answers = found[0], (Answer(*found),)
-                if reason:
-                    dropped.append({"id": row.id, "label": target, "reason": reason, "raw": raw})
+                decoded = task.spec.decode_answer(task, row, raw)  # QA: the first line, aligned to the context
+                if isinstance(decoded, str):
+                    first_line = " ".join(raw.strip().split("\n")[0].split())  # what was read, for the report
+                    dropped.append({"id": row.id, "label": first_line, "reason": decoded, "raw": raw})
                     continue
+                target, answers = decoded
                 lineage = {
                     **self._lineage(prepared, generator, prompt, row, position),
                     "temperature": params.temperature,

@@ -26,55 +26,34 @@ reads the target and writes the inputs (label -> text; label + first sentence ->
 first sentence can come from the pool as in ZeroGen; context + answer -> question; a text-to-text task's
 given fields -> the rest, later fields as "Title: value" lines, as `split_fields` reads them).
 
-Training. LoRA through peft (r 8, alpha 16, dropout 0.05 on the attention projections) on a deep copy of
-the backend's model, so the backend's weights never change; AdamW with a cosine schedule and linear
-warm-up (transformers' `get_cosine_schedule_with_warmup`; DAFTT: Adam, cosine), gradient norm clipped
-at 1, the loss on the output tokens (and EOS) only, the LM head applied to those positions alone.
-`lora: false` is DAFTT's full fine-tuning of every linear layer of the transformer blocks (the tied
-embedding / LM-head matrix and the norms stay frozen); it is saved as an exact full-rank LoRA adapter
-(per layer r = min(in, out), one factor the identity, the other the weight change, alpha = r), so the
-same backend path serves it, at the cost of a large adapter (~0.7 GB for SmolLM2).
-`tune: false` or `epochs: 0` saves the freshly initialised LoRA (peft's B = 0: exactly the base model),
-the untuned-teacher baseline through the same prompts and code path.
-
-The adapter is saved in the method's work folder as `teacher-<fingerprint>/` (fingerprint of the model,
-the encoded rows and every training option), with `teacher-<fingerprint>.json` beside it (summary and
-the loss of every step); a rerun with the same fingerprint reuses it.
+Training, saving and reuse: training.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import logging
-import math
-import os
 import random
-import re
-import shutil
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import Field
 
 from fewforge.data.schema import Example
-from fewforge.errors import ConfigError, DataError
-from fewforge.files import read_json, write_json
-from fewforge.fingerprint import fingerprint
-from fewforge.generators.base import AdapterRequest, TrainableLM
+from fewforge.generators.base import TrainableLM
+from fewforge.learners.causal_lm import eos_id
 from fewforge.synthesis.base import MethodConfig
 from fewforge.tasks.base import Task, field_title
+from fewforge.tasks.kinds.base import Fields
+from fewforge.tasks.kinds.base import TeacherMode as Mode
 
 log = logging.getLogger(__name__)
 
-TEACHER_VERSION = 1  # bump when training or formatting changes what a teacher is for the same inputs
-Mode = Literal["annotate", "generate"]
+# bump when training or formatting changes what a teacher is for the same inputs; 2: trained through
+# learners/loop.train_torch (its step budget, batch plan and warm-up rounding)
+TEACHER_VERSION = 2
 # LoRA on SmolLM2: 5e-4 (the causal-lm learner's, which barely moved at 1e-4 in 40 steps); full fine-tuning
 # keeps the usual 5e-5.
 LORA_LR, FULL_LR = 5e-4, 5e-5
-ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj", "out_proj", "q", "k", "v", "o")
 
 
 class TeacherOptions(MethodConfig):
@@ -128,71 +107,18 @@ class TeacherOptions(MethodConfig):
 
 # ----------------------------------------------------------------------------------------- formatting
 
-Fields = list[tuple[str, str]]  # (title or "", value): the lines of an "Input:" section
-
-
-def _words(task: Task) -> str:
-    return ", ".join(f"{word} ({label})" for label, word in task.labels.items())
-
-
 def _titles(task: Task, fields: Sequence[str]) -> list[str]:
     return [field_title(task.target if f == "label" else f) for f in fields]
 
 
-def _join(titles: Sequence[str]) -> str:
-    titles = [t.lower() for t in titles]
-    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
-
-
 def definition(task: Task, mode: Mode) -> str:
-    """SNI's task definition: what the teacher is asked to do, in one or two sentences."""
-    d = task.description
-    kind = task.kind
-    if mode == "annotate":
-        if kind == "single":
-            return f"Classify the {d}. Answer with one of: {_words(task)}."
-        if kind == "pair":
-            return f"Classify the relation between Sentence 1 and Sentence 2 ({d}). Answer with one of: {_words(task)}."
-        if kind == "extractive-qa":
-            return f"Answer the question about the context ({d}) with a span copied from the context."
-        return f"Given the {_join(_titles(task, task.input_fields))} ({d}), write the {task.target.lower()}."
-    labels = ", ".join(task.label_names)
-    if kind == "single":
-        return f"Write a {d} whose label is the input ({labels})."
-    if kind == "pair":
-        return (f"Given a label and Sentence 1 ({d}), write Sentence 2 so that the relation between the two "
-                f"sentences is the label ({labels}).")
-    if kind == "extractive-qa":
-        return f"Given a context ({d}) and an answer copied from it, write a question about the context whose answer it is."
-    wanted = _join(_titles(task, task.generated_fields))
-    if task.given_fields:
-        return f"Given the {_join(_titles(task, task.given_fields))}, write the {wanted} ({d})."
-    return f"Write one example of {d}: its {wanted}."
+    """SNI's task definition: what the teacher is asked to do, in one or two sentences (the kind's words)."""
+    return task.spec.teacher_definition(task, mode)
 
 
 def input_fields(task: Task, mode: Mode, example: Example | None = None, label: str = "") -> Fields:
     """The "Input:" lines: a row's inputs (annotate), or the label / the given fields (generate)."""
-    kind = task.kind
-    if mode == "annotate":
-        assert example is not None
-        if kind == "single":
-            return [("", example.inputs["text"])]
-        if kind == "pair":
-            return [("Sentence 1", example.inputs["text_a"]), ("Sentence 2", example.inputs["text_b"])]
-        return [(field_title(f), example.inputs[f]) for f in task.input_fields]
-    if kind == "single":
-        return [("", label)]
-    if kind == "pair":
-        assert example is not None
-        return [("Label", label), ("Sentence 1", example.inputs["text_a"])]
-    if kind == "extractive-qa":
-        assert example is not None
-        return [("Context", example.inputs["context"]), ("Answer", example.label)]
-    if not task.given_fields:
-        return [("", task.description)]
-    assert example is not None
-    given = task.spec.condition_values(task, example)
-    return [(field_title(task.target if f == "label" else f), given[f]) for f in task.given_fields]
+    return task.spec.teacher_inputs(task, mode, example, label)
 
 
 def output_text(task: Task, mode: Mode, example: Example) -> str:
@@ -291,16 +217,6 @@ def has_chat_template(lm: TrainableLM) -> bool:
     return lm.render(probe) != probe
 
 
-def eos_id(lm: TrainableLM) -> int:
-    eos = lm.model.generation_config.eos_token_id
-    eos = eos[0] if isinstance(eos, list) else eos
-    if eos is None:
-        eos = lm.tokenizer.eos_token_id
-    if eos is None:
-        raise ConfigError("the generator has no end-of-sequence token to end a teacher output with")
-    return int(eos)
-
-
 def choose_demos(task: Task, rows: Sequence[Example], k: int, seed: int) -> list[Example]:
     """k (+1 spare, for when a training row is itself a demonstration) teacher rows, a seeded round-robin
     over the groups so every label shows."""
@@ -331,7 +247,7 @@ def teacher_rows(
     adapter): a row that is one of the demonstrations sees the spare one instead of itself."""
     k = options.demonstrations
     formatter = Formatter(task, mode, lm, options.max_prompt_tokens, chat=options.chat_template)
-    eos = eos_id(lm)
+    eos = eos_id(lm.model, lm.tokenizer)
     out = []
     for e in rows:
         chosen = [d for d in demo_rows if d is not e][:k]
@@ -343,287 +259,3 @@ def teacher_rows(
         target_ids = lm.encode(formatter.sep + target, False)[: options.max_target_tokens - 1] + [eos]
         out.append(TeacherRow(tuple(prompt_ids + target_ids), len(prompt_ids), e.id))
     return out
-
-
-# ------------------------------------------------------------------------------------------- training
-
-@dataclass
-class Teacher:
-    """A fine-tuned (or untuned) teacher ready to send with requests."""
-
-    path: Path
-    adapter: AdapterRequest
-    summary: dict[str, Any]
-
-
-def _attention_modules(model: Any) -> list[str] | None:
-    import torch
-
-    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
-    found = [n for n in ATTENTION if n in names]
-    return found or None
-
-
-def _lora_config(model: Any, options: TeacherOptions) -> Any:
-    from peft import LoraConfig, TaskType
-
-    return LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=options.lora_r,
-        lora_alpha=options.lora_alpha,
-        lora_dropout=options.lora_dropout,
-        target_modules=list(options.lora_targets) if options.lora_targets else _attention_modules(model),
-    )
-
-
-def _pad(rows: Sequence[Sequence[int]], value: int) -> list[list[int]]:
-    width = max(len(r) for r in rows)
-    return [list(r) + [value] * (width - len(r)) for r in rows]
-
-
-def target_loss(model: Any, rows: Sequence[TeacherRow], pad_id: int) -> "Any":
-    """Mean cross-entropy of the output tokens given their prompts; the LM head runs on those positions only.
-    `model` is a transformers causal LM (LoRA layers may be injected into it)."""
-    import torch
-
-    device = next(model.parameters()).device
-    ids = torch.tensor(_pad([r.ids for r in rows], pad_id), device=device)
-    mask = torch.tensor(_pad([[1] * len(r.ids) for r in rows], 0), device=device)
-    row_idx, pos_idx, gold = [], [], []
-    for b, r in enumerate(rows):
-        n = len(r.ids) - r.target_start
-        row_idx += [b] * n
-        pos_idx += range(r.target_start - 1, len(r.ids) - 1)  # position t predicts token t + 1
-        gold += r.ids[r.target_start :]
-    body = getattr(model, model.base_model_prefix)
-    hidden = body(input_ids=ids, attention_mask=mask).last_hidden_state
-    picked = hidden[torch.tensor(row_idx, device=device), torch.tensor(pos_idx, device=device)]
-    logits = model.get_output_embeddings()(picked).float()
-    return torch.nn.functional.cross_entropy(logits, torch.tensor(gold, device=device))
-
-
-def mean_loss(model: Any, rows: Sequence[TeacherRow], pad_id: int, batch_size: int = 8) -> float:
-    """Token-weighted mean output loss over `rows`, in eval mode, no gradient."""
-    import torch
-
-    was_training = model.training
-    model.eval()
-    total = tokens = 0.0
-    with torch.no_grad():
-        for s in range(0, len(rows), batch_size):
-            batch = rows[s : s + batch_size]
-            n = sum(len(r.ids) - r.target_start for r in batch)
-            total += target_loss(model, batch, pad_id).item() * n
-            tokens += n
-    model.train(was_training)
-    return total / max(tokens, 1)
-
-
-@contextlib.contextmanager
-def _seeded(seed: int) -> Iterator[None]:
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def _blocks_linear(model: Any) -> list[tuple[str, Any]]:
-    """Full fine-tuning's weights: every linear layer inside the transformer body (not the LM head, which
-    is tied to the input embeddings in SmolLM2 and most small LMs)."""
-    import torch
-
-    prefix = model.base_model_prefix
-    body = getattr(model, prefix)
-    return [(f"{prefix}.{n}", m) for n, m in body.named_modules() if isinstance(m, torch.nn.Linear)]
-
-
-def fit(
-    lm: TrainableLM,
-    rows: Sequence[TeacherRow],
-    options: TeacherOptions,
-    seed: int,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[Any, list[dict[str, Any]], dict[str, Any]]:
-    """Fine-tune a deep copy of `lm.model` on `rows`: (the tuned copy — a peft model with LoRA, the plain
-    model for full fine-tuning —, the per-step history, facts for the summary). With `options.tunes`
-    false the copy gets a fresh LoRA and no step is taken."""
-    import torch
-    from peft import get_peft_model
-    from transformers import get_cosine_schedule_with_warmup
-
-    pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-    with _seeded(seed):
-        model = copy.deepcopy(lm.model)  # the backend's model never changes
-        for p in model.parameters():
-            p.requires_grad_(False)
-        if options.lora or not options.tunes:
-            try:
-                model = get_peft_model(model, _lora_config(model, options))  # LoRA B = 0: the base model at step 0
-            except ValueError as exc:
-                raise ConfigError(f"LoRA cannot adapt the teacher: {exc}".splitlines()[0],
-                                  hint="set lora_targets to its module names") from exc
-            base = model.get_base_model()
-        else:
-            if any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()):
-                model.float()  # AdamW steps on half-precision weights lose most updates (a GPU backend loads bf16)
-            for _, module in _blocks_linear(model):
-                module.weight.requires_grad_(True)
-            base = model
-        params = [p for p in model.parameters() if p.requires_grad]
-        facts: dict[str, Any] = {"trainable_params": sum(p.numel() for p in params)}
-        if not options.tunes:
-            return model, [], {**facts, "steps": 0}
-        steps_per_epoch = math.ceil(len(rows) / options.batch_size)
-        total = options.epochs * steps_per_epoch
-        if options.max_steps is not None:
-            total = min(total, options.max_steps)
-        optimizer = torch.optim.AdamW(params, lr=options.lr(), weight_decay=options.weight_decay)
-        # warm-up rounds down: HF's warm-up starts at lr 0, so a run of a few steps would waste one of them
-        schedule = get_cosine_schedule_with_warmup(optimizer, int(options.warmup_ratio * total), total)
-        facts["loss_before"] = round(mean_loss(base, rows, pad), 4)
-        rng = random.Random(seed)
-        history: list[dict[str, Any]] = []
-        model.train()
-        step = 0
-        for epoch in range(options.epochs):
-            order = list(range(len(rows)))
-            rng.shuffle(order)
-            for s in range(0, len(order), options.batch_size):
-                if step >= total:
-                    break
-                t0 = time.perf_counter()
-                batch = [rows[i] for i in order[s : s + options.batch_size]]
-                loss = target_loss(base, batch, pad)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                lr = schedule.get_last_lr()[0]
-                optimizer.step()
-                schedule.step()
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                history.append({"step": step, "epoch": epoch + 1, "loss": round(loss.item(), 5), "lr": lr,
-                                "tokens": sum(len(r.ids) for r in batch), "seconds": round(time.perf_counter() - t0, 3)})
-                if progress is not None:
-                    progress(step, total)
-        model.eval()
-        facts["loss_after"] = round(mean_loss(base, rows, pad), 4)
-        facts["steps"] = step
-        return model, history, facts
-
-
-def _save_lora(model: Any, directory: Path) -> None:
-    from fewforge.hf import quiet_transformers
-
-    with quiet_transformers():
-        model.save_pretrained(str(directory))
-    (directory / "README.md").unlink(missing_ok=True)  # peft's model card: not part of the adapter
-
-
-def export_full(tuned: Any, base: Any, directory: Path) -> None:
-    """A fully fine-tuned model's change to its blocks' linear layers as an exact LoRA adapter: per layer
-    r = min(in, out), alpha = r (scale 1), A = I and B = W' - W (or B = I and A = W' - W when out < in)."""
-    import torch
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    base_weights = dict(base.named_parameters())
-    layers = _blocks_linear(tuned)
-    deltas = {name: m.weight.detach().float() - base_weights[f"{name}.weight"].detach().float() for name, m in layers}
-    ranks = {name: min(m.in_features, m.out_features) for name, m in layers}
-    patterns = {re.escape(name): r for name, r in ranks.items()}
-    config = LoraConfig(
-        task_type=TaskType.CAUSAL_LM,
-        r=8,
-        lora_alpha=8,
-        lora_dropout=0.0,
-        target_modules=sorted(ranks),
-        rank_pattern=patterns,
-        alpha_pattern=patterns,
-    )
-    shell = get_peft_model(tuned, config)  # only the LoRA weights are saved: the tuned copy can carry them
-    modules = dict(shell.get_base_model().named_modules())
-    with torch.no_grad():
-        for name, delta in deltas.items():
-            module, r = modules[name], ranks[name]
-            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
-            if module.scaling["default"] != 1.0 or a.shape != (r, delta.shape[1]) or b.shape != (delta.shape[0], r):
-                raise AssertionError(f"full-rank export of {name}: unexpected LoRA shape")  # a peft change, a bug
-            eye = torch.eye(r, dtype=a.dtype)
-            if r == delta.shape[1]:
-                a.copy_(eye)
-                b.copy_(delta.to(b.dtype))
-            else:
-                a.copy_(delta.to(a.dtype))
-                b.copy_(eye)
-    _save_lora(shell, directory)
-
-
-def teacher_key(generator: Any, mode: Mode, rows: Sequence[TeacherRow], options: TeacherOptions, seed: int) -> str:
-    """What shapes a teacher. The untuned one is the base model whatever the rows: one per model."""
-    if not options.tunes:
-        lora = {k: getattr(options, k) for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")}
-        return fingerprint({"v": TEACHER_VERSION, "model": generator.model_id, "untuned": lora})
-    return fingerprint(
-        {
-            "v": TEACHER_VERSION,
-            "model": generator.model_id,
-            "options": generator.output_options(),
-            "mode": mode,
-            "training": options.training(),
-            "rows": [[list(r.ids), r.target_start] for r in rows],
-            "seed": seed,
-        }
-    )
-
-
-def build_teacher(
-    generator: Any,
-    lm: TrainableLM,
-    mode: Mode,
-    rows: Sequence[TeacherRow],
-    options: TeacherOptions,
-    seed: int,
-    workdir: Path,
-    name: str,
-    progress: Callable[[int, int], None] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Teacher:
-    """Train (or reuse) the teacher for `rows` and return it as an adapter request."""
-    if options.tunes and not rows:
-        raise DataError(f"{name}: no labelled rows to fine-tune the teacher on", hint="give a few-shot split, or tune: false")
-    seed = seed if options.tunes else 0  # the untuned teacher is one per model (its LoRA A is never used)
-    key = teacher_key(generator, mode, rows, options, seed)
-    path, summary_path = workdir / f"teacher-{key}", workdir / f"teacher-{key}.json"
-    if (path / "adapter_config.json").is_file() and summary_path.is_file():
-        log.info("%s: reusing the teacher in %s", name, path)
-        summary = {k: v for k, v in read_json(summary_path).items() if k != "history"}
-        return Teacher(path, AdapterRequest(f"{name}:teacher", str(path), kind="lora"), {**summary, "reused": True})
-
-    started = time.perf_counter()
-    model, history, facts = fit(lm, rows, options, seed, progress)
-    workdir.mkdir(parents=True, exist_ok=True)
-    tmp = workdir / f".teacher-{key}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    if options.lora or not options.tunes:
-        _save_lora(model, tmp)
-    else:
-        export_full(model, lm.model, tmp)
-    del model
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)  # a half-written teacher never looks complete (the summary is written last)
-    seconds = [h["seconds"] for h in history]
-    summary = {
-        "mode": mode,
-        "tuned": options.tunes,
-        "lora": options.lora or not options.tunes,
-        **options.training(),
-        "rows": len(rows),
-        "seed": seed,
-        **facts,
-        "seconds_per_step": round(sum(seconds) / len(seconds), 3) if seconds else None,
-        "wall_time_s": round(time.perf_counter() - started, 1),
-        "folder": path.name,
-        **(extra or {}),
-    }
-    write_json(summary_path, {**summary, "history": history})
-    return Teacher(path, AdapterRequest(f"{name}:teacher", str(path), kind="lora"), {**summary, "reused": False})

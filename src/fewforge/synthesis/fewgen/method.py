@@ -18,7 +18,9 @@ content hash is in every cache key and in every row's lineage.
 Decoding: nucleus sampling (DawGen L67: stochastic decoding; ZeroGen's top_p 0.9, temperature 0.9) by
 default; `decoding: fewgen` is FewGen's released setting (PROTOCOLS §4): temperature 0.5, top-k 10 for
 single-input tasks, greedy for pairs (each with its own first sentence from the pool), at most 50 new
-tokens, and `label_repetition_penalty` per label (FewGen's RTE: not_entailment 1.5).
+tokens, FewGen's repetition penalty per label (decoding.py: SST-2 1.1 for each label, RTE not_entailment
+1.5; `label_repetition_penalty` overrides it) and, for single-input tasks, one neutral start word per row
+(FewGen's SST-2 list: "a", "one", "the", ...; the row is the word and what the generator wrote after it).
 """
 
 from __future__ import annotations
@@ -40,15 +42,19 @@ from fewforge.fingerprint import derive_seed, file_digest, fingerprint
 from fewforge.generators.base import AdapterRequest, Completion, Generator, SamplingParams, TrainableLM
 from fewforge.generators.soft_prompts import Placement
 from fewforge.hf import second_order_attention
+from fewforge.learners.causal_lm import eos_id
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
-from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow
+from fewforge.synthesis.fewgen import decoding
+from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
+from fewforge.synthesis.postprocess import Draft
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
 from fewforge.tasks.base import Task
+from fewforge.tasks.kinds import kind_names
 
 TUNED_PROMPTS = "tuned-prompts"  # the tuning stage's folder in the work folder
 log = logging.getLogger(__name__)
 
-TUNING_VERSION = 1  # bump when tuning changes what it produces for the same inputs
+TUNING_VERSION = 2  # bump when tuning changes what it produces for the same inputs
 # Stands for a pair task's first sentence while locating where the per-request context starts.
 _FIRST_SENTENCE = "\u2063FEWFORGE-FIRST-SENTENCE\u2063"
 
@@ -64,7 +70,12 @@ class FewGenConfig(ZeroGenConfig):
         "sample", description="sample: the sampling options below; fewgen: FewGen's released decoding (PROTOCOLS §4)"
     )
     label_repetition_penalty: dict[str, float] = Field(
-        default_factory=dict, description="per-label repetition penalty (FewGen's RTE: not_entailment 1.5)"
+        default_factory=dict, description="per-label repetition penalty; unset labels under decoding: fewgen "
+        "take FewGen's (SST-2: 1.1 each, RTE: not_entailment 1.5; decoding.py)",
+    )
+    start_words: list[str] | None = Field(
+        None, description="under decoding: fewgen, single-input rows start with one of these words, drawn per "
+        "row (default: FewGen's SST-2 list, 'a', 'one', 'the', ...; [] for none)",
     )
 
     default_loss: ClassVar[str] = "weighted"
@@ -108,6 +119,8 @@ class _Tuned:
     heads: dict[str, str]  # label -> the rendered prompt text its soft prompt replaces
     adapters: dict[str, AdapterRequest]  # label -> its prompt in the tuned file
     params: dict[str, SamplingParams] = field(default_factory=dict)  # label -> its sampling
+    start_words: tuple[str, ...] = ()  # FewGen's neutral start words (decoding: fewgen, single input)
+    seed: int = 0  # the sampling seed the start words are drawn from
 
 
 class FewGen(ZeroGen):
@@ -116,7 +129,7 @@ class FewGen(ZeroGen):
     config: FewGenConfig
     reads_fewshot = True
     needs_adapters = True
-    kinds = ("single", "pair")  # one soft prompt per label
+    kinds = kind_names(classification=True)  # one soft prompt per label
     citation = FEWGEN_CITATION
 
     def sampling_params(self, task: Task, split_seed: int = 0) -> SamplingParams:
@@ -142,14 +155,17 @@ class FewGen(ZeroGen):
         lm = ctx.generator.trainable()
         heads = {label: self._head(task, label, lm) for label in task.label_names}
         rows = [self._row(task, e, lm, heads) for e in ctx.train]
-        path, summary = self._tune(ctx, lm, heads, rows)
+        dev_rows = [self._row(task, e, lm, heads) for e in ctx.dev if e.label in heads]
+        path, summary = self._tune(ctx, lm, heads, rows, dev_rows)
         base = self.sampling_params(task, ctx.seed)
         self._tuned = _Tuned(
             lm,
             heads,
             {label: AdapterRequest(f"{self.name}:{task.name}", str(path), label=k) for k, label in enumerate(task.label_names)},
-            {label: dataclasses.replace(base, repetition_penalty=c.label_repetition_penalty.get(label, base.repetition_penalty))
+            {label: dataclasses.replace(base, repetition_penalty=self._repetition_penalty(task, label, base))
              for label in task.label_names},
+            self._start_words(task),
+            base.seed,
         )
         try:
             dataset = super().synthesize(ctx)
@@ -162,6 +178,28 @@ class FewGen(ZeroGen):
             citation=self.citation,
         )
         return dataset
+
+    def _repetition_penalty(self, task: Task, label: str, base: SamplingParams) -> float:
+        if label in self.config.label_repetition_penalty:
+            return self.config.label_repetition_penalty[label]
+        return decoding.repetition_penalty(task, label) if self.config.decoding == "fewgen" else base.repetition_penalty
+
+    def _start_words(self, task: Task) -> tuple[str, ...]:
+        if self.config.decoding != "fewgen" or task.given_fields:
+            return ()
+        return tuple(decoding.START_WORDS if self.config.start_words is None else self.config.start_words)
+
+    def _word(self, index: int) -> str:
+        words = self._tuned.start_words
+        return decoding.start_word(words, self._tuned.seed, index) if words else ""
+
+    def _draft(self, index: int, *args: Any, **kwargs: Any) -> Draft:
+        """ZeroGen's draft; under FewGen's start words the row is the start word and what followed it."""
+        draft = super()._draft(index, *args, **kwargs)
+        word = self._word(index)
+        if not word:
+            return draft
+        return dataclasses.replace(draft, text=word + draft.text, lineage={**draft.lineage, "start_word": word})
 
     # -- where the soft prompt ends and a request's context begins ----------------------------------
     def _head(self, task: Task, label: str, lm: TrainableLM) -> str:
@@ -203,14 +241,20 @@ class FewGen(ZeroGen):
             target = " " + target
         context_ids = lm.encode(context, False)
         limit = self.sampling_params(task).max_new_tokens
-        target_ids = lm.encode(target, False)[: limit - 1] + [_eos_id(lm)]
+        target_ids = lm.encode(target, False)[: limit - 1] + [eos_id(lm.model, lm.tokenizer)]
         return TuningRow(tuple(context_ids + target_ids), len(context_ids), task.label_names.index(example.label))
 
     # -- tuning: a stage of its own ------------------------------------------------------------------
     def _tune(
-        self, ctx: SynthesisContext, lm: TrainableLM, heads: dict[str, str], rows: Sequence[TuningRow]
+        self,
+        ctx: SynthesisContext,
+        lm: TrainableLM,
+        heads: dict[str, str],
+        rows: Sequence[TuningRow],
+        dev_rows: Sequence[TuningRow] = (),
     ) -> tuple[Path, dict[str, Any]]:
-        """The tuned prompts' file and a summary; reused when the same tuning already finished."""
+        """The tuned prompts' file and a summary; reused when the same tuning already finished. The dev
+        rows are the guard's (guard.py): the prompts saved are the best epoch's on them."""
         from fewforge.generators.soft_prompts import LabelPrompts
         from fewforge.synthesis.fewgen.tune import Tuner
 
@@ -226,6 +270,7 @@ class FewGen(ZeroGen):
                 "placement": c.placement,
                 "heads": head_ids,
                 "rows": [[list(r.ids), r.target_start, r.label] for r in rows],
+                "dev_rows": [[list(r.ids), r.target_start, r.label] for r in dev_rows],
                 "seed": seed,
             }
         )[:16]
@@ -241,23 +286,43 @@ class FewGen(ZeroGen):
         with second_order_attention(lm.model, c.tuning.loss != "lm"):  # FewGen's meta step
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
-            history = Tuner(prompts, c.tuning, seed=seed, pad_id=pad).fit(rows, _tuning_progress(ctx.progress, self.name))
+            tuner = Tuner(prompts, c.tuning, seed=seed, pad_id=pad, frozen_positions=self._anchor(head_ids, prompts.n_tokens))
+            history = tuner.fit(rows, _tuning_progress(ctx.progress, self.name), dev=dev_rows)
+        guard = tuner.guard.summary()
+        log.info("%s: kept %s", self.name, guard["why"])
         summary = {
             "loss": c.tuning.loss,
             "placement": c.placement,
             "prompt_tokens": prompts.n_tokens,
+            "anchored_tokens": self._anchor(head_ids, prompts.n_tokens),
             "rows": len(rows),
             "steps": len(history),
             "seed": seed,
             "wall_time_s": round(time.perf_counter() - started, 1),
             "first_step": history[0],
             "last_epoch_mean_loss": _mean_loss(history, -(-len(rows) // c.tuning.batch_size)),
+            "guard": guard,
+            "diagnostics": step_diagnostics(history),
             "file": f"{TUNED_PROMPTS}/{path.name}",  # relative to the work folder
         }
         with stage:  # finished (done.json) only once both files are written
             prompts.save(path)
             write_json(summary_path, {**summary, "history": history})
         return path, {**summary, "reused": False}
+
+    def _anchor(self, head_ids: Sequence[Sequence[int]], n_tokens: int) -> int:
+        """The leading prompt positions the label anchor freezes (`anchor: label`): FewGen keeps its label
+        control code fixed and tunes what follows it; here the rendered head up to its label word."""
+        if self.config.tuning.anchor == "none":
+            return 0
+        frozen = anchor_positions(head_ids)
+        if frozen >= n_tokens:
+            raise ConfigError(
+                f"{self.name}: the labels' prompts differ in their last position, so anchoring the label "
+                "word leaves no prompt position to tune",
+                hint="end the task's generation instruction after the label word, or set tuning: {anchor: none}",
+            )
+        return frozen
 
     # -- generation: one batch of requests per label, each with its label's prompt -----------------
     def _generate(
@@ -276,7 +341,7 @@ class FewGen(ZeroGen):
             if not rows:
                 continue
             completions = generator.generate(
-                [prompts[i] for i in rows],
+                [prompts[i] + self._word(where[i]) for i in rows],  # the start word opens the row
                 self._tuned.params[label],
                 start_index=[where[i] for i in rows],
                 progress=progress,
@@ -295,16 +360,6 @@ class DawGen(FewGen):
     Config = DawGenConfig
     config: DawGenConfig
     citation = DAWGEN_CITATION
-
-
-def _eos_id(lm: TrainableLM) -> int:
-    eos = lm.model.generation_config.eos_token_id
-    eos = eos[0] if isinstance(eos, list) else eos
-    if eos is None:
-        eos = lm.tokenizer.eos_token_id
-    if eos is None:
-        raise ConfigError("the generator has no end-of-sequence token to end a tuned example with")
-    return int(eos)
 
 
 def _mean_loss(history: list[dict], last: int) -> float:

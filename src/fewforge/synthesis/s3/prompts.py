@@ -1,11 +1,13 @@
 """S3's prompts (Wang et al. 2023, Table 1; PROTOCOLS §2), per task, with task-derived fallbacks.
 
-Three prompts per task: `rationale` asks for reasons that lead to a label (Alg. 1, single-sentence tasks
-only), `seed` writes one example from sampled rationales (single) or from a given context (pairs, QA:
-Alg. 3 / §2.4, no rationales), and `ees` writes an example like a misclassified one with its gold label
-(Alg. 2 / 3). Table 1 covers IMDb, QNLI, RTE and Adversarial QA:
-- movie-review tasks (SST-2, IMDb, Rotten Tomatoes) take the IMDb prompts verbatim;
-- RTE takes its prompts verbatim (label words correct / wrong);
+Three prompts per task: `rationale` asks for reasons that lead to a label (Alg. 1, kinds whose
+`rationales` is set: single-sentence tasks), `seed` writes one example from sampled rationales or from a
+given context (pairs, QA: Alg. 3 / §2.4, no rationales), and `ees` writes an example like a misclassified
+one with its gold label (Alg. 2 / 3). The kind's `s3_prompts` picks the table's shape, a task's
+`published_prompts` a verbatim table. Table 1 covers IMDb, QNLI, RTE and Adversarial QA:
+- movie-review tasks (SST-2, IMDb, Rotten Tomatoes: `published_prompts: s3-imdb`) take the IMDb
+  prompts verbatim;
+- RTE (`published_prompts: s3-rte`) takes its prompts verbatim (label words correct / wrong);
 - other single-sentence tasks take the IMDb prompts with "movie"/"review" replaced by the task's
   description; other pair tasks and text-to-text tasks take an EES prompt of the same shape built on the
   task's own generation prompt; extractive QA takes the AdQA EES prompt (verbatim with `reply_only:
@@ -19,7 +21,7 @@ the task's own generation prompts carry; the paper prompted GPT-3.5, which neede
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Callable, Literal, Mapping
 
 from fewforge.data.schema import Example
 from fewforge.tasks.base import Task, field_title
@@ -34,6 +36,9 @@ class S3Prompts:
     ees: str = ""  # the misclassified example's fields, {label}, {word}
     words: Mapping[str, str] | None = None  # label -> the word the prompts use (RTE: correct / wrong)
     reply: str = ""  # the instruct line
+    seed_from: Literal["rationales", "context"] = "rationales"  # what `seed` is filled from
+    target_as: str = ""  # the placeholder the error's target fills in `ees` (AdQA: "answer")
+    ees_instruct: str = ""  # `ees` reworded for an instruct generator (`reply_only`)
 
 
 _MOVIE = S3Prompts(
@@ -53,6 +58,7 @@ _RTE = S3Prompts(
     "a sentence similar to the given sentence and is definitely {word} based on the given description.",
     words={"entailment": "correct", "not_entailment": "wrong"},
     reply="Reply with the sentence only.",
+    seed_from="context",
 )
 _ADQA_EES = (
     "Given a context: {context} \n{answer} is the answer to: {question}.\n"
@@ -82,21 +88,32 @@ def _single(description: str) -> tuple[S3Prompts, dict[str, str]]:
     return prompts, body
 
 
+def _rationale_table(task: Task, wording: Wording) -> S3Prompts:
+    if task.published_prompts == "s3-imdb":
+        prompts, body = _MOVIE, _MOVIE_BODY
+    else:
+        prompts, body = _single(task.description)
+    return S3Prompts(**{**prompts.__dict__, **body}) if wording == "body" else prompts
+
+
+# by the kind's `s3_prompts`; see the module docstring for where each comes from
+_TABLES: dict[str, Callable[[Task, Wording], S3Prompts]] = {
+    "rationale": _rationale_table,
+    # see ees_prompt
+    "qa": lambda task, wording: S3Prompts(
+        ees=_ADQA_EES, ees_instruct=_ADQA_EES_INSTRUCT, target_as="answer", reply="Reply with the question only."
+    ),
+    # pairs and text-to-text: built on the task's generation prompt (ees_prompt)
+    "generation": lambda task, wording: S3Prompts(),
+}
+_PUBLISHED = {"s3-rte": _RTE}  # a task's `published_prompts` naming a verbatim table outside `_TABLES`' shapes
+
+
 def prompts_for(task: Task, wording: Wording = "table") -> S3Prompts:
     """The task's S3 prompts (see the module docstring for where each comes from)."""
-    if task.kind == "single":
-        if task.description == "movie review":
-            prompts, body = _MOVIE, _MOVIE_BODY
-        else:
-            prompts, body = _single(task.description)
-        if wording == "body":
-            prompts = S3Prompts(**{**prompts.__dict__, **body})
-        return prompts
-    if task.name == "rte":
-        return _RTE
-    if task.kind == "extractive-qa":
-        return S3Prompts(ees=_ADQA_EES, reply="Reply with the question only.")  # see ees_prompt
-    return S3Prompts()  # pairs and text-to-text: built on the task's generation prompt (ees_prompt)
+    if task.published_prompts in _PUBLISHED:
+        return _PUBLISHED[task.published_prompts]
+    return _TABLES[task.spec.s3_prompts](task, wording)
 
 
 def word(task: Task, prompts: S3Prompts, label: str) -> str:
@@ -120,10 +137,10 @@ def seed_prompt(
 ) -> str:
     """Alg. 1's T_query(r, y) with rationales (single-sentence tasks), Table 1's T_query^(2)(c, y) where the
     task has one (RTE), else the task's own generation prompt (the no-rationale seed)."""
-    if task.kind == "single" and rationales and prompts.seed:
+    if prompts.seed_from == "rationales" and rationales and prompts.seed:
         text = prompts.seed.format(rationales=join_reasons(rationales), word=word(task, prompts, label), label=label)
         return _with_reply(text, prompts, reply_only)
-    if task.kind == "pair" and prompts.seed and parent is not None:
+    if prompts.seed_from == "context" and prompts.seed and parent is not None:
         text = prompts.seed.format(**parent.inputs, word=word(task, prompts, label), label=label)
         return _with_reply(text, prompts, reply_only)
     return task.generation_prompt(label, parent)
@@ -133,10 +150,10 @@ def ees_prompt(task: Task, prompts: S3Prompts, error: Example, reply_only: bool)
     """T_mis(x_mis, y_mis): write an example like the misclassified one, with its gold label."""
     label = task.group(error)
     values = {**error.inputs, "word": word(task, prompts, label), "label": label}
-    if task.kind == "extractive-qa":
-        values["answer"] = error.label
-        if reply_only and prompts.ees == _ADQA_EES:
-            return _with_reply(_ADQA_EES_INSTRUCT.format(**values), prompts, reply_only)
+    if prompts.target_as:
+        values[prompts.target_as] = error.label
+    if reply_only and prompts.ees_instruct:
+        return _with_reply(prompts.ees_instruct.format(**values), prompts, reply_only)
     if prompts.ees:
         return _with_reply(prompts.ees.format(**values), prompts, reply_only)
     # Pairs and text-to-text without a Table 1 prompt: the task's own generation prompt (conditioned on

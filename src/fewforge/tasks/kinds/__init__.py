@@ -12,6 +12,12 @@ from fewforge.tasks.kinds.text_to_text import TextToTextKind
 KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (SingleKind(), PairKind(), ExtractiveQAKind(), TextToTextKind())}
 
 
+def kind_names(classification: bool | None = None) -> tuple[str, ...]:
+    """The registered kinds' names (only those with classes, or only those without, when asked): what a
+    learner or method declares it serves, so a new kind is named in one place."""
+    return tuple(n for n, k in KINDS.items() if classification is None or k.classification == classification)
+
+
 def get_kind(name: str, task: str = "") -> TaskKind:
     if name not in KINDS:
         where = f"task {task!r}: " if task else ""
@@ -19,4 +25,4 @@ def get_kind(name: str, task: str = "") -> TaskKind:
     return KINDS[name]
 
 
-__all__ = ["KINDS", "TaskKind", "get_kind"]
+__all__ = ["KINDS", "TaskKind", "get_kind", "kind_names"]

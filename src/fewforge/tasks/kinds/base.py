@@ -1,6 +1,9 @@
 """What a task kind declares: its input fields and target, which fields a generator writes, default
-templates and stop strings, its few-shot sampler and its metrics. One module per kind, one registration
-line in `kinds/__init__.py`; `Task` and every stage ask the kind instead of branching on its name.
+templates and stop strings, its few-shot sampler and its metrics, and the wording and capabilities the
+methods and learners need (a DAFTT teacher's instruction and input lines, how an answer is decoded,
+whether S3's rationales apply, which S3 prompt table it takes, its default students, the file layouts
+`fewforge fit` recognises, what a model card calls it). One module per kind, one registration line in
+`kinds/__init__.py`; `Task` and every stage ask the kind instead of branching on its name.
 """
 
 from __future__ import annotations
@@ -8,13 +11,47 @@ from __future__ import annotations
 import random
 import re
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Mapping, Sequence
 
 from fewforge.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from fewforge.data.schema import Example
     from fewforge.tasks.base import Task
+
+
+TeacherMode = Literal["annotate", "generate"]  # DAFTT: the teacher labels pool rows, or writes new ones
+Fields = list[tuple[str, str]]  # (title or "", value): the lines of a prompt's "Input:" section
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """Columns that make a user's file a task of this kind (`fewforge fit` without a task file)."""
+
+    columns: tuple[str, ...]  # all present: this layout
+    mapping: Mapping[str, str] = field(default_factory=dict)  # task field -> column, where they differ
+    inputs: tuple[str, ...] = ()  # the task's own input fields (text-to-text)
+    target: str = ""  # what the target is called in prompts, when not the task's default
+
+
+def field_title(name: str) -> str:
+    """How a field is named in prompts: "text_b" -> "Text b", "context" -> "Context"."""
+    return name.replace("_", " ").capitalize()
+
+
+def label_words(task: "Task") -> str:
+    """"great (positive), terrible (negative)": each label's verbalizer with its name."""
+    return ", ".join(f"{word} ({label})" for label, word in task.labels.items())
+
+
+def _titles(task: "Task", fields: Sequence[str]) -> list[str]:
+    return [field_title(task.target if f == "label" else f) for f in fields]
+
+
+def _join(titles: Sequence[str]) -> str:
+    titles = [t.lower() for t in titles]
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
 
 
 class TaskKind(ABC):
@@ -35,6 +72,21 @@ class TaskKind(ABC):
     chatter: ClassVar[re.Pattern[str] | None] = None  # kind-specific "talks about the task" matcher
     default_learners: ClassVar[tuple[str, ...]] = ()  # students a run uses when none is named (besides the grid's)
     target_column: ClassVar[str] = "label"  # where the target is in a data file (QA: "answers")
+    # the cheap student a method trains inside its own loop (S3's error finder, `auto`'s search)
+    default_student: ClassVar[str] = "linear-probe"
+    # What `fewforge fit` trains when no --learner is given: the best landed learner on the committed
+    # results. Classification: SetFit + paired synthetic data was the best row on SST-2 (79.4,
+    # docs/results/learners.md); on RTE every learner was within noise of chance and SetFit costs a
+    # fraction of prompt tuning (docs/results/learners-rte.md). QA and text-to-text: the kind's own student.
+    fit_learner: ClassVar[str] = "setfit"
+    rationales: ClassVar[bool] = False  # S3 (Alg. 1): reasons for a label seed the generation prompt
+    # which of S3's prompt tables the kind takes (synthesis/s3/prompts.py): "rationale" (Table 1's IMDb
+    # shape), "qa" (AdQA's EES), "generation" (the task's own generation prompt)
+    s3_prompts: ClassVar[str] = "generation"
+    file_layouts: ClassVar[tuple[FileLayout, ...]] = ()
+    fit_description: ClassVar[str] = "text"  # a `fewforge fit` task's description when none is given
+    card_words: ClassVar[str] = ""  # a model card's "A ... model" (default: the kind's name)
+    pipeline_tag: ClassVar[str] = ""  # the Hugging Face pipeline tag of its saved models
 
     # -- fields ------------------------------------------------------------------------------------------
 
@@ -96,6 +148,41 @@ class TaskKind(ABC):
 
     def check_task(self, task: "Task") -> None:
         """Kind-specific checks of a task definition (a TaskError on a problem)."""
+
+    # -- what methods ask of a kind -----------------------------------------------------------------------
+
+    def teacher_definition(self, task: "Task", mode: TeacherMode) -> str:
+        """SNI's task definition for a DAFTT teacher: what it is asked to do, in one or two sentences.
+        This default serves kinds without classes whose fields the task names (text-to-text)."""
+        d = task.description
+        if mode == "annotate":
+            return f"Given the {_join(_titles(task, task.input_fields))} ({d}), write the {task.target.lower()}."
+        wanted = _join(_titles(task, task.generated_fields))
+        if task.given_fields:
+            return f"Given the {_join(_titles(task, task.given_fields))}, write the {wanted} ({d})."
+        return f"Write one example of {d}: its {wanted}."
+
+    def teacher_inputs(self, task: "Task", mode: TeacherMode, example: "Example | None", label: str) -> Fields:
+        """A DAFTT teacher's "Input:" lines: a row's inputs (annotate), or what a new row is written from
+        (generate: the label, the given fields of `example`)."""
+        if mode == "annotate":
+            assert example is not None
+            return [(field_title(f), example.inputs[f]) for f in task.input_fields]
+        if not task.given_fields:
+            return [("", task.description)]
+        assert example is not None
+        given = self.condition_values(task, example)
+        return [(field_title(task.target if f == "label" else f), given[f]) for f in task.given_fields]
+
+    def answer_limits(self) -> tuple[int, tuple[str, ...]]:
+        """(max new tokens, stop strings) when a teacher writes a row's target (DAFTT annotation)."""
+        return self.max_new_tokens, self.stop
+
+    def decode_answer(self, task: "Task", row: "Example", raw: str) -> tuple[str, tuple] | str:
+        """A teacher's target for `row` from its raw completion, as (target, answers), or the reason to
+        drop it (a key of postprocess.REASONS)."""
+        target = " ".join(raw.split())
+        return (target, ()) if target else "empty"
 
 
 def sample_k_per_class(task: "Task", pool: Sequence["Example"], order: list[int], shots: int) -> tuple[list, list]:

@@ -21,7 +21,7 @@ import unicodedata
 from typing import Any, Mapping
 
 from fewforge.errors import DataError
-from fewforge.tasks.kinds.base import TaskKind, sample_k_examples, text_value
+from fewforge.tasks.kinds.base import FileLayout, TaskKind, sample_k_examples, text_value
 
 _TRIM = " \t\n.,;:!?\"'“”‘’()[]"
 
@@ -107,6 +107,13 @@ class ExtractiveQAKind(TaskKind):
     name = "extractive-qa"
     classification = False
     default_learners = ("qa-encoder",)
+    default_student = "qa-encoder"
+    fit_learner = "qa-encoder"
+    s3_prompts = "qa"
+    file_layouts = (FileLayout(("context", "question", "answers")),)
+    fit_description = "paragraph"
+    card_words = "extractive question answering"
+    pipeline_tag = "question-answering"
     input_fields = ("context", "question")
     given_fields = ("context",)
     target_given = True
@@ -153,6 +160,33 @@ class ExtractiveQAKind(TaskKind):
         return out[0].text, tuple(out)
 
     sample = staticmethod(sample_k_examples)  # type: ignore[assignment]
+
+    def teacher_definition(self, task, mode) -> str:
+        d = task.description
+        if mode == "annotate":
+            return f"Answer the question about the context ({d}) with a span copied from the context."
+        return f"Given a context ({d}) and an answer copied from it, write a question about the context whose answer it is."
+
+    def teacher_inputs(self, task, mode, example, label: str):
+        if mode == "annotate":
+            return super().teacher_inputs(task, mode, example, label)
+        assert example is not None
+        return [("Context", example.inputs["context"]), ("Answer", example.label)]
+
+    def answer_limits(self) -> tuple[int, tuple[str, ...]]:
+        return 32, ("\n",)  # a span: one short line
+
+    def decode_answer(self, task, row, raw: str) -> tuple[str, tuple] | str:
+        """The first line of the completion, aligned to a span of the row's context."""
+        from fewforge.data.schema import Answer
+
+        target = " ".join(raw.strip().split("\n")[0].split())
+        if not target:
+            return "empty"
+        found = align_answer(row.inputs["context"], target)
+        if found is None:
+            return "answer_not_in_context"
+        return found[0], (Answer(*found),)
 
     def finish(self, task, fields: Mapping[str, str]) -> tuple[dict[str, str], tuple] | str:
         """The question is its text up to the first '?' (a small generator often answers it or explains

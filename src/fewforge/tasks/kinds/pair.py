@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from fewforge.tasks.kinds.base import TaskKind, sample_k_per_class
+from fewforge.tasks.kinds.base import FileLayout, TaskKind, label_words, sample_k_per_class
 
 
 class PairKind(TaskKind):
@@ -23,6 +23,15 @@ class PairKind(TaskKind):
     )
     max_new_tokens = 48
     stop = ("\n\n",)
+    # several column names for the two sentences (the first layout whose columns are all present wins)
+    file_layouts = (
+        FileLayout(("text_a", "text_b", "label")),
+        FileLayout(("premise", "hypothesis", "label"), {"text_a": "premise", "text_b": "hypothesis"}),
+        FileLayout(("sentence1", "sentence2", "label"), {"text_a": "sentence1", "text_b": "sentence2"}),
+    )
+    fit_description = "sentence pair"
+    card_words = "sentence-pair classification"
+    pipeline_tag = "text-classification"
     # A second sentence that discusses "the sentence", entailment or equivalence is an explanation.
     chatter = re.compile(
         r"\b(?:(?:the|this|that|first|second|original|given|above|two|both|each) sentences?\b|entail\w*|"
@@ -34,3 +43,16 @@ class PairKind(TaskKind):
         return task.read_label(value, where), ()
 
     sample = staticmethod(sample_k_per_class)  # type: ignore[assignment]
+
+    def teacher_definition(self, task, mode) -> str:
+        d = task.description
+        if mode == "annotate":
+            return f"Classify the relation between Sentence 1 and Sentence 2 ({d}). Answer with one of: {label_words(task)}."
+        return (f"Given a label and Sentence 1 ({d}), write Sentence 2 so that the relation between the two "
+                f"sentences is the label ({', '.join(task.label_names)}).")
+
+    def teacher_inputs(self, task, mode, example, label: str):
+        assert example is not None
+        if mode == "annotate":
+            return [("Sentence 1", example.inputs["text_a"]), ("Sentence 2", example.inputs["text_b"])]
+        return [("Label", label), ("Sentence 1", example.inputs["text_a"])]

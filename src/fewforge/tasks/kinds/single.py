@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from fewforge.tasks.kinds.base import TaskKind, sample_k_per_class
+from fewforge.tasks.kinds.base import FileLayout, TaskKind, label_words, sample_k_per_class
 
 
 class SingleKind(TaskKind):
@@ -16,6 +16,22 @@ class SingleKind(TaskKind):
     causal_cloze = "{text}\n{description}: {mask}"
     default_generation = "Write a {label} {description}."
     max_new_tokens = 64  # ZeroGen's 40 fits one sentence; a headline plus a few sentences needs more
+    rationales = True  # S3 Alg. 1: reasons for a label (a review's "great acting") seed a text
+    s3_prompts = "rationale"
+    file_layouts = (FileLayout(("text", "label")),)
+    card_words = "text classification"
+    pipeline_tag = "text-classification"
+
+    def teacher_definition(self, task, mode) -> str:
+        if mode == "annotate":
+            return f"Classify the {task.description}. Answer with one of: {label_words(task)}."
+        return f"Write a {task.description} whose label is the input ({', '.join(task.label_names)})."
+
+    def teacher_inputs(self, task, mode, example, label: str):
+        if mode == "annotate":
+            assert example is not None
+            return [("", example.inputs["text"])]
+        return [("", label)]
 
     def read_target(self, task, value: Any, inputs: Mapping[str, str], column: str, where: str) -> tuple[str, tuple]:
         return task.read_label(value, where), ()

@@ -13,13 +13,18 @@ import re
 from typing import Any, Mapping
 
 from fewforge.errors import TaskError
-from fewforge.tasks.kinds.base import TaskKind, sample_k_examples, text_value
+from fewforge.tasks.kinds.base import FileLayout, TaskKind, sample_k_examples, text_value
 
 
 class TextToTextKind(TaskKind):
     name = "text-to-text"
     classification = False
     default_learners = ("causal-lm",)
+    default_student = "causal-lm"
+    fit_learner = "causal-lm"
+    file_layouts = (FileLayout(("source", "target"), {"label": "target"}, inputs=("source",), target="target"),)
+    card_words = "text-to-text"
+    pipeline_tag = "text-generation"
     input_fields = ("input",)
     default_generation = "Write one example of {description}.\n"
     max_new_tokens = 64
