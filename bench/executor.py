@@ -20,28 +20,29 @@ import time
 from pathlib import Path
 
 from rich.console import Console
+from smoke import results_file, smoke_sizes
 
 from fewforge.config import RunConfig
 from fewforge.pipeline import run_experiment
 
-RESULTS = Path(__file__).parent / "results" / "executor.json"
+RESULTS = results_file("executor.json")
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ENCODER = {"max_length": 32, "min_steps": 8, "max_steps": 8, "batch_size": 8}
 
 
-def grid(data: Path, executor: str) -> RunConfig:
+def grid(args: argparse.Namespace, executor: str) -> RunConfig:
     return RunConfig(
-        tasks=["sst2"], data=str(data), shots=[4, 8, 16], seeds=[13, 21, 42, 87], conditions=["real"],
-        learners=[{"name": "linear-probe"}, {"name": "encoder", "options": ENCODER}], max_test=200,
+        tasks=["sst2"], data=str(args.data), shots=args.shots, seeds=args.seeds, conditions=["real"],
+        learners=[{"name": "linear-probe"}, {"name": "encoder", "options": ENCODER}], max_test=args.max_test,
         executor=executor,
     )
 
 
-def measure(data: Path, executor: str) -> tuple[float, dict[str, dict]]:
+def measure(args: argparse.Namespace, executor: str) -> tuple[float, dict[str, dict]]:
     with tempfile.TemporaryDirectory() as tmp:
         console = Console(file=open(os.devnull, "w"))
         started = time.perf_counter()
-        results = run_experiment(grid(data, executor), Path(tmp) / "run", console=console)
+        results = run_experiment(grid(args, executor), Path(tmp) / "run", console=console)
         seconds = time.perf_counter() - started
     metrics = {r["cell"]: r["metrics"] for r in results["records"]}
     return seconds, metrics
@@ -51,11 +52,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("FEWFORGE_DATA", DATA)))
-    args = parser.parse_args()
+    parser.add_argument("--shots", type=lambda t: [int(v) for v in t.split(",")], default=[4, 8, 16])
+    parser.add_argument("--seeds", type=lambda t: [int(v) for v in t.split(",")], default=[13, 21, 42, 87])
+    parser.add_argument("--max-test", type=int, default=200)
+    args = smoke_sizes(parser, shots=[4], seeds=[13], max_test=20).parse_args()
     parallel = f"processes:{args.workers}"
-    local_s, local_metrics = measure(args.data, "local")
+    local_s, local_metrics = measure(args, "local")
     print(f"local: {len(local_metrics)} cells in {local_s:.1f} s", flush=True)
-    parallel_s, parallel_metrics = measure(args.data, parallel)
+    parallel_s, parallel_metrics = measure(args, parallel)
     print(f"{parallel}: {len(parallel_metrics)} cells in {parallel_s:.1f} s", flush=True)
     same = {c for c in local_metrics if local_metrics[c] == parallel_metrics.get(c)}
     print(f"identical metrics: {len(same)} of {len(local_metrics)} cells")

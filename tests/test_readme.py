@@ -19,16 +19,17 @@ def _cells(line: str) -> list[str]:
 
 
 def readme_table() -> dict[tuple[str, int], list[str]]:
-    """(learner id, shots) -> [real only, real + 10/label, real + 30/label] ('' where the README has none)."""
+    """(learner id, shots) -> [real only, real + 10/label, real + 30/label, "Δ [CI], p p"] ('' where the README
+    has none)."""
     text = (REPO / "README.md").read_text(encoding="utf-8")
     start = text.index("| learner, shots |")
     out = {}
     for line in text[start:].splitlines()[2:]:
         if not line.startswith("|"):
             break
-        name, real, ten, thirty, *_ = _cells(line)
+        name, real, ten, thirty, delta = _cells(line)
         learner, shots = name.rsplit(",", 1)
-        out[(LEARNERS[learner.strip()], int(shots))] = [real, ten, thirty]
+        out[(LEARNERS[learner.strip()], int(shots))] = [real, ten, thirty, delta]
     return out
 
 
@@ -47,6 +48,11 @@ def report_tables() -> dict[tuple[str, int], list[str]]:
             shots = int(column.split()[0])
             values = [table.get(row, [""] * len(columns))[c] for row in rows]
             out[(learner, shots)] = [v if CELL.fullmatch(v) else "" for v in values]
+    # Δ, CI and p of real + 30/label against real only, from the detailed table
+    for line in REPORT.read_text(encoding="utf-8").splitlines():
+        cells = _cells(line) if line.startswith("| bbc |") else []
+        if len(cells) >= 10 and cells[3] == rows[2] and (cells[2], int(cells[1])) in out:
+            out[(cells[2], int(cells[1]))].append(f"{cells[7]} {cells[8]}, p {cells[9]}")
     return out
 
 

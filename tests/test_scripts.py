@@ -19,8 +19,6 @@ SCRIPTS = sorted(
     for p in (REPO / folder).glob("*.py")
     if p.name not in HELPERS
 )
-# the scripts that load SmolLM2 through transformers and tune or train it: tens of seconds even when tiny
-SLOW = {"bench/generator_tuning.py", "docs/results/generator-tuning-cause-check.py"}
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
@@ -38,7 +36,3 @@ def test_script_runs_in_smoke_mode(script, tmp_path, data_dir):
     if script.startswith("bench/"):  # a bench script's last line is its ratio (STYLE.md)
         assert result.stdout.strip().splitlines()[-1].startswith("ratio="), result.stdout[-500:]
     assert {p: p.read_bytes() for p in (REPO / "bench" / "results").glob("*")} == committed  # never overwritten
-
-
-def test_the_slow_set_names_real_scripts():
-    assert SLOW <= set(SCRIPTS)

@@ -40,3 +40,29 @@ def test_a_step_that_beats_the_start_wins():
 def test_without_the_flag_the_start_is_not_a_candidate():
     report, state = _loop([0.6, 0.7, 0.5], start=0.8, start_is_candidate=False)
     assert report.best_step == 2 and state["weights"] == "after 2" and report.history[0]["step"] == 1
+
+
+def test_lp_ft_with_normalized_features_starts_as_the_linear_probe(data_dir):
+    """normalize + the embedder's 256 tokens: the encoder's probe-initialised head predicts what the linear
+    probe predicts (its features are the probe's), so keeping the start keeps LP-FT level with LP on dev."""
+    import numpy as np
+
+    from fewforge.data.fewshot import sample_fewshot
+    from fewforge.data.sources import load_task_data
+    from fewforge.learners import get_learner
+    from fewforge.tasks import load_task
+
+    task = load_task("sst2")
+    pool, test = load_task_data(task, data_dir)
+    split = sample_fewshot(pool, test, task, 4, seed=13)
+    probe = get_learner("linear-probe")(task, get_learner("linear-probe").Config(strategy="real"), seed=13)
+    probe.fit(split.train, split.dev)
+    cls = get_learner("encoder")
+    # a learning rate too small to move anything: the one step leaves the start
+    start = cls(task, cls.Config(strategy="real", max_length=256, normalize=True, learning_rate=1e-12,
+                                 min_steps=1, max_steps=1), seed=13)
+    report = start.fit(split.train, split.dev)
+    rows = test[:40]
+    assert start.predict(rows) == probe.predict(rows)
+    assert np.allclose(start.predict_proba(rows), probe.predict_proba(rows), atol=2e-3)
+    assert report.history[0]["step"] == 0

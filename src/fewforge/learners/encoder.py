@@ -22,7 +22,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Sequence
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
@@ -63,6 +63,21 @@ class EncoderConfig(TorchConfig):
         "'last' (the last token: causal LMs).",
     )
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout before the linear head.")
+    normalize: bool = Field(
+        False,
+        description="L2-normalize the pooled vector before the head, as sentence-transformers models end (the "
+        "packaged MiniLM's Normalize layer): with mean pooling and the embedder's 256 tokens, LP-FT's head then "
+        "starts as exactly the linear probe.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _unset_normalize_unwritten(self, handler: Any) -> dict[str, Any]:
+        """`normalize` came later: left at False it stays out of the dump, so finished cells' fingerprints and
+        saved models' configs are what they were."""
+        out = handler(self)
+        if not out.get("normalize", True):
+            out.pop("normalize")
+        return out
     head_init: Literal["linear-probe", "random"] = Field(
         "linear-probe",
         description="Start the head from a logistic regression fitted on the pretrained encoder's pooled features "
@@ -151,7 +166,9 @@ class EncoderClassifier(TorchLearner):
                 f"cannot load encoder model from {source!r}: {exc}".splitlines()[0],
                 hint="pass a local Hugging Face encoder directory",
             ) from exc
-        self.model = PooledClassifier(encoder, len(self.labels), self.config.pooling, self.config.dropout)
+        self.model = PooledClassifier(
+            encoder, len(self.labels), self.config.pooling, self.config.dropout, normalize=self.config.normalize
+        )
         if head is not None:
             from safetensors.torch import load_file
 
@@ -333,6 +350,7 @@ class EncoderClassifier(TorchLearner):
             encoder_class=type(self.model.encoder).__name__,
             pooling=self.config.pooling,
             classifier_dropout=self.config.dropout,
+            normalize=self.config.normalize,
             id2label=dict(enumerate(self.labels)),
             label2id={label: i for i, label in enumerate(self.labels)},
             architectures=["FewforgePooledForSequenceClassification"],

@@ -32,9 +32,11 @@ class FewforgePooledConfig(PretrainedConfig):
         encoder_class: str = "",
         pooling: str = "mean",
         classifier_dropout: float = 0.1,
+        normalize: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.normalize = normalize  # L2-normalize the pooled vector before the head
         self.encoder = dict(encoder or {})  # the pretrained encoder's own config, as a dict
         self.encoder_class = encoder_class  # its transformers class ("BertModel", "T5EncoderModel")
         self.pooling = pooling
@@ -59,6 +61,7 @@ class FewforgePooledForSequenceClassification(PreTrainedModel):
             auto = AutoModelForTextEncoding if getattr(encoder_config, "is_encoder_decoder", False) else AutoModel
             self.encoder = auto.from_config(encoder_config)
         self.pooling = config.pooling
+        self.normalize = getattr(config, "normalize", False)
         self.dropout = torch.nn.Dropout(config.classifier_dropout)
         self.head = torch.nn.Linear(encoder_config.hidden_size, config.num_labels)
         self.post_init()
@@ -89,6 +92,8 @@ class FewforgePooledForSequenceClassification(PreTrainedModel):
         else:
             pooler = getattr(out, "pooler_output", None)
             pooled = pooler if pooler is not None else out.last_hidden_state[:, 0]
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
         logits = self.head(self.dropout(pooled))
         loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)

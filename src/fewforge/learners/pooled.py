@@ -25,10 +25,13 @@ class Output:
 
 
 class PooledClassifier(torch.nn.Module):
-    def __init__(self, encoder: Any, num_labels: int, pooling: Pooling = "mean", dropout: float = 0.1) -> None:
+    def __init__(
+        self, encoder: Any, num_labels: int, pooling: Pooling = "mean", dropout: float = 0.1, normalize: bool = False
+    ) -> None:
         super().__init__()
         self.encoder = encoder
         self.pooling = pooling
+        self.normalize = normalize  # L2 per row, as sentence-transformers' Normalize layer (the linear probe's input)
         self.dropout = torch.nn.Dropout(dropout)
         self.head = torch.nn.Linear(encoder.config.hidden_size, num_labels)
 
@@ -52,6 +55,8 @@ class PooledClassifier(torch.nn.Module):
         else:
             pooler = getattr(out, "pooler_output", None)
             pooled = pooler if pooler is not None else out.last_hidden_state[:, 0]
+        if self.normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
         logits = self.head(self.dropout(pooled))
         loss = torch.nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return Output(logits=logits, loss=loss)
