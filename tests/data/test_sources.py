@@ -95,7 +95,7 @@ def test_bbc_without_data_uses_the_packaged_corpus_identical_to_shared_data(data
 
 def test_bbc_with_an_explicit_folder_never_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_VAR, str(tmp_path))
-    with pytest.raises(DataError, match=rf"unset {ENV_VAR} to use the packaged BBC News"):
+    with pytest.raises(DataError, match=rf"unset {ENV_VAR} to use the packaged data"):
         load_task_data(load_task("bbc"))
 
 

@@ -139,7 +139,8 @@ def test_the_moving_average_reference_steadies_and_all_real_is_due_every_k_steps
 
 @pytest.mark.parametrize("strategy, reference", [("paired+gs-all", "all-real"), ("paired+gs-ema", "ema")])
 def test_steadier_references_train_and_log_their_conflicts(strategy, reference):
-    from fewforge.learners.loop import TorchConfig, seeded, train_torch
+    from fewforge.learners.loop import TorchConfig, train_torch
+    from fewforge.learners.runtime import seeded
 
     cfg = TorchConfig(strategy=strategy, batch_size=4, min_steps=8, max_steps=8, learning_rate=0.1)
     with seeded(0):

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kind_tasks import builtin_task_of_kind
 
 from fewforge.data.fewshot import sample_fewshot
-from fewforge.data.sources import load_task_data
 from fewforge.learners import LEARNERS, get_learner
-from fewforge.tasks import list_tasks, load_task
 from fewforge.tasks.kinds import KINDS
 
 # Small budgets: the contract is about wiring (fit, predict, save, load), never accuracy. Only the options
@@ -52,13 +51,7 @@ def kind_data(data_dir):
 
     def get(kind: str):
         if kind not in cache:
-            for name in list_tasks():
-                task = load_task(name)
-                if task.kind == kind and (data_dir / (task.data or task.name) / "train.jsonl").exists():
-                    break
-            else:
-                pytest.fail(f"no built-in task of kind {kind!r} has data in {data_dir}")
-            pool, test = load_task_data(task, data_dir)
+            task, pool, test = builtin_task_of_kind(kind, data_dir)
             split = sample_fewshot(pool, test, task, 2, seed=13)
             used = {e.id for e in split.train + split.dev}
             synthetic = [e for e in pool if e.id not in used][: len(split.train)]  # real rows stand in

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Sequence
 
 import pytest
+from kind_tasks import builtin_task_of_kind
 
 from fewforge.data.fewshot import sample_fewshot
-from fewforge.data.sources import load_task_data
 from fewforge.generators.base import (
     AdapterRequest,
     Candidate,
@@ -32,7 +32,6 @@ from fewforge.generators.cache import CachedGenerator
 from fewforge.learners import student_factory
 from fewforge.synthesis import METHODS, get_method
 from fewforge.synthesis.base import SynthesisContext
-from fewforge.tasks import list_tasks, load_task
 from fewforge.tasks.kinds import KINDS
 
 WORDS = "amber brisk cobalt dune ember fjord glade harbor iris jolt kelp lumen mossy nectar onyx prism quill".split()
@@ -103,13 +102,7 @@ def kind_data(data_dir):
 
     def get(kind: str):
         if kind not in cache:
-            for name in list_tasks():
-                task = load_task(name)
-                if task.kind == kind and (data_dir / (task.data or task.name) / "train.jsonl").exists():
-                    break
-            else:
-                pytest.fail(f"no built-in task of kind {kind!r} has data in {data_dir}")
-            pool, test = load_task_data(task, data_dir)
+            task, pool, test = builtin_task_of_kind(kind, data_dir)
             cache[kind] = (task, sample_fewshot(pool, test, task, 2, seed=13), pool[:60])
         return cache[kind]
 
