@@ -22,7 +22,8 @@ from fewforge.tasks.kinds import KINDS
 # Small budgets: the contract is about wiring (fit, predict, save, load), never accuracy. Only the options
 # a learner's config has are set.
 TINY = {"min_steps": 2, "max_steps": 2, "eval_every": 1, "batch_size": 2, "max_length": 32, "num_iterations": 1,
-        "prompt_tokens": 2, "max_new_tokens": 8, "max_source_length": 64, "max_target_length": 16}
+        "prompt_tokens": 2, "max_new_tokens": 8, "max_source_length": 64, "max_target_length": 16,
+        "doc_stride": 8, "max_question_length": 16}  # QA windows of 32 tokens: 16 for the question, 13 of context
 SLOW_CELL = 60.0  # seconds_per_cell at or above which a learner's contract runs with -m slow
 
 

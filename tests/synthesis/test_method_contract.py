@@ -4,8 +4,9 @@ task with lineage naming a registered method, a JSON data card, and a rerun in t
 the same generation cache resumes, making no new generation request and returning the same rows.
 Parametrised from `METHODS` and the kind registry, so a new registration is covered without a test.
 
-Methods that tune the generator (`needs_adapters`) train the packaged SmolLM2 and run with -m slow, as do
-methods that train a student (`student` option) on kinds whose student is a fine-tuned LM."""
+Methods that tune the generator (`needs_adapters`) train the packaged SmolLM2, and methods that train a
+student (`student` option) on kinds whose student is a fine-tuned LM: these 16 cases take longer than CI
+allows on 2 cores, so they carry their own marker (run with -m contract_costly)."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _cases() -> list:
     for name in METHODS.names():
         cls = METHODS.get(name)
         for kind in cls.kinds:
-            marks = [pytest.mark.slow] if _slow(cls, kind) else []
+            marks = [pytest.mark.contract_costly] if _slow(cls, kind) else []
             out.append(pytest.param(name, kind, marks=marks, id=f"{name}-{kind}"))
     return out
 
