@@ -24,7 +24,7 @@ from fewforge.tasks.kinds import KINDS
 TINY = {"min_steps": 2, "max_steps": 2, "eval_every": 1, "batch_size": 2, "max_length": 32, "num_iterations": 1,
         "prompt_tokens": 2, "max_new_tokens": 8, "max_source_length": 64, "max_target_length": 16,
         "doc_stride": 8, "max_question_length": 16}  # QA windows of 32 tokens: 16 for the question, 13 of context
-SLOW_CELL = 60.0  # seconds_per_cell at or above which a learner's contract runs with -m slow
+SLOW_CELL = 60.0  # seconds_per_cell at or above which a learner's contract runs with -m contract_costly
 
 
 def _tiny_t5(tmp: Path, texts: list[str]) -> dict[str, str]:
@@ -40,7 +40,7 @@ def _cases() -> list:
     out = []
     for name in LEARNERS.names():
         cls = get_learner(name)
-        marks = [pytest.mark.slow] if cls.seconds_per_cell >= SLOW_CELL else []
+        marks = [pytest.mark.contract_costly] if cls.seconds_per_cell >= SLOW_CELL else []
         out += [pytest.param(name, kind, marks=marks, id=f"{name}-{kind}") for kind in cls.kinds]
     return out
 
