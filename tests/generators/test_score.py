@@ -154,6 +154,27 @@ def test_llamacpp_scores_agree_with_transformers_on_the_same_weights(smol, smol_
         llama.close()
 
 
+def test_llamacpp_scores_do_not_depend_on_what_was_served_before(smollm2_path):
+    """A row's score is the same from a fresh server and from one that generated and scored other rows
+    first: each scoring request runs alone with no reused prompt cache (with cached prefixes and shared
+    batches, one RTE row moved from 0.579 to 0.502 and flipped its label between two instances)."""
+    from fewforge.generators.llamacpp import LlamaCppGenerator
+    from fewforge.generators.base import SamplingParams
+
+    prompts = [p for p, _ in PAIRS] * 2
+    continuations = [c for _, c in PAIRS] + [c for _, c in reversed(PAIRS)]
+    used, fresh = (LlamaCppGenerator(smollm2_path, n_parallel=4, n_ctx_per_slot=256) for _ in range(2))
+    try:
+        used.generate([FRANCE] * 4, SamplingParams(max_new_tokens=8, seed=3))
+        used.score([FRANCE + " It is", FRANCE], [" Lyon", " Paris"])  # shares a prefix with what follows
+        got = [s.logprob for s in used.score(prompts, continuations)]
+        want = [s.logprob for s in fresh.score(prompts, continuations)]
+        assert got == want  # exactly: the label of a near-tie must not move
+    finally:
+        used.close()
+        fresh.close()
+
+
 def test_llamacpp_cannot_force_an_end_of_sequence_token(smollm2_path):
     from fewforge.generators.llamacpp import LlamaCppGenerator
 

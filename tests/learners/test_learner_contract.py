@@ -87,6 +87,6 @@ def test_learner_contract(name: str, kind: str, kind_data, tmp_path: Path):
 
     learner.save(tmp_path / "model")
     loaded = cls.load(task, tmp_path / "model")
-    # labels, not probabilities: llama.cpp's scores move with how requests share a batch (generator-zero-shot
-    # gave 0.579 vs 0.502 for one RTE row across two instances), which no save format can pin
+    # labels: learners that train on threads may move a probability in its last decimals; llama.cpp scores one
+    # request at a time for this (generator-zero-shot once gave 0.579 vs 0.502 for one RTE row across instances)
     assert loaded.predict(test) == predicted, f"{name} predicts differently after save and load"

@@ -226,7 +226,7 @@ class LlamaCppGenerator(Generator):
             for prompt, cands in zip(prompts, results)
         ]
 
-    def _serve(self, jobs: list[Any]) -> None:
+    def _serve(self, jobs: list[Any], width: int | None = None) -> None:
         """Run request callables on the server's slots, in runs of at most `recycle_every`, with a fresh
         server whenever the current one has served that many (see the class docstring)."""
         while jobs:
@@ -235,7 +235,7 @@ class LlamaCppGenerator(Generator):
             self.load()
             budget = self.recycle_every - self._served if self.recycle_every else len(jobs)
             run_of, jobs = jobs[:budget], jobs[budget:]
-            with ThreadPoolExecutor(max_workers=self.n_parallel) as pool:
+            with ThreadPoolExecutor(max_workers=width or self.n_parallel) as pool:
                 futures = [pool.submit(job) for job in run_of]
                 try:
                     for future in futures:
@@ -258,8 +258,10 @@ class LlamaCppGenerator(Generator):
         """Log-probabilities of continuations (Generator.score), each as a request that must generate
         exactly the continuation's tokens (see the module docstring). The prompt goes through the same
         endpoint as in `generate` (chat template or raw), so it is rendered as a generation request's is;
-        the continuation is tokenized alone, with no special tokens. Requests of one prompt reuse its
-        cached prompt in llama.cpp's slots."""
+        the continuation is tokenized alone, with no special tokens. Requests run one at a time and
+        recompute their prompt: llama.cpp's logits move with what shares a batch and with reused prompt
+        prefixes (one RTE row scored 0.579 after other rows, 0.502 fresh, flipping a near-tie's label), and
+        a score must not depend on what the server did before. It costs ~10 % on RTE (60 rows: 34 s vs 38 s)."""
         if len(prompts) != len(continuations):
             raise ValueError(f"{len(prompts)} prompts for {len(continuations)} continuations")  # a caller bug
         self.check_adapter(adapter)
@@ -275,7 +277,7 @@ class LlamaCppGenerator(Generator):
 
         if progress is not None and any(not t for t in ids):
             progress(sum(not t for t in ids))  # an empty continuation scores 0 without a request
-        self._serve([lambda i=i: run(i) for i in range(len(prompts)) if ids[i]])
+        self._serve([lambda i=i: run(i) for i in range(len(prompts)) if ids[i]], width=1)
         return scores
 
     def _text_tokenizer(self) -> Any:
@@ -318,6 +320,7 @@ class LlamaCppGenerator(Generator):
             "seed": 0,
             "grammar": "root ::= " + " ".join(f"<[{t}]>" for t in ids),
             "post_sampling_probs": False,  # the model's own probabilities, not the grammar-masked ones
+            "cache_prompt": False,
         }
         try:
             if self.chat:
