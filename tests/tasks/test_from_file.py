@@ -59,6 +59,20 @@ def test_yaml_task(tmp_path: Path) -> None:
     assert task.cloze(Example({"text": "Works."}, "positive"), "_") == "Works. All in all, it was _."
 
 
+def test_a_task_file_can_name_a_published_prompt_table(tmp_path: Path) -> None:
+    """`published_prompts: s3-imdb` gives a movie-review task of the user's S3 Table 1's IMDb prompts
+    verbatim; without it, its prompts are built from its description. It survives a save (task_to_spec)."""
+    from fewforge.synthesis.s3.prompts import prompts_for
+    from fewforge.tasks.from_file import load_task_file, task_to_spec, write_task_file
+
+    plain = load_task(str(write(tmp_path, "reviews.yaml", YAML_TASK)))
+    task = load_task(str(write(tmp_path, "films.yaml", YAML_TASK + "published_prompts: s3-imdb\n")))
+    assert task.published_prompts == "s3-imdb" and plain.published_prompts == ""
+    assert "movie" in prompts_for(task).rationale and "movie" not in prompts_for(plain).rationale
+    assert task_to_spec(task)["published_prompts"] == "s3-imdb"
+    assert load_task_file(write_task_file(task, tmp_path / "saved.yaml")) == task
+
+
 def test_toml_task_with_one_generation_template_for_every_label(tmp_path: Path) -> None:
     from fewforge.data.schema import Example
 
@@ -110,6 +124,7 @@ BAD_FILES = [
         YAML_TASK.replace("{description}. Reply", "{sentiment}. Reply"),
         ["generation (negative) template", "unknown placeholders ['sentiment']"],
     ),
+    ("published.yaml", YAML_TASK + "published_prompts: s3-yelp\n", ["published_prompts", "'s3-imdb' or 's3-rte'"]),
     ("nomask.yaml", YAML_TASK.replace("it was {mask}.", "it was good."), ["cloze template", "lacks ['mask']"]),
     ("textgen.yaml", YAML_TASK.replace("{description}. Reply", "{text}. Reply"), ["unknown placeholders ['text']"]),
     ("brace.yaml", YAML_TASK.replace("it was {mask}.", "it was {mask."), ["not a valid format string"]),

@@ -23,6 +23,10 @@ from fewforge.tasks.kinds import get_kind
 from fewforge.tasks.kinds.base import TaskKind, field_title  # field_title: where prompts import it
 
 
+# the published prompt tables a task may name (S3 Table 1's IMDb and RTE prompts; synthesis/s3/prompts.py)
+PUBLISHED_PROMPTS = ("s3-imdb", "s3-rte")
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -46,6 +50,11 @@ class Task:
 
     def __post_init__(self) -> None:
         spec = get_kind(self.kind, self.name)
+        if self.published_prompts and self.published_prompts not in PUBLISHED_PROMPTS:
+            raise TaskError(
+                f"task {self.name!r}: unknown published_prompts {self.published_prompts!r}",
+                hint=f"use one of {', '.join(PUBLISHED_PROMPTS)}, or leave it out for prompts built from the task",
+            )
         if not self.metrics:
             object.__setattr__(self, "metrics", spec.metrics)
         if spec.classification and len(self.labels) < 2:

@@ -12,6 +12,7 @@
         negative: "Write a negative product review. Reply with the review only."
         positive: "Write a positive product review. Reply with the review only."
     metrics: [accuracy, macro_f1]   # optional
+    published_prompts: s3-imdb   # optional: S3 takes Table 1's movie-review prompts verbatim (or s3-rte)
 
 A text-to-text task names its inputs, where its target is in the files, and what it is called:
 
@@ -39,7 +40,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError
 
 from fewforge.errors import TaskError
-from fewforge.tasks.base import Task
+from fewforge.tasks.base import PUBLISHED_PROMPTS, Task
 from fewforge.tasks.kinds import KINDS, kind_names
 
 KindName = Literal[kind_names()]  # type: ignore[valid-type]  # every registered kind, by name
@@ -79,6 +80,9 @@ class TaskSpec(BaseModel):
     description: StrictStr = Field(min_length=1, description='a short phrase such as "movie review"')
     templates: TemplatesSpec = Field(default_factory=TemplatesSpec)
     metrics: list[StrictStr] | None = Field(None, min_length=1, description="metric names")
+    published_prompts: Literal[PUBLISHED_PROMPTS] | None = Field(  # type: ignore[valid-type]
+        None, description="a published prompt table methods take verbatim (s3-imdb: movie reviews; s3-rte)"
+    )
 
     def to_task(self) -> Task:
         generation = self.templates.generation
@@ -93,6 +97,8 @@ class TaskSpec(BaseModel):
             extra["target"] = self.target
         if self.templates.source:
             extra["source_template"] = self.templates.source
+        if self.published_prompts:
+            extra["published_prompts"] = self.published_prompts
         return Task(
             name=self.name,
             kind=self.type,
@@ -211,6 +217,8 @@ def task_to_spec(task: Task) -> dict[str, Any]:
         spec["templates"] = templates
     if task.metrics != task.spec.metrics:
         spec["metrics"] = list(task.metrics)
+    if task.published_prompts:
+        spec["published_prompts"] = task.published_prompts
     return spec
 
 
