@@ -48,6 +48,7 @@ def local_run(tiny: Path, scripted, tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow  # over a minute on 2 cores: CI's -m slow runs it
 def test_processes_give_the_records_of_local_and_start_cells_while_sets_generate(
     tiny, scripted, local_run, tmp_path, monkeypatch
 ):

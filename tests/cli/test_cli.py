@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 # A reduced grid: tiny synthesis and training budgets, same code paths as the default run.
@@ -102,6 +103,7 @@ def test_unreachable_server_keeps_finished_work(tmp_path: Path, data_dir: Path) 
     assert (run_dir / "fewshot" / "sst2" / "k4" / "seed13" / "done.json").exists()
 
 
+@pytest.mark.slow  # over a minute on 2 cores: CI's -m slow runs it
 def test_run_grid_end_to_end_then_resume_then_change(tmp_path: Path) -> None:
     """The zero-flag data path (packaged BBC, packaged SmolLM2, packaged MiniLM), reduced in size."""
     run_dir = tmp_path / "run"

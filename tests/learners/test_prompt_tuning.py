@@ -104,6 +104,7 @@ def test_verbalizer_words_must_start_differently(tiny_t5, tmp_path):
         learner._load(str(tmp_path / "t5"))
 
 
+@pytest.mark.slow  # over a minute on 2 cores: CI's -m slow runs it
 def test_baselines_share_the_target_model(sst2, tmp_path):
     """ICL puts seeded demonstrations before the input; PFT trains the LM's own weights; lm-ft adds a head."""
     from fewforge.learners import get_learner

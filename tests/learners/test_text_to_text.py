@@ -97,6 +97,7 @@ def test_seq2seq_lora_trains_adapters_only(squad_qg, tmp_path):
     assert Seq2SeqLearner.load(task, tmp_path / "saved").predict(test) == learner.predict(test)
 
 
+@pytest.mark.slow  # over a minute on 2 cores: CI's -m slow runs it
 def test_causal_lm_lora_learns_squad_qg_and_reloads(squad_qg, tmp_path):
     """8 rows of squad-qg, 12 LoRA steps on SmolLM2 (~35 s on 2 cores): ROUGE-L and loss on the training
     rows improve, the base weights stay bit-equal, predictions are questions."""

@@ -228,6 +228,7 @@ def _blanked(pool: Sequence[Example], shuffle: bool) -> list[Example]:
     return [Example(dict(e.inputs), label, id=e.id) for e, label in zip(pool, labels)]
 
 
+@pytest.mark.slow  # over a minute on 2 cores: CI's -m slow runs it
 def test_annotate_labels_only_unseen_pool_rows_without_reading_labels_and_resumes(hf_smollm2, sst2, tmp_path):
     task = load_task("sst2")
     workdir = tmp_path / "work"

@@ -106,7 +106,8 @@ def test_bad_rows_are_clear_errors(lm):
         Tuner(prompts, TuningConfig(loss="lm"), seed=0).fit([TuningRow((3, 4), 1, 2)])
 
 
-@pytest.mark.parametrize("loss", ["lm", pytest.param("dawgen", marks=pytest.mark.slow)])
+@pytest.mark.slow  # over a minute on 2 cores each: CI's -m slow runs them
+@pytest.mark.parametrize("loss", ["lm", "dawgen"])
 def test_on_the_packaged_generator_tuning_makes_dev_rows_likelier_under_their_true_label(loss, data_dir):
     """SST-2, 8 real rows per label, 2 epochs, prefixes started from the natural prompts: on 32 dev rows
     the true label's prompt gains on the other's (untuned, the two are a coin flip)."""

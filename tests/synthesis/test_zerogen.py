@@ -228,6 +228,7 @@ def test_real_smollm2_single_task_is_clean_and_reproducible(smollm2) -> None:
     assert [e.to_record() for e in again.examples] == [e.to_record() for e in first.examples]
 
 
+@pytest.mark.slow  # over a minute on 2 cores: CI's -m slow runs it
 def test_real_smollm2_pair_task(smollm2, data_dir: Path) -> None:
     from fewforge.tasks import load_task
 

@@ -22,7 +22,6 @@ from fewforge.errors import DataError, TaskError
 from fewforge.tasks.kinds import get_kind
 from fewforge.tasks.kinds.base import TaskKind, field_title  # field_title: where prompts import it
 
-
 # the published prompt tables a task may name (S3 Table 1's IMDb and RTE prompts; synthesis/s3/prompts.py)
 PUBLISHED_PROMPTS = ("s3-imdb", "s3-rte")
 
