@@ -17,22 +17,20 @@ from fewforge.evaluation.plots import (
 )
 from fewforge.evaluation.quality import auditor_note, columns_note, quality_rows
 from fewforge.evaluation.results import condition_label, metric_names, summary_rows
-from fewforge.evaluation.shortfall import short_set_warnings
 from fewforge.evaluation.tables import (
     AUTO_NOTE,
     auto_rows,
     bold_cells,
     by_primary_metric,
     contamination_note,
-    contamination_warnings,
     detail_bold,
     metric_columns,
     paper_tables,
     per_class_rows,
+    report_warnings,
     set_rows,
     with_training_facts,
 )
-from fewforge.executors.base import failed_cell_lines
 
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;max-width:1280px;color:#1d1d1f;padding:0 16px}
@@ -166,7 +164,7 @@ def render_html(
         f"<p class='meta'>Mean ± std over seeds. {_esc(meta.get('seeds_cover', ''))}. Δ: points against real only "
         f"(same task, shots, learner). CI: {_esc(meta.get('ci', ''))}. p: {_esc(meta.get('p', ''))}.</p>"
     )
-    warned = [*failed_cell_lines(meta), *contamination_warnings(meta, sets), *short_set_warnings(summary)]
+    warned = report_warnings(meta, sets, summary)
     body += [f"<p class='warn'>⚠ Warning: {_esc(w)}.</p>" for w in warned]
     body.append("<h2>Results</h2>")
     for primary, groups in by_primary_metric(summary):

@@ -8,22 +8,20 @@ from typing import Any, Mapping, Sequence
 from fewforge.evaluation import contamination, curation_report
 from fewforge.evaluation.quality import auditor_note, columns_note, quality_rows
 from fewforge.evaluation.results import metric_names, summary_rows
-from fewforge.evaluation.shortfall import short_set_warnings
 from fewforge.evaluation.tables import (
     AUTO_NOTE,
     auto_rows,
     bold_cells,
     by_primary_metric,
     contamination_note,
-    contamination_warnings,
     detail_bold,
     metric_columns,
     paper_tables,
     per_class_rows,
+    report_warnings,
     set_rows,
     with_training_facts,
 )
-from fewforge.executors.base import failed_cell_lines
 
 
 def md_table(header: Sequence[str], rows: Sequence[Sequence[str]], bold: set = frozenset()) -> str:
@@ -61,7 +59,7 @@ def markdown(
         f"{meta.get('seeds_cover', '')}. Δ: points vs real only; CI: {meta.get('ci', '')}; p: {meta.get('p', '')}.",
         "",
     ]
-    warned = [*failed_cell_lines(meta), *contamination_warnings(meta, sets), *short_set_warnings(summary)]
+    warned = report_warnings(meta, sets, summary)
     parts += [line for w in warned for line in (f"> **Warning: {w}.**", "")]
     for primary, groups in by_primary_metric(summary):
         for table_title, header, rows, bold in paper_tables(groups, primary):

@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 from fewforge.evaluation import contamination
 from fewforge.evaluation.aggregate import group_key, training_facts
 from fewforge.evaluation.results import condition_label, metric_names, pct
+from fewforge.evaluation.shortfall import short_set_warnings
 
 
 def paper_tables(
@@ -184,6 +185,19 @@ def set_rows(sets: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[st
             ]
         )
     return header, rows
+
+
+def report_warnings(
+    meta: Mapping[str, Any], sets: Sequence[Mapping[str, Any]], summary: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The warning lines both report writers open with: failed cells, contaminated sets, short sets."""
+    return [*failed_cell_lines(meta), *contamination_warnings(meta, sets), *short_set_warnings(summary)]
+
+
+def failed_cell_lines(meta: Mapping[str, Any]) -> list[str]:
+    """One line per failed cell (results.json's meta.failed_cells, written by the cell runner)."""
+    return [f"cell {f['cell']} failed: {f['error']}" + (f" (log: {f['log']})" if f.get("log") else "")
+            + "; rerun to retry it" for f in meta.get("failed_cells") or ()]
 
 
 def contamination_warnings(meta: Mapping[str, Any], sets: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
 
 from fewforge.errors import StorageError
 from fewforge.storage import storage_error
@@ -93,8 +93,3 @@ def _write_log(job: "CellJob", exc: BaseException) -> str | None:
     except OSError:  # the error line still reaches the store and the report
         return None
 
-
-def failed_cell_lines(meta: Mapping[str, Any]) -> list[str]:
-    """The report's warning line per failed cell (results.json's meta.failed_cells)."""
-    return [f"cell {f['cell']} failed: {f['error']}" + (f" (log: {f['log']})" if f.get("log") else "")
-            + "; rerun to retry it" for f in meta.get("failed_cells") or ()]
