@@ -147,3 +147,41 @@ def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_sm
         word = e.lineage["start_word"]
         assert word in decoding.START_WORDS and e.inputs["text"].startswith(word)
         assert e.lineage["sampling"]["repetition_penalty"] == 1.1 and e.lineage["sampling"]["top_k"] == 10
+
+
+def test_guard_audit_samples_each_epochs_prompts_and_the_card_records_their_audited_fidelity(hf_smollm2, data_dir, tmp_path):
+    """guard: audit samples guard_rows rows per label from the untuned prompts (epoch 0) and every epoch's,
+    with the final set's decoding under a seed of its own, audits them with the fewshot auditor, and keeps
+    the epoch whose rows carry their label most often (ties: the earliest)."""
+    from fewforge.generators.cache import CachedGenerator
+
+    task = get_task("sst2")
+    options = {"per_label": 2, "max_new_tokens": 24, "seed": 1,
+               "tuning": {"loss": "lm", "epochs": 2, "batch_size": 4, "guard": "audit", "guard_rows": 3}}
+    method = get_method("fewgen", options)
+    generator = CachedGenerator(hf_smollm2, tmp_path / "cache.sqlite")
+    rows = _rows(data_dir, "sst2", 8)
+    train, dev = rows[:4] + rows[8:12], rows[4:8] + rows[12:]
+    ctx = SynthesisContext(task, generator, seed=13, train=train, dev=dev, workdir=tmp_path / "work")
+    dataset = method.synthesize(ctx)
+    guard = dataset.card["tuning"]["guard"]
+    epochs = guard["epochs"]
+    assert guard["criterion"] == "audit" and [e["epoch"] for e in epochs] == [0, 1, 2]
+    for e in epochs:  # every epoch sampled up to ceil(3 * 1.1) = 4 requests per label, one round
+        assert 0 <= e["audit_fidelity"] <= 1 and 0 < e["audit_rows"] <= 8
+        assert set(e["audit_per_label"]) <= set(task.label_names) and "dev_accuracy" in e
+    best = max(e["audit_fidelity"] for e in epochs)
+    assert guard["kept_epoch"] == [e["audit_fidelity"] for e in epochs].index(best)  # ties: the earliest
+    assert guard["untuned_audit_fidelity"] == epochs[0]["audit_fidelity"] and "audited label fidelity" in guard["why"]
+    saved = sorted(p.name for p in (tmp_path / "work" / "tuned-prompts" / "guard").iterdir())
+    assert saved == ["epoch-0.safetensors", "epoch-1.safetensors", "epoch-2.safetensors"]
+    # the kept epoch's file is the prompts the set was sampled from; the guard's rows are not the set's
+    kept = (tmp_path / "work" / "tuned-prompts" / "guard" / saved[guard["kept_epoch"]]).read_bytes()
+    assert kept == Path(dataset.card["adapter"]["path"]).read_bytes()
+    final_seeds = {e.lineage["request_seed"] for e in dataset.examples}
+    probe = get_method("fewgen", options)
+    from fewforge.synthesis.fewgen.audit import probe_method
+
+    assert probe_method(probe).sampling_params(task, 13).seed != method.sampling_params(task, 13).seed
+    assert final_seeds  # the set itself was sampled
+    generator.close()

@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from fewforge.fingerprint import derive_seed
 from fewforge.hf import attention_implementation
@@ -37,6 +38,19 @@ def probe_method(method: "FewGen") -> "FewGen":
         update={"per_label": c.tuning.guard_rows, "max_rounds": 1, "seed": derive_seed(c.seed, "guard-audit")}
     )
     return type(method)(probe)
+
+
+@contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """Errors only from logger `name` for a block: one round of guard_rows per label often comes up a row
+    short after the filters; the audit counts the rows that are left, and the user has nothing to fix."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 class GuardAudit:
@@ -65,7 +79,7 @@ class GuardAudit:
         self.folder.mkdir(parents=True, exist_ok=True)
         path = prompts.save(self.folder / f"epoch-{self.calls}.safetensors")
         self.calls += 1
-        with attention_implementation(self.model, self.attention):
+        with attention_implementation(self.model, self.attention), _quiet("fewforge.synthesis.zerogen"):
             rows = self.generate(path, self.ctx).examples
         probs = self.auditor.audit(self.audit_ctx, rows).probs if rows else []
         hits = [max(range(len(p)), key=p.__getitem__) == task.label_names.index(e.label) for p, e in zip(probs, rows)]

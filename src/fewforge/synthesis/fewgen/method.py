@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -295,7 +296,9 @@ class FewGen(ZeroGen):
         if c.tuning.guard == "audit":  # samples under the model's own attention, not the meta step's eager one
             probe = probe_method(self)
             attention = getattr(lm.model.config, "_attn_implementation", None)
-            audit = GuardAudit(ctx, lambda p, x: probe._sample(x, lm, heads, p), stage.path / "guard", attention, lm.model)
+            # the epochs' prompt files wait outside the stage folder, which `with stage` below starts afresh
+            folder = Path(tempfile.mkdtemp(prefix="fewforge-guard-"))
+            audit = GuardAudit(ctx, lambda p, x: probe._sample(x, lm, heads, p), folder, attention, lm.model)
         with second_order_attention(lm.model, c.tuning.loss != "lm"):  # FewGen's meta step
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
@@ -321,6 +324,8 @@ class FewGen(ZeroGen):
         with stage:  # finished (done.json) only once both files are written
             prompts.save(path)
             write_json(summary_path, {**summary, "history": history})
+            if audit is not None:  # each epoch's prompts as the guard sampled them, for a reader to resample
+                shutil.move(str(audit.folder), stage.path / "guard")
         return path, {**summary, "reused": False}
 
     def _audit_identity(self, ctx: SynthesisContext) -> dict[str, Any]:
