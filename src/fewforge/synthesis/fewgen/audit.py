@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from fewforge.fingerprint import derive_seed
