@@ -333,10 +333,10 @@ class FewGen(ZeroGen):
         filtered); nothing for the other criteria, so their tunings keep their fingerprints."""
         if self.config.tuning.guard != "audit":
             return {}
-        probe = probe_method(self).config
-        sampling = probe_method(self).sampling_params(ctx.task, ctx.seed).to_dict()
-        keep = ("per_label", "oversample", "max_rounds", "decoding", "label_repetition_penalty", "start_words", "postprocess")
-        return {"audit": {"auditor": "fewshot", "sampling": sampling, **probe.model_dump(mode="json", include=set(keep))}}
+        probe = probe_method(self)
+        sampling = probe.sampling_params(ctx.task, ctx.seed).to_dict()
+        keep = {"per_label", "oversample", "max_rounds", "decoding", "label_repetition_penalty", "start_words", "postprocess"}
+        return {"audit": {"auditor": "fewshot", "sampling": sampling, **probe.config.model_dump(mode="json", include=keep)}}
 
     def _anchor(self, head_ids: Sequence[Sequence[int]], n_tokens: int) -> int:
         """The leading prompt positions the label anchor freezes (`anchor: label`): FewGen keeps its label
