@@ -284,7 +284,7 @@ def _token_audit(prompts) -> dict:
         return 0 if first > second else 1 if second > first else None
 
     hits = [said(tokens) == label for label, tokens in rows]
-    return {"fidelity": sum(hits) / len(hits), "rows": len(rows)}
+    return {"fidelity": sum(hits) / len(hits), "rows": len(rows), "worst_label": float(min(hits))}
 
 
 def test_the_audit_guard_keeps_the_starting_prompts_when_the_tuned_ones_write_the_other_labels_rows(lm):
@@ -318,3 +318,22 @@ def test_the_audit_guard_keeps_a_tuned_epoch_whose_rows_carry_the_label_and_need
     with pytest.raises(ConfigError, match="guard: audit") as err:
         Tuner(prompts, TuningConfig(loss="lm", epochs=1, guard="audit"), seed=0).fit(ROWS)
     assert "guard: accuracy" in err.value.hint
+
+
+@pytest.mark.parametrize(("score", "kept"), [("overall", 1), ("worst_label", 0)])
+def test_the_worst_label_score_does_not_reward_rows_that_lean_to_the_auditors_favourite_label(lm, score, kept):
+    """DawGen's SST-2 epochs as the guard's auditor saw them (docs/results/generator-tuning-guard-audit.md):
+    the tuned epoch's positive rows all read positive, its negative rows less often than the untuned
+    prompt's. The overall share keeps the tuned epoch; the worst label's share keeps the untuned one."""
+    seen = iter([  # (negative, positive) shares of 16 rows each: the untuned epoch, then one tuned epoch
+        {"fidelity": (7 + 12) / 31, "rows": 31, "per_label": {"negative": 7 / 15, "positive": 0.75}, "worst_label": 7 / 15},
+        {"fidelity": (6 + 16) / 32, "rows": 32, "per_label": {"negative": 0.375, "positive": 1.0}, "worst_label": 0.375},
+    ])
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    start = prompts.values.detach().clone()
+    config = TuningConfig(loss="lm", epochs=1, learning_rate=0.1, guard="audit", guard_audit=score)
+    tuner = Tuner(prompts, config, seed=0)
+    tuner.fit(ROWS, audit=lambda _: next(seen))
+    assert tuner.guard.kept_epoch == kept and torch.equal(prompts.values, start) == (kept == 0)
+    assert [e["audit_worst_label"] for e in tuner.guard.epochs] == [round(7 / 15, 4), 0.375]
+    assert ("worst label" in tuner.guard.summary()["why"]) == (score == "worst_label")

@@ -9,6 +9,10 @@ exactly as the method's final sampling does, and count the share an auditor labe
 - Auditing: the `fewshot` auditor (curation/fewshot.py: frozen MiniLM + logistic regression), trained on
   the split's train and dev rows — both are the method's to read (the dev guard reads dev too); more rows
   make a steadier auditor at 16 shots. A row counts when the auditor's most likely label is its own.
+- The epoch's score: the share over all its rows, or (`guard_audit: worst_label`) the smallest of the
+  labels' shares. A 64-row auditor leans to one label (on SST-2 it called 75% of the untuned prompt's
+  positive rows positive, 47% of its negative rows negative), and a prompt that writes more of that
+  label's words then gains on the overall share while its other label's rows get worse.
 An epoch with no row left after the filters scores 0: it wrote nothing usable.
 """
 
@@ -89,5 +93,7 @@ class GuardAudit:
             if (n := sum(e.label == label for e in rows))
         }
         fidelity = sum(hits) / len(hits) if hits else 0.0
+        # a label whose every row the filters dropped wrote nothing usable: its share is 0
+        worst = min(per_label.get(label, 0.0) for label in task.label_names)
         log.info("guard: epoch %d's %d sampled rows, audited label fidelity %.3f", self.calls - 1, len(rows), fidelity)
-        return {"fidelity": fidelity, "rows": len(rows), "per_label": per_label}
+        return {"fidelity": fidelity, "rows": len(rows), "per_label": per_label, "worst_label": worst}

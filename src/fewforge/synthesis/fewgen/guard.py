@@ -41,6 +41,7 @@ MEASURES = {
     "accuracy": ("dev_accuracy", True, "dev generative-classifier accuracy"),
     "loss": ("dev_loss", False, "dev LM loss"),
     "audit": ("audit_fidelity", True, "audited label fidelity of rows sampled"),
+    "audit-worst": ("audit_worst_label", True, "worst label's audited fidelity of rows sampled"),
 }
 # audit(prompts) -> {"fidelity": share of sampled rows labelled as intended, "rows": rows audited, ...}
 AuditFn = Callable[["LabelPrompts"], dict[str, Any]]
@@ -94,6 +95,7 @@ class EpochGuard:
     criterion: GuardCriterion = "accuracy"
     pad_id: int = 0
     audit: AuditFn | None = None  # required by criterion "audit"
+    audit_score: Literal["overall", "worst_label"] = "overall"  # criterion audit: which share decides
     epochs: list[dict[str, Any]] = field(default_factory=list)
     kept_epoch: int | None = None
     _start: Any = None
@@ -124,15 +126,20 @@ class EpochGuard:
             record.update(dev_accuracy=round(measures.accuracy, 4), dev_loss=round(measures.loss, 4))
         if self.audit is not None:
             audited = self.audit(self.prompts)
-            record.update(audit_fidelity=round(float(audited["fidelity"]), 4),
-                          **{f"audit_{k}": v for k, v in audited.items() if k != "fidelity"})
+            record.update({f"audit_{k}": round(v, 4) if isinstance(v, float) else v for k, v in audited.items()})
         self.epochs.append(record)
         if self.active and (self.kept_epoch is None or self._better(record, self.epochs[self.kept_epoch])):
             self.kept_epoch, self._best = epoch, self.prompts.values.detach().clone()
         return record
 
+    @property
+    def _measure(self) -> tuple[str, bool, str]:
+        if self.criterion == "audit" and self.audit_score == "worst_label":
+            return MEASURES["audit-worst"]
+        return MEASURES[self.criterion]
+
     def _better(self, new: dict[str, Any], old: dict[str, Any]) -> bool:
-        key, higher, _ = MEASURES[self.criterion]
+        key, higher, _ = self._measure
         return new[key] > old[key] if higher else new[key] < old[key]
 
     def restore(self) -> None:
@@ -149,7 +156,7 @@ class EpochGuard:
         if not self.active:
             why = "no dev rows to measure on" if not self.dev else "guard: none"
             return {"criterion": self.criterion, "kept_epoch": last, "why": f"{why}: the last epoch is kept", "epochs": self.epochs}
-        key, _, name = MEASURES[self.criterion]
+        key, _, name = self._measure
         kept = self.epochs[self.kept_epoch or 0]
         others = ", ".join(f"{e['epoch']}: {e[key]}" for e in self.epochs if e is not kept)
         which = "the untuned prompts (epoch 0)" if self.kept_epoch == 0 else f"epoch {self.kept_epoch} of {last}"

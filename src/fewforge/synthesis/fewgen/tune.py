@@ -106,6 +106,12 @@ class TuningConfig(BaseModel):
         "from the final set's); each epoch costs 2 x guard_rows x labels generated rows or fewer",
         json_schema_extra=ADDED_LATER,
     )
+    guard_audit: Literal["overall", "worst_label"] = Field(
+        "overall", description="guard: audit: an epoch's score is the audited share over all its sampled rows, "
+        "or the smallest of its labels' shares (worst_label: an auditor leaning to one label cannot reward "
+        "prompts that write more of that label's words)",
+        json_schema_extra=ADDED_LATER,
+    )
 
     @model_serializer(mode="wrap")
     def _drop_later(self, handler: Any) -> Any:
@@ -229,7 +235,9 @@ class Tuner:
         import torch
 
         self._check(rows)
-        self.guard = EpochGuard(self.prompts, dev, self.cfg.guard, self.pad_id, audit if self.cfg.guard == "audit" else None)
+        self.guard = EpochGuard(
+            self.prompts, dev, self.cfg.guard, self.pad_id, audit if self.cfg.guard == "audit" else None, self.cfg.guard_audit
+        )
         steps_per_epoch = -(-len(rows) // self.cfg.batch_size)
         total, history = self.cfg.epochs * steps_per_epoch, []
         self._schedule(total)
