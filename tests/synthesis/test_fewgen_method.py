@@ -150,7 +150,6 @@ def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_sm
 
 
 
-@pytest.mark.slow  # ~80 s on 2 shared cores (3 sampling rounds on SmolLM2); the tiny-LM guard tests are the fast ones
 def test_guard_audit_samples_each_epochs_prompts_and_the_card_records_their_audited_fidelity(hf_smollm2, data_dir, tmp_path):
     """guard: audit samples guard_rows rows per label from the untuned prompts (epoch 0) and each epoch's,
     through the method's own loop under a seed of its own, audits them with the fewshot auditor (trained
