@@ -59,3 +59,19 @@ def second_order_attention(model: Any, needed: bool = True) -> Iterator[None]:
     finally:
         if switch:
             model.set_attn_implementation(before)
+
+
+@contextmanager
+def attention_implementation(model: Any, name: str | None) -> Iterator[None]:
+    """The model under attention implementation `name` for a block (None: as it is), then back: the
+    guard's sampling inside a tuning block that switched to eager attention generates as the final
+    sampling does, under the model's own implementation."""
+    before = getattr(model.config, "_attn_implementation", None)
+    switch = name is not None and before is not None and name != before
+    if switch:
+        model.set_attn_implementation(name)
+    try:
+        yield
+    finally:
+        if switch:
+            model.set_attn_implementation(before)

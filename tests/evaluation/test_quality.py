@@ -226,7 +226,8 @@ def test_a_tuned_sets_guard_and_diagnostics_become_quality_columns():
     }  # fmt: skip
     d = tuning_diagnostics(tuning)
     assert d == {"kept_epoch": 0, "dev_acc_untuned": 0.75, "dev_acc_kept": 0.75, "effective_share": 0.25,
-                 "max_over_mean_weight": 6.0, "hinge": 0.98, "hinge_share": 0.3, "drift": 1.5}  # fmt: skip
+                 "max_over_mean_weight": 6.0, "hinge": 0.98, "hinge_share": 0.3, "drift": 1.5,
+                 "audit_untuned": None, "audit_kept": None}  # fmt: skip
     assert set(tuning_diagnostics({}).values()) == {None}  # an untuned set (ZeroGen) has none
     quality = {"sets": [{"task": "sst2", "method": "zerogen", "rows": 10, **tuning_diagnostics({})},
                         {"task": "sst2", "method": "dawgen", "rows": 10, **d}]}  # fmt: skip
@@ -235,3 +236,12 @@ def test_a_tuned_sets_guard_and_diagnostics_become_quality_columns():
     assert [r[header.index("dev gen-acc kept %")] for r in rows] == ["", "75.0"]
     assert "kept epoch = the tuning epoch the dev guard kept" in columns_note(quality)
     assert "kept epoch" not in quality_rows({"sets": [quality["sets"][0]]})[0]
+    assert "guard audit kept %" not in header  # the dev guard's sets have no audit columns
+
+    audited = {**tuning, "guard": {"kept_epoch": 1, "criterion": "audit", "epochs": [
+        {"epoch": 0, "drift": [0.0, 0.0], "audit_fidelity": 0.5}, {"epoch": 1, "drift": [0.1, 0.2], "audit_fidelity": 0.625}]}}
+    a = tuning_diagnostics(audited)
+    assert (a["audit_untuned"], a["audit_kept"], a["dev_acc_kept"]) == (0.5, 0.625, None)
+    header, rows = quality_rows({"sets": [{"task": "sst2", "method": "fewgen", "rows": 10, **a}]})
+    assert rows[0][header.index("guard audit untuned %")] == "50.0" and rows[0][header.index("guard audit kept %")] == "62.5"
+    assert "labels as intended, untuned and as kept (guard: audit)" in columns_note({"sets": [{"audit_kept": 0.6}]})

@@ -147,3 +147,37 @@ def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_sm
         word = e.lineage["start_word"]
         assert word in decoding.START_WORDS and e.inputs["text"].startswith(word)
         assert e.lineage["sampling"]["repetition_penalty"] == 1.1 and e.lineage["sampling"]["top_k"] == 10
+
+
+
+def test_guard_audit_samples_each_epochs_prompts_and_the_card_records_their_audited_fidelity(hf_smollm2, data_dir, tmp_path):
+    """guard: audit samples guard_rows rows per label from the untuned prompts (epoch 0) and each epoch's,
+    through the method's own loop under a seed of its own, audits them with the fewshot auditor (trained
+    on train + dev), keeps the epoch whose rows carry their label most often (ties: the earliest), and the
+    card records every epoch's audited fidelity."""
+    from fewforge.synthesis.fewgen.audit import probe_method
+
+    task = get_task("sst2")
+    options = {"per_label": 1, "max_new_tokens": 16, "seed": 1,
+               "tuning": {"loss": "lm", "epochs": 1, "batch_size": 8, "guard": "audit", "guard_rows": 2}}
+    method = get_method("fewgen", options)
+    rows = _rows(data_dir, "sst2", 8)
+    train, dev = rows[:4] + rows[8:12], rows[4:8] + rows[12:]
+    ctx = SynthesisContext(task, hf_smollm2, seed=13, train=train, dev=dev, workdir=tmp_path / "work")
+    dataset = method.synthesize(ctx)
+    guard = dataset.card["tuning"]["guard"]
+    epochs = guard["epochs"]
+    assert guard["criterion"] == "audit" and [e["epoch"] for e in epochs] == [0, 1]
+    for e in epochs:  # ceil(2 * 1.1) = 3 requests per label, one round, what the filters left
+        assert 0 <= e["audit_fidelity"] <= 1 and 0 < e["audit_rows"] <= 6 and "dev_accuracy" in e
+        assert set(e["audit_per_label"]) <= set(task.label_names)
+    fidelity = [e["audit_fidelity"] for e in epochs]
+    assert guard["kept_epoch"] == fidelity.index(max(fidelity))  # the best, ties to the earliest
+    assert guard["untuned_audit_fidelity"] == fidelity[0] and "audited label fidelity" in guard["why"]
+    folder = tmp_path / "work" / "tuned-prompts" / "guard"
+    assert sorted(p.name for p in folder.iterdir()) == ["epoch-0.safetensors", "epoch-1.safetensors"]
+    # the set is sampled from the kept epoch's prompts, with the final seed, not the guard's
+    kept = folder / f"epoch-{guard['kept_epoch']}.safetensors"
+    assert kept.read_bytes() == Path(dataset.card["adapter"]["path"]).read_bytes()
+    assert probe_method(method).sampling_params(task, 13).seed != dataset.card["seed"]
+    assert probe_method(method).config.per_label == 2 and dataset.label_counts() == {"negative": 1, "positive": 1}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fewforge.errors import DataError
+from fewforge.errors import ConfigError, DataError
 from fewforge.generators.soft_prompts import LabelPrompts
 from fewforge.synthesis.fewgen.tune import Tuner, TuningConfig, TuningRow, collate
 
@@ -260,3 +260,81 @@ def test_a_fresh_hinge_scores_its_partners_under_the_current_prompts(lm):
     # the hinge follows the prompts: recomputed for the same triplets it differs from the bank's stale value
     bank = Tuner(LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix"), config.model_copy(update={"hinge_partners": "bank"}), seed=0)
     assert [h["hinge"] for h in bank.fit(ROWS)] != [h["hinge"] for h in history]
+
+
+def _greedy_rows(prompts, length: int = 4) -> list[tuple[int, list[int]]]:
+    """(label, tokens) of one row per label, decoded greedily from token 3 under that label's prompt."""
+    rows = []
+    for label in range(prompts.n_labels):
+        ids = torch.tensor([[3]])
+        for _ in range(length):
+            with torch.no_grad():
+                out = prompts(ids, torch.ones_like(ids), torch.tensor([label]))
+            ids = torch.cat([ids, out.logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+        rows.append((label, ids[0, 1:].tolist()))
+    return rows
+
+
+def _token_audit(prompts) -> dict:
+    """The guard's audit on the tiny vocabulary: rows sampled from the prompts, each labelled by the
+    label whose tokens (20-24 or 30-34, as ROWS write them) it holds more of; a tie labels it neither."""
+    rows = _greedy_rows(prompts)
+
+    def said(tokens: list[int]) -> int | None:
+        first, second = sum(20 <= t <= 24 for t in tokens), sum(30 <= t <= 34 for t in tokens)
+        return 0 if first > second else 1 if second > first else None
+
+    hits = [said(tokens) == label for label, tokens in rows]
+    return {"fidelity": sum(hits) / len(hits), "rows": len(rows), "worst_label": float(min(hits))}
+
+
+def test_the_audit_guard_keeps_the_starting_prompts_when_the_tuned_ones_write_the_other_labels_rows(lm):
+    """Prompts that already write their label's tokens (tuned on ROWS first) are tuned on swapped labels:
+    every tuned epoch's sampled rows carry their label less often than the starting prompts' rows, so
+    the audit guard keeps epoch 0 and hands the starting prompts back, untouched."""
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    Tuner(prompts, TuningConfig(loss="lm", epochs=6, learning_rate=0.05, guard="none"), seed=0).fit(ROWS)
+    start = prompts.values.detach().clone()
+    swapped = [TuningRow(r.ids, r.target_start, 1 - r.label) for r in ROWS]
+    tuner = Tuner(prompts, TuningConfig(loss="lm", epochs=3, learning_rate=0.2, guard="audit"), seed=0)
+    tuner.fit(swapped, dev=DEV, audit=_token_audit)
+    fidelity = [e["audit_fidelity"] for e in tuner.guard.epochs]
+    assert fidelity[0] == 1.0 and max(fidelity[1:]) < fidelity[0]  # the tuned epochs really write worse rows
+    summary = tuner.guard.summary()
+    assert summary["kept_epoch"] == 0 and "untuned" in summary["why"] and "audited label fidelity" in summary["why"]
+    assert summary["untuned_audit_fidelity"] == summary["kept_audit_fidelity"] == 1.0
+    assert all(e["audit_rows"] == 2 and "dev_accuracy" in e for e in tuner.guard.epochs)  # dev measures beside it
+    assert torch.equal(prompts.values, start) and _token_audit(prompts)["fidelity"] == 1.0
+
+
+def test_the_audit_guard_keeps_a_tuned_epoch_whose_rows_carry_the_label_and_needs_a_sampler(lm):
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    tuner = Tuner(prompts, TuningConfig(loss="lm", epochs=3, learning_rate=0.1, guard="audit"), seed=0)
+    tuner.fit(ROWS, audit=_token_audit)  # no dev rows: the audit needs none
+    fidelity = [e["audit_fidelity"] for e in tuner.guard.epochs]
+    kept = tuner.guard.kept_epoch
+    assert fidelity[0] < 1.0 and kept > 0 and fidelity[kept] == max(fidelity) == 1.0
+    assert fidelity.index(max(fidelity)) == kept  # ties go to the earliest
+    assert _token_audit(prompts)["fidelity"] == fidelity[kept]
+    with pytest.raises(ConfigError, match="guard: audit") as err:
+        Tuner(prompts, TuningConfig(loss="lm", epochs=1, guard="audit"), seed=0).fit(ROWS)
+    assert "guard: accuracy" in err.value.hint
+
+
+@pytest.mark.parametrize(("score", "kept"), [("overall", 1), ("worst_label", 0)])
+def test_the_worst_label_score_does_not_reward_rows_that_lean_to_the_auditors_favourite_label(lm, score, kept):
+    """DawGen's SST-2 epochs as the guard's auditor saw them (docs/results/generator-tuning-guard-audit.md):
+    the tuned epoch's positive rows all read positive, its negative rows less often than the untuned
+    prompt's. The overall share keeps the tuned epoch; the worst label's share keeps the untuned one."""
+    seen = iter([  # (negative, positive) shares of 16 rows each: the untuned epoch, then one tuned epoch
+        {"fidelity": (7 + 12) / 31, "rows": 31, "per_label": {"negative": 7 / 15, "positive": 0.75}, "worst_label": 7 / 15},
+        {"fidelity": (6 + 16) / 32, "rows": 32, "per_label": {"negative": 0.375, "positive": 1.0}, "worst_label": 0.375},
+    ])
+    prompts = LabelPrompts.from_natural_prompts(lm, PROMPTS, "prefix")
+    start = prompts.values.detach().clone()
+    config = TuningConfig(loss="lm", epochs=1, learning_rate=0.1, guard="audit", guard_audit=score)
+    tuner = Tuner(prompts, config, seed=0)
+    tuner.fit(ROWS, audit=lambda _: next(seen))
+    assert tuner.guard.kept_epoch == kept and torch.equal(prompts.values, start) == (kept == 0)
+    assert [e["audit_worst_label"] for e in tuner.guard.epochs] == [round(7 / 15, 4), 0.375]
+    assert ("worst label" in tuner.guard.summary()["why"]) == (score == "worst_label")

@@ -39,7 +39,7 @@ from fewforge.data.schema import Example
 from fewforge.errors import ConfigError
 from fewforge.evaluation.coverage import COVERAGE_GAMMA, COVERAGE_ROWS, embedding_coverage, gold_reference, sample
 from fewforge.evaluation.tables import method_order
-from fewforge.evaluation.tuning_diagnostics import TUNING_COLUMNS, TUNING_NOTE, tuning_diagnostics
+from fewforge.evaluation.tuning_diagnostics import AUDIT_NOTE, TUNING_COLUMNS, TUNING_NOTE, tuning_diagnostics
 from fewforge.tasks.base import Task
 
 QUALITY_FILE = "quality.json"
@@ -362,6 +362,7 @@ COLUMN_NOTES = {
     "one joint {projection} map of equal-size samples (MiniLM), γ = {coverage_gamma:g} × the median "
     "nearest-neighbour distance among the real rows' points (two uniform samples: ≈ {ceiling:.0f}%)",
     "dev_acc_kept": TUNING_NOTE,
+    "audit_kept": AUDIT_NOTE,
     "extrapolated_rows": "extrapolated = rows written from a real parent row (S3's error extrapolation, GoldGen); "
     "cos parent = mean cosine of parent and child; edit / length = word-level Levenshtein distance over the "
     "longer length (0 = a copy, ≈ 1 = all words changed)",

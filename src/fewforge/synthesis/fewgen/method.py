@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from fewforge.hf import second_order_attention
 from fewforge.learners.causal_lm import eos_id
 from fewforge.synthesis.base import SynthesisContext, SyntheticDataset
 from fewforge.synthesis.fewgen import decoding
+from fewforge.synthesis.fewgen.audit import GuardAudit, probe_method
 from fewforge.synthesis.fewgen.tune import TuningConfig, TuningRow, anchor_positions, step_diagnostics
 from fewforge.synthesis.postprocess import Draft
 from fewforge.synthesis.zerogen import ZeroGen, ZeroGenConfig
@@ -157,6 +159,19 @@ class FewGen(ZeroGen):
         rows = [self._row(task, e, lm, heads) for e in ctx.train]
         dev_rows = [self._row(task, e, lm, heads) for e in ctx.dev if e.label in heads]
         path, summary = self._tune(ctx, lm, heads, rows, dev_rows)
+        dataset = self._sample(ctx, lm, heads, path)
+        dataset.card.update(
+            tuning=summary,
+            adapter={"path": str(path), "sha256": file_digest(path)},
+            natural_prompts=heads,
+            citation=self.citation,
+        )
+        return dataset
+
+    def _sample(self, ctx: SynthesisContext, lm: TrainableLM, heads: dict[str, str], path: Path) -> SyntheticDataset:
+        """ZeroGen's loop under the label prompts in `path`: the final set, and (from a probe copy of this
+        method, audit.py) the rows `guard: audit` judges each epoch by."""
+        task = ctx.task
         base = self.sampling_params(task, ctx.seed)
         self._tuned = _Tuned(
             lm,
@@ -168,16 +183,9 @@ class FewGen(ZeroGen):
             base.seed,
         )
         try:
-            dataset = super().synthesize(ctx)
+            return super().synthesize(ctx)
         finally:
             del self._tuned
-        dataset.card.update(
-            tuning=summary,
-            adapter={"path": str(path), "sha256": file_digest(path)},
-            natural_prompts=heads,
-            citation=self.citation,
-        )
-        return dataset
 
     def _repetition_penalty(self, task: Task, label: str, base: SamplingParams) -> float:
         if label in self.config.label_repetition_penalty:
@@ -272,6 +280,7 @@ class FewGen(ZeroGen):
                 "rows": [[list(r.ids), r.target_start, r.label] for r in rows],
                 "dev_rows": [[list(r.ids), r.target_start, r.label] for r in dev_rows],
                 "seed": seed,
+                **self._audit_identity(ctx),
             }
         )[:16]
         if ctx.workdir is None:  # a library call without a work folder: tune into a temporary one
@@ -283,11 +292,18 @@ class FewGen(ZeroGen):
             return path, {**read_json(summary_path), "reused": True}
 
         started = time.perf_counter()
+        audit = None
+        if c.tuning.guard == "audit":  # samples under the model's own attention, not the meta step's eager one
+            probe = probe_method(self)
+            attention = getattr(lm.model.config, "_attn_implementation", None)
+            # the epochs' prompt files wait outside the stage folder, which `with stage` below starts afresh
+            folder = Path(tempfile.mkdtemp(prefix="fewforge-guard-"))
+            audit = GuardAudit(ctx, lambda p, x: probe._sample(x, lm, heads, p), folder, attention, lm.model)
         with second_order_attention(lm.model, c.tuning.loss != "lm"):  # FewGen's meta step
             prompts = LabelPrompts.from_natural_prompts(lm.model, head_ids, c.placement)
             pad = lm.tokenizer.pad_token_id if lm.tokenizer.pad_token_id is not None else 0
             tuner = Tuner(prompts, c.tuning, seed=seed, pad_id=pad, frozen_positions=self._anchor(head_ids, prompts.n_tokens))
-            history = tuner.fit(rows, _tuning_progress(ctx.progress, self.name), dev=dev_rows)
+            history = tuner.fit(rows, _tuning_progress(ctx.progress, self.name), dev=dev_rows, audit=audit)
         guard = tuner.guard.summary()
         log.info("%s: kept %s", self.name, guard["why"])
         summary = {
@@ -308,7 +324,19 @@ class FewGen(ZeroGen):
         with stage:  # finished (done.json) only once both files are written
             prompts.save(path)
             write_json(summary_path, {**summary, "history": history})
+            if audit is not None:  # each epoch's prompts as the guard sampled them, for a reader to resample
+                shutil.move(str(audit.folder), stage.path / "guard")
         return path, {**summary, "reused": False}
+
+    def _audit_identity(self, ctx: SynthesisContext) -> dict[str, Any]:
+        """What else shapes the prompts kept under `guard: audit` (the rows it samples and how they are
+        filtered); nothing for the other criteria, so their tunings keep their fingerprints."""
+        if self.config.tuning.guard != "audit":
+            return {}
+        probe = probe_method(self)
+        sampling = probe.sampling_params(ctx.task, ctx.seed).to_dict()
+        keep = {"per_label", "oversample", "max_rounds", "decoding", "label_repetition_penalty", "start_words", "postprocess"}
+        return {"audit": {"auditor": "fewshot", "sampling": sampling, **probe.config.model_dump(mode="json", include=keep)}}
 
     def _anchor(self, head_ids: Sequence[Sequence[int]], n_tokens: int) -> int:
         """The leading prompt positions the label anchor freezes (`anchor: label`): FewGen keeps its label

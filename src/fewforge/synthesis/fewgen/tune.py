@@ -23,12 +23,13 @@ import random
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from fewforge.errors import DataError
 from fewforge.learners.runtime import seeded
+from fewforge.synthesis.base import ADDED_LATER
 from fewforge.synthesis.fewgen import losses
-from fewforge.synthesis.fewgen.guard import EpochGuard, GuardCriterion
+from fewforge.synthesis.fewgen.guard import AuditFn, EpochGuard, GuardCriterion
 from fewforge.synthesis.fewgen.rows import Batch, TuningRow, collate
 
 if TYPE_CHECKING:
@@ -94,10 +95,33 @@ class TuningConfig(BaseModel):
         "weighted code path (eager attention, weighted loss) with every valid token weighted alike, no meta step.",
     )
     guard: GuardCriterion = Field(
-        "accuracy", description="Keep the epoch best on the split's dev rows, the untuned prompts (epoch 0) "
-        "included, ties to the earliest: accuracy (generative classifier), loss (dev LM loss) or none (the "
-        "last epoch, the papers' rule). Beyond the papers: a tuned prompt is never worse on dev than its start.",
+        "accuracy", description="Keep the best epoch, the untuned prompts (epoch 0) included, ties to the "
+        "earliest: accuracy (generative classifier on the split's dev rows), loss (dev LM loss), audit (the "
+        "share of guard_rows rows per label, sampled from the epoch's prompts with the method's decoding, that "
+        "the fewshot auditor trained on the train and dev rows labels as intended) or none (the last epoch, "
+        "the papers' rule). Beyond the papers: a tuned prompt is never worse than its start by that measure.",
     )
+    guard_rows: int = Field(
+        16, ge=1, description="guard: audit: rows sampled per label from each epoch's prompts (a seed distinct "
+        "from the final set's); each epoch costs 2 x guard_rows x labels generated rows or fewer",
+        json_schema_extra=ADDED_LATER,
+    )
+    guard_audit: Literal["overall", "worst_label"] = Field(
+        "overall", description="guard: audit: an epoch's score is the audited share over all its sampled rows, "
+        "or the smallest of its labels' shares (worst_label: an auditor leaning to one label cannot reward "
+        "prompts that write more of that label's words)",
+        json_schema_extra=ADDED_LATER,
+    )
+
+    @model_serializer(mode="wrap")
+    def _drop_later(self, handler: Any) -> Any:
+        """Fields added after tuned prompts were saved enter dumps (and so fingerprints) only when set,
+        as `MethodConfig.identity` does for a method's own fields: earlier tunings stay reusable."""
+        data = handler(self)
+        for name, f in type(self).model_fields.items():
+            if f.json_schema_extra == ADDED_LATER and getattr(self, name) == f.default and isinstance(data, dict):
+                data.pop(name, None)
+        return data
 
 
 def weight_concentration(weights: "torch.Tensor", mask: "torch.Tensor") -> dict[str, float]:
@@ -203,14 +227,17 @@ class Tuner:
         rows: Sequence[TuningRow],
         progress: Callable[[int, int], None] | None = None,
         dev: Sequence[TuningRow] = (),
+        audit: AuditFn | None = None,
     ) -> list[dict]:
-        """Train for `epochs`; returns one history entry per step. With `dev` rows, the guard (guard.py)
-        measures every epoch and the untuned start, and the prompts end as the best epoch's; `self.guard`
-        holds the per-epoch record."""
+        """Train for `epochs`; returns one history entry per step. With `dev` rows (or, for guard: audit,
+        an `audit` function: guard.py), the guard measures every epoch and the untuned start, and the
+        prompts end as the best epoch's; `self.guard` holds the per-epoch record."""
         import torch
 
         self._check(rows)
-        self.guard = EpochGuard(self.prompts, dev, self.cfg.guard, self.pad_id)
+        self.guard = EpochGuard(
+            self.prompts, dev, self.cfg.guard, self.pad_id, audit if self.cfg.guard == "audit" else None, self.cfg.guard_audit
+        )
         steps_per_epoch = -(-len(rows) // self.cfg.batch_size)
         total, history = self.cfg.epochs * steps_per_epoch, []
         self._schedule(total)
