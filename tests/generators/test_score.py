@@ -158,8 +158,8 @@ def test_llamacpp_scores_do_not_depend_on_what_was_served_before(smollm2_path):
     """A row's score is the same from a fresh server and from one that generated and scored other rows
     first: each scoring request runs alone with no reused prompt cache (with cached prefixes and shared
     batches, one RTE row moved from 0.579 to 0.502 and flipped its label between two instances)."""
-    from fewforge.generators.llamacpp import LlamaCppGenerator
     from fewforge.generators.base import SamplingParams
+    from fewforge.generators.llamacpp import LlamaCppGenerator
 
     prompts = [p for p, _ in PAIRS] * 2
     continuations = [c for _, c in PAIRS] + [c for _, c in reversed(PAIRS)]
