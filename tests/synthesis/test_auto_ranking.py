@@ -4,7 +4,8 @@ alone win the tie and `auto` returned an empty set on every QA split. Token F1 c
 
 The student is scripted (it proves the ranking, not learning): trained with synthetic rows it answers
 each held-out row with part of the gold answer (F1 > 0, exact match 0); on the real rows alone, with a
-word that is not in the answer."""
+word that is not in the answer. The search makes at most the full run's rows: a default search of 8 rows
+for a set of 3 trained the QA student on rows the full run would never give it."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_auto_ranks_qa_candidates_on_token_f1_and_keeps_the_one_that_helps(fake_
         return f"Which {answer} is meant in case {i}?"
 
     method = get_method("auto", {"candidates": [{"name": "zerogen", "options": {"postprocess": {"near_dup": "ngram"}}}],
-                                 "search_per_label": 4, "per_label": 4})
+                                 "per_label": 3})  # the search's default 8 rows exceed the full set
     ctx = SynthesisContext(
         task=task, generator=fake_generator(script), seed=13, train=rows[:2], dev=rows[2:],
         pool=[_row(i, "Which one?") for i in range(4)], workdir=tmp_path, train_learner=train_learner,
@@ -64,8 +65,9 @@ def test_auto_ranks_qa_candidates_on_token_f1_and_keeps_the_one_that_helps(fake_
     dataset = method.synthesize(ctx)
     card = dataset.card["auto"]
     scores = {r["id"]: r["score"] for r in card["candidates"]}
+    assert card["search_per_label"] == 3 and card["candidates"][1]["rows"] == 3  # never more than the full run
     assert card["metric"] == "f1" and card["selection"] == "cv"
     assert scores["none"] == 0.0 and scores["zerogen"] > 0.3  # exact match would have tied them at 0
-    assert card["chosen"] == "zerogen" and len(dataset.examples) == 4
+    assert card["chosen"] == "zerogen" and len(dataset.examples) == 3
     assert all(e.lineage["chosen_by"] == "auto" for e in dataset.examples)
     assert trained.count(0) == card["folds"]  # `none`: one real-only student per fold

@@ -94,7 +94,8 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("zerogen", "goldgen", "s3", "daftt-annota
 
 class AutoConfig(MethodConfig):
     # 2: ties go to the earlier-listed candidate, not the faster one; paired `se`. 3: no candidate reads
-    # the rows it is scored on. 4: ranked on the kind's ranking metric (QA: F1, not exact match)
+    # the rows it is scored on. 4: ranked on the kind's ranking metric (QA: F1, not exact match); the
+    # search makes at most per_label rows
     version: int = 4
     per_label: int = Field(100, ge=1, description="rows per label of the chosen method (QA and text-to-text: in all)")
     candidates: tuple[Candidate, ...] = Field(
@@ -102,7 +103,9 @@ class AutoConfig(MethodConfig):
         description="methods tried, in this order: names or {name, id, options}",
     )
     real_only: bool = Field(True, description="also score the real rows alone (the 'none' candidate)")
-    search_per_label: int = Field(8, ge=1, description="rows per label each candidate synthesizes in the search")
+    search_per_label: int = Field(
+        8, ge=1, description="rows per label each candidate synthesizes in the search (at most per_label)"
+    )
     student: str | None = Field(None, description="learner scored in the search (None: linear-probe, or the kind's)")
     student_options: dict[str, Any] = Field(default_factory=dict, description="options of that learner")
     selection: Literal["auto", "dev", "cv"] = Field(
@@ -180,7 +183,7 @@ class Auto(SynthesisMethod):
             "scored_on": sum(len(held) for _, held in folds),
             "student": self._student(task),
             "metric": _metric(task),
-            "search_per_label": c.search_per_label,
+            "search_per_label": self._search_size(),
             "tolerance": c.tolerance,
             "candidates": [{k: v for k, v in r.items() if k != "per_row"} for r in results],
             "chosen": chosen["id"],
@@ -193,6 +196,12 @@ class Auto(SynthesisMethod):
         return dataset
 
     # -- search ------------------------------------------------------------------------------------------
+
+    def _search_size(self) -> int:
+        # The search is the small budget: a set smaller than the default search (per_label 2, say) is searched
+        # at its own size, not at 8 rows that the full run would never make — a QA student then trains on
+        # 4x the rows it will see, for a choice about a set it will never be given.
+        return min(self.config.search_per_label, self.config.per_label)
 
     def _student(self, task: Task) -> str:
         return self.config.student or task.spec.default_student
@@ -220,7 +229,7 @@ class Auto(SynthesisMethod):
         selection: str, workdir: Path,
     ) -> dict[str, Any]:
         c, task = self.config, ctx.task
-        key = fingerprint({"candidate": cand.model_dump(mode="json"), "per_label": c.search_per_label,
+        key = fingerprint({"candidate": cand.model_dump(mode="json"), "per_label": self._search_size(),
                            "selection": selection, "folds": [[e.id for e in held] for _, held in folds],
                            "student": self._student(task), "student_options": c.student_options,
                            "metric": _metric(task)})
@@ -235,7 +244,7 @@ class Auto(SynthesisMethod):
         shortfall: dict[str, Any] = {}
         if cand.name != NONE:
             try:
-                method = self._method(ctx, cand, c.search_per_label)
+                method = self._method(ctx, cand, self._search_size())
             except _Skip as skip:
                 return _row(cand, "skipped", reason=str(skip))
             try:
