@@ -199,8 +199,8 @@ class Auto(SynthesisMethod):
 
     def _search_size(self) -> int:
         # The search is the small budget: a set smaller than the default search (per_label 2, say) is searched
-        # at its own size, not at 8 rows that the full run would never make — a QA student then trains on
-        # 4x the rows it will see, for a choice about a set it will never be given.
+        # at its own size, not with 8 rows the full run never makes (each search student then trained on 4x
+        # the synthetic rows of the set it was choosing).
         return min(self.config.search_per_label, self.config.per_label)
 
     def _student(self, task: Task) -> str:
