@@ -11,6 +11,7 @@ allows on 2 cores, so they carry their own marker (run with -m contract_costly).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -38,9 +39,19 @@ from fewforge.tasks.kinds import KINDS
 WORDS = "amber brisk cobalt dune ember fjord glade harbor iris jolt kelp lumen mossy nectar onyx prism quill".split()
 
 
+# A teacher asked to answer a question about a context (DAFTT's annotation of QA rows; its prompt's last
+# "Input:" block): a valid answer is a span of that context, which no scripted question ever is.
+ASKS_FOR_A_SPAN = re.compile(r"Context: ([^\n]+)\nQuestion: [^\n]+\nOutput:")
+
+
 def script(prompt: str, index: int) -> str:
     """A distinct question per position: a valid row of every kind (QA and question generation want a
-    question; a classification row is any text), no two sharing a bigram beyond the frame."""
+    question; a classification row is any text), no two sharing a bigram beyond the frame; a word of the
+    context where the prompt asks for an answer span."""
+    asked = ASKS_FOR_A_SPAN.findall(prompt)
+    if asked:
+        words = re.findall(r"[A-Za-z]{4,}", asked[-1])
+        return words[index % len(words)]
     a, b, c = WORDS[index % 17], WORDS[(index // 17) % 17], WORDS[(index // 289) % 17]
     return f"Why would {a} {b} {c} case {index} matter?"
 
