@@ -27,6 +27,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    Score,
     TrainableLM,
     positions,
 )
@@ -58,13 +59,16 @@ def script(prompt: str, index: int) -> str:
 
 class Scripted(Generator):
     """Answers every prompt with `script`, records each call; trains the real SmolLM2 when a method tunes
-    the generator (the adapters it sends are accepted and recorded, the answers stay scripted)."""
+    the generator (the adapters it sends are accepted and recorded, the answers stay scripted), and scores
+    continuations through it."""
 
     backend = "scripted"
 
     def __init__(self, real: Generator | None = None) -> None:
         self.real = real
         self.supports_adapters = real is not None  # type: ignore[misc]
+        # DAFTT's annotation of classification rows scores the verbalizers: through the real SmolLM2 too
+        self.supports_scoring = real is not None and real.supports_scoring  # type: ignore[misc]
         self.calls: list[list[str]] = []
 
     @property
@@ -74,6 +78,13 @@ class Scripted(Generator):
     def trainable(self) -> TrainableLM:
         assert self.real is not None
         return self.real.trainable()
+
+    def score(self, prompts: Sequence[str], continuations: Sequence[str], *, adapter: AdapterRequest | None = None,
+              progress: ProgressCallback | None = None) -> list[Score]:
+        if self.real is None:
+            return super().score(prompts, continuations, adapter=adapter, progress=progress)
+        self.calls.append(list(prompts))  # a request like any other: a resumed run must not make it again
+        return self.real.score(prompts, continuations, adapter=adapter, progress=progress)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, *, start_index: Positions = 0,
                  progress: ProgressCallback | None = None, adapter: AdapterRequest | None = None) -> list[Completion]:
