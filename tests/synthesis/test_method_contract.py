@@ -11,6 +11,7 @@ allows on 2 cores, so they carry their own marker (run with -m contract_costly).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -26,6 +27,7 @@ from fewforge.generators.base import (
     Positions,
     ProgressCallback,
     SamplingParams,
+    Score,
     TrainableLM,
     positions,
 )
@@ -38,22 +40,35 @@ from fewforge.tasks.kinds import KINDS
 WORDS = "amber brisk cobalt dune ember fjord glade harbor iris jolt kelp lumen mossy nectar onyx prism quill".split()
 
 
+# A teacher asked to answer a question about a context (DAFTT's annotation of QA rows; its prompt's last
+# "Input:" block): a valid answer is a span of that context, which no scripted question ever is.
+ASKS_FOR_A_SPAN = re.compile(r"Context: ([^\n]+)\nQuestion: [^\n]+\nOutput:")
+
+
 def script(prompt: str, index: int) -> str:
     """A distinct question per position: a valid row of every kind (QA and question generation want a
-    question; a classification row is any text), no two sharing a bigram beyond the frame."""
+    question; a classification row is any text), no two sharing a bigram beyond the frame; a word of the
+    context where the prompt asks for an answer span."""
+    asked = ASKS_FOR_A_SPAN.findall(prompt)
+    if asked:
+        words = re.findall(r"[A-Za-z]{4,}", asked[-1])
+        return words[index % len(words)]
     a, b, c = WORDS[index % 17], WORDS[(index // 17) % 17], WORDS[(index // 289) % 17]
     return f"Why would {a} {b} {c} case {index} matter?"
 
 
 class Scripted(Generator):
     """Answers every prompt with `script`, records each call; trains the real SmolLM2 when a method tunes
-    the generator (the adapters it sends are accepted and recorded, the answers stay scripted)."""
+    the generator (the adapters it sends are accepted and recorded, the answers stay scripted), and scores
+    continuations through it."""
 
     backend = "scripted"
 
     def __init__(self, real: Generator | None = None) -> None:
         self.real = real
         self.supports_adapters = real is not None  # type: ignore[misc]
+        # DAFTT's annotation of classification rows scores the verbalizers: through the real SmolLM2 too
+        self.supports_scoring = real is not None and real.supports_scoring  # type: ignore[misc]
         self.calls: list[list[str]] = []
 
     @property
@@ -63,6 +78,13 @@ class Scripted(Generator):
     def trainable(self) -> TrainableLM:
         assert self.real is not None
         return self.real.trainable()
+
+    def score(self, prompts: Sequence[str], continuations: Sequence[str], *, adapter: AdapterRequest | None = None,
+              progress: ProgressCallback | None = None) -> list[Score]:
+        if self.real is None:
+            return super().score(prompts, continuations, adapter=adapter, progress=progress)
+        self.calls.append(list(prompts))  # a request like any other: a resumed run must not make it again
+        return self.real.score(prompts, continuations, adapter=adapter, progress=progress)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, *, start_index: Positions = 0,
                  progress: ProgressCallback | None = None, adapter: AdapterRequest | None = None) -> list[Completion]:

@@ -149,7 +149,15 @@ def primary_metric(task: Task) -> str:
     return task.metrics[0]
 
 
-def per_example(task: Task, gold: Sequence[Gold], predicted: Sequence[str]) -> list[float] | None:
-    """Per-example scores of the task's primary metric (None when it is not a per-example mean)."""
-    fn = PER_EXAMPLE.get(primary_metric(task))
+def ranking_metric(task: Task) -> str:
+    """The metric that ranks candidates on a few held-out rows: the kind's `ranking_metric` when the task
+    computes it (a task that lists its own metrics without it keeps its choice), else the primary one."""
+    wanted = task.spec.ranking_metric
+    return wanted if wanted and wanted in task.metrics else primary_metric(task)
+
+
+def per_example(task: Task, gold: Sequence[Gold], predicted: Sequence[str], metric: str | None = None) -> list[float] | None:
+    """Per-example scores of `metric` (default: the task's primary metric); None when it is not a
+    per-example mean."""
+    fn = PER_EXAMPLE.get(metric or primary_metric(task))
     return fn(task, gold, predicted) if fn is not None else None

@@ -16,6 +16,8 @@ The search (issue 16; the question distilabel #827 users ask: which method helps
    RTE search by 25–35 points and lose at test time (docs/results/curation.md).
    The student picks its own hyperparameters on those same rows (the linear probe's C), so a score is
    optimistic for every candidate alike: the scores rank candidates, they do not estimate test accuracy.
+   The score is the kind's ranking metric (`TaskKind.ranking_metric`; the task's primary metric unless the
+   kind names a finer one: on a few held-out QA rows exact match is 0 for every candidate, token F1 is not).
 2. The choice is the best score; among candidates within `tolerance` of it (default 0: exact ties only;
    `se`: within one standard error of their paired per-row difference from the best, i.e. "these held-out
    rows cannot tell them apart"), the cheapest — the best score per unit of cost. Cost is the candidate's
@@ -92,15 +94,18 @@ DEFAULT_CANDIDATES: tuple[str, ...] = ("zerogen", "goldgen", "s3", "daftt-annota
 
 class AutoConfig(MethodConfig):
     # 2: ties go to the earlier-listed candidate, not the faster one; paired `se`. 3: no candidate reads
-    # the rows it is scored on
-    version: int = 3
+    # the rows it is scored on. 4: ranked on the kind's ranking metric (QA: F1, not exact match); the
+    # search makes at most per_label rows
+    version: int = 4
     per_label: int = Field(100, ge=1, description="rows per label of the chosen method (QA and text-to-text: in all)")
     candidates: tuple[Candidate, ...] = Field(
         tuple(Candidate(name=n) for n in DEFAULT_CANDIDATES),
         description="methods tried, in this order: names or {name, id, options}",
     )
     real_only: bool = Field(True, description="also score the real rows alone (the 'none' candidate)")
-    search_per_label: int = Field(8, ge=1, description="rows per label each candidate synthesizes in the search")
+    search_per_label: int = Field(
+        8, ge=1, description="rows per label each candidate synthesizes in the search (at most per_label)"
+    )
     student: str | None = Field(None, description="learner scored in the search (None: linear-probe, or the kind's)")
     student_options: dict[str, Any] = Field(default_factory=dict, description="options of that learner")
     selection: Literal["auto", "dev", "cv"] = Field(
@@ -177,7 +182,8 @@ class Auto(SynthesisMethod):
             "folds": len(folds),
             "scored_on": sum(len(held) for _, held in folds),
             "student": self._student(task),
-            "search_per_label": c.search_per_label,
+            "metric": _metric(task),
+            "search_per_label": self._search_size(),
             "tolerance": c.tolerance,
             "candidates": [{k: v for k, v in r.items() if k != "per_row"} for r in results],
             "chosen": chosen["id"],
@@ -190,6 +196,12 @@ class Auto(SynthesisMethod):
         return dataset
 
     # -- search ------------------------------------------------------------------------------------------
+
+    def _search_size(self) -> int:
+        # The search is the small budget: a set smaller than the default search (per_label 2, say) is searched
+        # at its own size, not with 8 rows the full run never makes (each search student then trained on 4x
+        # the synthetic rows of the set it was choosing).
+        return min(self.config.search_per_label, self.config.per_label)
 
     def _student(self, task: Task) -> str:
         return self.config.student or task.spec.default_student
@@ -217,9 +229,10 @@ class Auto(SynthesisMethod):
         selection: str, workdir: Path,
     ) -> dict[str, Any]:
         c, task = self.config, ctx.task
-        key = fingerprint({"candidate": cand.model_dump(mode="json"), "per_label": c.search_per_label,
+        key = fingerprint({"candidate": cand.model_dump(mode="json"), "per_label": self._search_size(),
                            "selection": selection, "folds": [[e.id for e in held] for _, held in folds],
-                           "student": self._student(task), "student_options": c.student_options})
+                           "student": self._student(task), "student_options": c.student_options,
+                           "metric": _metric(task)})
         # The search is a stage (`auto-search-<id>/`); the candidate's own inner stages (a FewGen tuning, S3
         # rounds) live outside it, so an interrupted search keeps them when its folder is retired.
         stage = dataclasses.replace(ctx, workdir=workdir).stage(f"auto-search-{cand.label}", key, outputs=("result.json",))
@@ -231,7 +244,7 @@ class Auto(SynthesisMethod):
         shortfall: dict[str, Any] = {}
         if cand.name != NONE:
             try:
-                method = self._method(ctx, cand, c.search_per_label)
+                method = self._method(ctx, cand, self._search_size())
             except _Skip as skip:
                 return _row(cand, "skipped", reason=str(skip))
             try:
@@ -289,19 +302,19 @@ class Auto(SynthesisMethod):
     def _score(
         self, ctx: SynthesisContext, sets: Sequence[Sequence[Example]], folds: list[tuple[list[Example], list[Example]]]
     ) -> list[float]:
-        """Per-example scores of the task's primary metric over every held-out row of every fold, each fold's
+        """Per-example scores of the task's ranking metric over every held-out row of every fold, each fold's
         student trained on its real rows + its synthetic set."""
-        from fewforge.evaluation.metrics import per_example, primary_metric, score
+        from fewforge.evaluation.metrics import per_example, score
 
-        task = ctx.task
+        task, metric = ctx.task, _metric(ctx.task)
         assert ctx.train_learner is not None
         out: list[float] = []
         for (train, held), rows in zip(folds, sets, strict=True):
             learner = ctx.train_learner(train, held, list(rows), self._student(task), self.config.student_options)
             predicted = learner.predict(held)
             gold = [task.spec.gold(e) for e in held]
-            values = per_example(task, gold, predicted)
-            out.extend(values if values is not None else [score(task, gold, predicted)[primary_metric(task)]] * len(held))
+            values = per_example(task, gold, predicted, metric)
+            out.extend(values if values is not None else [score(task, gold, predicted)[metric]] * len(held))
         return out
 
     def _choose(self, results: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -379,6 +392,12 @@ def _row(cand: Candidate, status: str, **facts: Any) -> dict[str, Any]:
     if "seconds" in facts:
         facts["seconds"] = round(facts["seconds"], 2)
     return {"id": cand.label, "method": cand.name, "options": cand.options, "status": status, **facts}
+
+
+def _metric(task: Task) -> str:
+    from fewforge.evaluation.metrics import ranking_metric
+
+    return ranking_metric(task)
 
 
 def _describe(r: dict[str, Any]) -> str:

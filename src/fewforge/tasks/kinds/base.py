@@ -69,6 +69,9 @@ class TaskKind(ABC):
     max_new_tokens: ClassVar[int] = 64
     stop: ClassVar[tuple[str, ...]] = ()
     metrics: ClassVar[tuple[str, ...]] = ("accuracy", "macro_f1")
+    # The per-example metric that ranks models and candidates on a handful of held-out rows (`auto`'s
+    # search), when the primary metric is too coarse to tell them apart there; "": the primary metric.
+    ranking_metric: ClassVar[str] = ""
     chatter: ClassVar[re.Pattern[str] | None] = None  # kind-specific "talks about the task" matcher
     default_learners: ClassVar[tuple[str, ...]] = ()  # students a run uses when none is named (besides the grid's)
     target_column: ClassVar[str] = "label"  # where the target is in a data file (QA: "answers")
