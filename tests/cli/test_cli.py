@@ -174,6 +174,7 @@ def test_run_grid_end_to_end_then_resume_then_change(tmp_path: Path) -> None:
     assert f"fewforge report {run_dir}" in text  # the exact command is in the document
 
 
+@pytest.mark.slow  # 40 s or more on 2 cores: CI's -m slow runs it
 def test_train_prompt_tuning_with_surgery_then_predict_and_evaluate(tmp_path: Path, data_dir: Path) -> None:
     rows = [json.loads(line) for line in (data_dir / "sst2" / "train.jsonl").read_text().splitlines()[:400]]
     by_label: dict[str, list[dict]] = {}

@@ -273,6 +273,7 @@ def test_annotate_labels_only_unseen_pool_rows_without_reading_labels_and_resume
     assert len([p for p in workdir.iterdir() if p.is_dir()]) == 1  # no second teacher
 
 
+@pytest.mark.slow  # 40 s or more on 2 cores: CI's -m slow runs it
 def test_generate_writes_rows_with_lineage_and_a_rerun_reuses_teacher_and_rows(hf_smollm2, sst2, tmp_path):
     from fewforge.generators.cache import CachedGenerator
 

@@ -78,6 +78,7 @@ def test_an_untuned_prompt_writes_what_the_natural_prompt_writes(hf_smollm2, tmp
         assert tuned[0].candidates[0].text == natural
 
 
+@pytest.mark.slow  # 40 s or more on 2 cores: CI's -m slow runs it
 def test_dawgen_tunes_then_generates_with_lineage_and_a_rerun_reuses_both(hf_smollm2, data_dir, tmp_path):
     from fewforge.generators.cache import CachedGenerator
 
