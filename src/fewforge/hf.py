@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ContextManager, Iterator
 
 
 def offline() -> bool:
@@ -46,22 +46,6 @@ def quiet_datasets() -> Iterator[None]:
 
 
 @contextmanager
-def second_order_attention(model: Any, needed: bool = True) -> Iterator[None]:
-    """Eager attention for a block that differentiates through a gradient (FewGen's meta step, the
-    `paired+reweight` look-ahead): PyTorch's fused CPU attention has no double backward. The model's
-    own implementation comes back afterwards."""
-    before = getattr(model.config, "_attn_implementation", None)
-    switch = needed and before not in (None, "eager")
-    if switch:
-        model.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        if switch:
-            model.set_attn_implementation(before)
-
-
-@contextmanager
 def attention_implementation(model: Any, name: str | None) -> Iterator[None]:
     """The model under attention implementation `name` for a block (None: as it is), then back: the
     guard's sampling inside a tuning block that switched to eager attention generates as the final
@@ -75,3 +59,10 @@ def attention_implementation(model: Any, name: str | None) -> Iterator[None]:
     finally:
         if switch:
             model.set_attn_implementation(before)
+
+
+def second_order_attention(model: Any, needed: bool = True) -> ContextManager[None]:
+    """Eager attention for a block that differentiates through a gradient (FewGen's meta step, the
+    `paired+reweight` look-ahead): PyTorch's fused CPU attention has no double backward. The model's
+    own implementation comes back afterwards."""
+    return attention_implementation(model, "eager" if needed else None)
