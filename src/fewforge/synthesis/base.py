@@ -35,6 +35,15 @@ if TYPE_CHECKING:
 ADDED_LATER = {"fingerprint": "when set"}
 
 
+def later_fields_at_default(model: BaseModel) -> set[str]:
+    """The fields of `model` marked `ADDED_LATER` that hold their default: left out of fingerprints."""
+    return {
+        name
+        for name, f in type(model).model_fields.items()
+        if f.json_schema_extra == ADDED_LATER and getattr(model, name) == f.default
+    }
+
+
 class MethodConfig(BaseModel):
     """Base of every method's config: typos are errors, not silently ignored options."""
 
@@ -44,12 +53,7 @@ class MethodConfig(BaseModel):
     def identity(self) -> dict[str, Any]:
         """The config as it enters fingerprints: every field, except the ones marked `ADDED_LATER` while
         they hold their default."""
-        later = {
-            name
-            for name, f in type(self).model_fields.items()
-            if f.json_schema_extra == ADDED_LATER and getattr(self, name) == f.default
-        }
-        return self.model_dump(mode="json", exclude=later)
+        return self.model_dump(mode="json", exclude=later_fields_at_default(self))
 
 
 def sampling_params(

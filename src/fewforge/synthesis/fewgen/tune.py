@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 from fewforge.errors import DataError
 from fewforge.learners.runtime import seeded
-from fewforge.synthesis.base import ADDED_LATER
+from fewforge.synthesis.base import ADDED_LATER, later_fields_at_default
 from fewforge.synthesis.fewgen import losses
 from fewforge.synthesis.fewgen.guard import AuditFn, EpochGuard, GuardCriterion
 from fewforge.synthesis.fewgen.rows import Batch, TuningRow, collate
@@ -118,8 +118,8 @@ class TuningConfig(BaseModel):
         """Fields added after tuned prompts were saved enter dumps (and so fingerprints) only when set,
         as `MethodConfig.identity` does for a method's own fields: earlier tunings stay reusable."""
         data = handler(self)
-        for name, f in type(self).model_fields.items():
-            if f.json_schema_extra == ADDED_LATER and getattr(self, name) == f.default and isinstance(data, dict):
+        if isinstance(data, dict):
+            for name in later_fields_at_default(self):
                 data.pop(name, None)
         return data
 
