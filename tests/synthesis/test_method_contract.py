@@ -4,10 +4,13 @@ task with lineage naming a registered method, a JSON data card, and a rerun in t
 the same generation cache resumes, making no new generation request and returning the same rows.
 Parametrised from `METHODS` and the kind registry, so a new registration is covered without a test.
 
-Methods that tune the generator (`needs_adapters`) train the packaged SmolLM2, and methods that train a
-student (`student` option) on kinds whose student is a fine-tuned LM: these 16 cases take longer than CI
-allows on 2 cores, so they carry their own marker (run with -m contract_costly) and a 40-minute limit.
-Measured on 2 shared cores: 46 s (daftt-annotate-text-to-text) to 1,070 s (auto-extractive-qa) each."""
+Methods that tune the generator (`needs_adapters`) train the packaged SmolLM2: those 12 cases, and auto's
+search on text-to-text (a causal-LM student per candidate and fold, each generating its dev rows), take longer
+than CI allows on 2 cores, so they carry their own marker (run with -m contract_costly) and a 40-minute limit.
+Methods that train a fine-tuned student on QA or text-to-text train it 2 steps here (`_small_options`): those
+cases run in CI's slow set. Measured on 2 shared cores: s3-extractive-qa 5 s, auto-extractive-qa 41 s (1,070 s
+at the students' default steps), s3-text-to-text 83 s, auto-text-to-text 528 s; daftt 46–164 s, fewgen and
+dawgen 173–467 s."""
 
 from __future__ import annotations
 
@@ -106,8 +109,15 @@ def hf_smollm2():
     generator.close()
 
 
-def _slow(method_cls, kind: str) -> bool:
-    return method_cls.needs_adapters or ("student" in method_cls.Config.model_fields and not KINDS[kind].classification)
+def _marks(method_cls, kind: str) -> list:
+    costly = [pytest.mark.contract_costly, pytest.mark.timeout(2400)]
+    if method_cls.needs_adapters:
+        return costly
+    fields = method_cls.Config.model_fields
+    if "student" in fields and not KINDS[kind].classification:  # fine-tuned students, 2 steps each
+        searches_with_a_generating_student = "candidates" in fields and KINDS[kind].default_student == "causal-lm"
+        return costly if searches_with_a_generating_student else [pytest.mark.slow]
+    return []
 
 
 def _cases() -> list:
@@ -115,11 +125,30 @@ def _cases() -> list:
     for name in METHODS.names():
         cls = METHODS.get(name)
         for kind in cls.kinds:
-            # auto on QA and text-to-text trains 16+ fine-tuned students in its search: 1,070 s measured for
-            # QA on 2 shared cores, past the suite's 600 s per-test limit (minutes on a GPU)
-            marks = [pytest.mark.contract_costly, pytest.mark.timeout(2400)] if _slow(cls, kind) else []
-            out.append(pytest.param(name, kind, marks=marks, id=f"{name}-{kind}"))
+            out.append(pytest.param(name, kind, marks=_marks(cls, kind), id=f"{name}-{kind}"))
     return out
+
+
+def _small_options(method_cls, kind: str) -> dict:
+    """The smallest run that still exercises the plumbing: 2 rows per label and, where the method trains a
+    fine-tuned student (QA, text-to-text), 2 optimizer steps per student (S3's rounds and auto's search fit
+    one per fold and candidate; at the learners' default steps auto on text-to-text ran past 40 minutes).
+    Auto's S3 candidate gets the same students, and auto leaves out the real-rows-only candidate: students
+    trained 2 steps rank nothing, and when `none` wins the set is rightly empty, which would test nothing of
+    the chosen method's full run."""
+    options: dict = {"per_label": 2}
+    if "real_only" in method_cls.Config.model_fields:
+        options["real_only"] = False
+    if "student_options" in method_cls.Config.model_fields and not KINDS[kind].classification:
+        options["student_options"] = {"max_steps": 2}
+        if "candidates" in method_cls.Config.model_fields:
+            candidates = method_cls.Config.model_fields["candidates"].default
+            options["candidates"] = [
+                {"name": c.name, "options": {"student_options": {"max_steps": 2}}}
+                if "student_options" in METHODS.get(c.name).Config.model_fields else {"name": c.name}
+                for c in candidates
+            ]
+    return options
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +170,7 @@ def test_method_contract(name: str, kind: str, kind_data, tmp_path: Path, reques
     task, split, pool = kind_data(kind)
     cls = METHODS.get(name)
     real = request.getfixturevalue("hf_smollm2") if cls.needs_adapters else None
-    method = get_method(name, {"per_label": 2})
+    method = get_method(name, _small_options(cls, kind))
 
     def run(generator) -> tuple:
         cached = CachedGenerator(generator, tmp_path / "cache.sqlite")
