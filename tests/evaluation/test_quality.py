@@ -234,7 +234,7 @@ def test_a_tuned_sets_guard_and_diagnostics_become_quality_columns():
     header, rows = quality_rows(quality)
     assert [r[header.index("kept epoch")] for r in rows] == ["", "0"]
     assert [r[header.index("dev gen-acc kept %")] for r in rows] == ["", "75.0"]
-    assert "kept epoch = the tuning epoch the dev guard kept" in columns_note(quality)
+    assert "kept epoch = the tuning epoch the guard kept" in columns_note(quality)
     assert "kept epoch" not in quality_rows({"sets": [quality["sets"][0]]})[0]
     assert "guard audit kept %" not in header  # the dev guard's sets have no audit columns
 

@@ -38,6 +38,13 @@ def test_options_keep_the_methods_own_loss_and_reject_typos():
     assert get_method("fewgen", {"tuning": {"epochs": 2}}).config.tuning.loss == "weighted"
     assert get_method("dawgen", {"tuning": {"epochs": 2}}).config.tuning.loss == "dawgen"
     assert get_method("dawgen").config.tuning.epochs == 20  # the paper's
+    for name in ("fewgen", "dawgen"):  # the audit guard scored by the worst label, unless the options name a guard
+        assert (get_method(name).config.tuning.guard, get_method(name).config.tuning.guard_audit) == ("audit", "worst_label")
+        assert get_method(name, {"tuning": {"guard": "audit"}}).config.tuning.guard_audit == "worst_label"
+        assert get_method(name, {"tuning": {"guard": "accuracy"}}).config.tuning.guard == "accuracy"
+        # a grid that pinned the overall score keeps the fingerprint it had when overall was the default
+        pinned = get_method(name, {"tuning": {"guard": "audit", "guard_audit": "overall"}}).config.tuning
+        assert "guard_audit" not in pinned.model_dump(mode="json")
     with pytest.raises(ConfigError, match="tuning.epoch"):
         get_method("dawgen", {"tuning": {"epoch": 2}})
 
@@ -84,7 +91,7 @@ def test_dawgen_tunes_then_generates_with_lineage_and_a_rerun_reuses_both(hf_smo
 
     task = get_task("sst2")
     method = get_method(
-        "dawgen", {"per_label": 3, "max_new_tokens": 24, "tuning": {"epochs": 1, "batch_size": 4}, "seed": 1}
+        "dawgen", {"per_label": 3, "max_new_tokens": 24, "tuning": {"epochs": 1, "batch_size": 4, "guard": "accuracy"}, "seed": 1}
     )
     generator = CachedGenerator(hf_smollm2, tmp_path / "cache.sqlite")
     rows = _rows(data_dir, "sst2", 8)
@@ -140,7 +147,7 @@ def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_sm
     assert get_method("fewgen", {"decoding": "fewgen", "start_words": []})._start_words(sst2) == ()
     assert get_method("fewgen")._start_words(sst2) == ()  # nucleus sampling: no start words
 
-    options = {"decoding": "fewgen", "per_label": 2, "max_new_tokens": 16, "tuning": {"loss": "lm", "epochs": 1}}
+    options = {"decoding": "fewgen", "per_label": 2, "max_new_tokens": 16, "tuning": {"loss": "lm", "epochs": 1, "guard": "accuracy"}}
     rows = _rows(data_dir, "sst2", 2)
     data = get_method("fewgen", options).synthesize(SynthesisContext(sst2, hf_smollm2, seed=13, train=rows, workdir=tmp_path))
     assert data.examples
@@ -154,8 +161,8 @@ def test_fewgen_decoding_uses_fewgens_repetition_penalties_and_start_words(hf_sm
 def test_guard_audit_samples_each_epochs_prompts_and_the_card_records_their_audited_fidelity(hf_smollm2, data_dir, tmp_path):
     """guard: audit samples guard_rows rows per label from the untuned prompts (epoch 0) and each epoch's,
     through the method's own loop under a seed of its own, audits them with the fewshot auditor (trained
-    on train + dev), keeps the epoch whose rows carry their label most often (ties: the earliest), and the
-    card records every epoch's audited fidelity."""
+    on train + dev), keeps the epoch whose weakest label's rows carry their label most often (the default
+    score, guard_audit: worst_label; ties: the earliest), and the card records every epoch's audited fidelity."""
     from fewforge.synthesis.fewgen.audit import probe_method
 
     task = get_task("sst2")
@@ -172,9 +179,10 @@ def test_guard_audit_samples_each_epochs_prompts_and_the_card_records_their_audi
     for e in epochs:  # ceil(2 * 1.1) = 3 requests per label, one round, what the filters left
         assert 0 <= e["audit_fidelity"] <= 1 and 0 < e["audit_rows"] <= 6 and "dev_accuracy" in e
         assert set(e["audit_per_label"]) <= set(task.label_names)
-    fidelity = [e["audit_fidelity"] for e in epochs]
-    assert guard["kept_epoch"] == fidelity.index(max(fidelity))  # the best, ties to the earliest
-    assert guard["untuned_audit_fidelity"] == fidelity[0] and "audited label fidelity" in guard["why"]
+        assert e["audit_worst_label"] == min(e["audit_per_label"].get(label, 0.0) for label in task.label_names)
+    worst = [e["audit_worst_label"] for e in epochs]
+    assert guard["kept_epoch"] == worst.index(max(worst))  # the best, ties to the earliest
+    assert guard["untuned_audit_fidelity"] == epochs[0]["audit_fidelity"] and "worst label" in guard["why"]
     folder = tmp_path / "work" / "tuned-prompts" / "guard"
     assert sorted(p.name for p in folder.iterdir()) == ["epoch-0.safetensors", "epoch-1.safetensors"]
     # the set is sampled from the kept epoch's prompts, with the final seed, not the guard's

@@ -1,5 +1,5 @@
 """A tuned generator's diagnostics for the quality table (`fewforge quality`, the report's quality
-section), read from the set's card (`card["tuning"]`, synthesis/fewgen): what the dev guard kept, and how
+section), read from the set's card (`card["tuning"]`, synthesis/fewgen): what the guard kept, and how
 the last epoch's tuning behaved. Sets without tuning get none of these keys' values (columns stay hidden).
 
 - dev_acc_untuned / dev_acc_kept: the generative-classifier accuracy of the prompts on the split's dev
@@ -36,7 +36,7 @@ AUDIT_NOTE = (
     "labels as intended, untuned and as kept (guard: audit)"
 )
 TUNING_NOTE = (
-    "kept epoch = the tuning epoch the dev guard kept (0 = the untuned prompt); dev gen-acc = the prompts' "
+    "kept epoch = the tuning epoch the guard kept (0 = the untuned prompt); dev gen-acc = the prompts' "
     "generative-classifier accuracy on the split's dev rows (each row scored under each label's prompt, "
     "argmax), untuned and as kept; eff. tokens / valid = 1/Σw² of the token weights over the valid tokens "
     "(1 = uniform); hinge share = DawGen's L_dist over the step's loss; drift / gap = the farthest label's "

@@ -99,7 +99,8 @@ class TuningConfig(BaseModel):
         "earliest: accuracy (generative classifier on the split's dev rows), loss (dev LM loss), audit (the "
         "share of guard_rows rows per label, sampled from the epoch's prompts with the method's decoding, that "
         "the fewshot auditor trained on the train and dev rows labels as intended) or none (the last epoch, "
-        "the papers' rule). Beyond the papers: a tuned prompt is never worse than its start by that measure.",
+        "the papers' rule). Beyond the papers: a tuned prompt is never worse than its start by that measure. The "
+        "fewgen and dawgen methods default to audit (with guard_audit: worst_label); a Tuner alone to accuracy.",
     )
     guard_rows: int = Field(
         16, ge=1, description="guard: audit: rows sampled per label from each epoch's prompts (a seed distinct "
@@ -108,8 +109,8 @@ class TuningConfig(BaseModel):
     )
     guard_audit: Literal["overall", "worst_label"] = Field(
         "overall", description="guard: audit: an epoch's score is the audited share over all its sampled rows, "
-        "or the smallest of its labels' shares (worst_label: an auditor leaning to one label cannot reward "
-        "prompts that write more of that label's words)",
+        "or the smallest of its labels' shares (worst_label, what the fewgen and dawgen methods use unless "
+        "told: an auditor leaning to one label cannot reward prompts that write more of that label's words)",
         json_schema_extra=ADDED_LATER,
     )
 
